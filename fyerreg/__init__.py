@@ -1,0 +1,38 @@
+"""fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
+
+from .errors import (
+    AlreadyRegisteredError,
+    AuthenticationError,
+    InvalidInstanceError,
+    NoInstanceAvailableError,
+    NotRegisteredError,
+    PermissionDeniedError,
+    RegistryClosedError,
+    RegistryError,
+    RegistryUnavailableError,
+)
+from .naming import Instance, Status
+from .registry import RegistrationState, Registry, Snapshot, Subscription
+from .retry import Retry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyRegisteredError",
+    "AuthenticationError",
+    "Instance",
+    "InvalidInstanceError",
+    "NoInstanceAvailableError",
+    "NotRegisteredError",
+    "PermissionDeniedError",
+    "RegistrationState",
+    "Registry",
+    "RegistryClosedError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "Retry",
+    "Snapshot",
+    "Status",
+    "Subscription",
+    "__version__",
+]

@@ -1,0 +1,60 @@
+"""The one exception hierarchy of fyerreg: everything it raises derives from RegistryError."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "RegistryError",
+    "InvalidInstanceError",
+    "NotRegisteredError",
+    "AlreadyRegisteredError",
+    "RegistryClosedError",
+    "RegistryUnavailableError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NoInstanceAvailableError",
+]
+
+
+class RegistryError(Exception):
+    """Base class of every error fyerreg raises."""
+
+
+class InvalidInstanceError(RegistryError, ValueError):
+    """An instance (or a record read from the registry) is malformed.
+
+    ``field`` names the offending field (``None`` when the whole record is unreadable).
+    """
+
+    def __init__(self, message: str, *, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotRegisteredError(RegistryError):
+    """The instance is not registered through this registry."""
+
+
+class AlreadyRegisteredError(RegistryError):
+    """``register(..., exclusive=True)`` found the instance's key held by another registry."""
+
+
+class RegistryClosedError(RegistryError):
+    """The registry (or discovery object) was closed; create a new one."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The backend could not be reached or did not answer in time (retries exhausted)."""
+
+
+class AuthenticationError(RegistryError):
+    """The backend rejected the credentials (wrong user/password, or a bad certificate)."""
+
+
+class PermissionDeniedError(RegistryError):
+    """The authenticated user may not read or write the keys involved."""
+
+
+class NoInstanceAvailableError(RegistryError):
+    """No instance of the service can be picked; the message says which and why."""

@@ -1,0 +1,97 @@
+"""In-library counters, gauges and histograms, read through ``stats()``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Tuple
+
+__all__ = ["Metrics"]
+
+LabelKey = Tuple[Tuple[str, str], ...]
+
+
+class _Histogram:
+    __slots__ = ("count", "total", "min", "max")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.min = float("inf")
+        self.max = float("-inf")
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+    def as_dict(self) -> Dict[str, float]:
+        if not self.count:
+            return {"count": 0, "sum": 0.0, "min": 0.0, "max": 0.0, "mean": 0.0}
+        return {"count": self.count, "sum": self.total, "min": self.min, "max": self.max,
+                "mean": self.total / self.count}
+
+
+class Metrics:
+    """A thread-safe set of named counters, gauges and histograms with optional labels."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: Dict[str, Dict[LabelKey, float]] = {}
+        self._gauges: Dict[str, Dict[LabelKey, float]] = {}
+        self._histograms: Dict[str, Dict[LabelKey, _Histogram]] = {}
+
+    @staticmethod
+    def _key(labels: Dict[str, str]) -> LabelKey:
+        return tuple(sorted(labels.items()))
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        """Add ``amount`` to counter ``name``."""
+        key = self._key(labels)
+        with self._lock:
+            series = self._counters.setdefault(name, {})
+            series[key] = series.get(key, 0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """Set gauge ``name`` to ``value``."""
+        with self._lock:
+            self._gauges.setdefault(name, {})[self._key(labels)] = value
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        """Record ``value`` in histogram ``name``."""
+        key = self._key(labels)
+        with self._lock:
+            series = self._histograms.setdefault(name, {})
+            hist = series.get(key)
+            if hist is None:
+                hist = series[key] = _Histogram()
+            hist.observe(value)
+
+    def counter(self, name: str, **labels: str) -> float:
+        """The current value of a counter (0 when never incremented)."""
+        with self._lock:
+            return self._counters.get(name, {}).get(self._key(labels), 0)
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Everything as plain data: ``{"counters": .., "gauges": .., "histograms": ..}``.
+
+        Unlabelled series map name -> value; labelled ones map name -> list of
+        ``{"labels": {...}, "value": ...}``.
+        """
+        def flat(table: Dict[str, Dict[LabelKey, Any]], conv: Any) -> Dict[str, Any]:
+            out: Dict[str, Any] = {}
+            for name, series in table.items():
+                if list(series) == [()]:
+                    out[name] = conv(series[()])
+                else:
+                    out[name] = [{"labels": dict(k), "value": conv(v)} for k, v in series.items()]
+            return out
+
+        with self._lock:
+            return {
+                "counters": flat(self._counters, lambda v: v),
+                "gauges": flat(self._gauges, lambda v: v),
+                "histograms": flat(self._histograms, lambda h: h.as_dict()),
+            }
