@@ -203,6 +203,8 @@ def test_register_takes_over_an_instance_held_elsewhere(backend):
     first.register(old)
     second.register(new)
     assert unstamped(first.list_services(SERVICE)) == [new]
+    first.deregister(old)  # the old owner's deregister must not remove what the new owner holds
+    assert unstamped(first.list_services(SERVICE)) == [new]
     assert second.registration_state(new).registered
     wait_until(lambda: not first.registration_state(old).registered)
     with pytest.raises(NotRegisteredError):
