@@ -41,15 +41,29 @@ def process_cmdline(pid: int) -> Optional[List[str]]:
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
-def etcd_pids(client_url_fragment: str = "") -> List[int]:
-    """Pids of live etcd processes whose command line mentions ``client_url_fragment``."""
+def etcd_pids(client_url: str) -> List[int]:
+    """Pids of live etcd processes listening for clients on exactly ``client_url``."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         argv = process_cmdline(int(entry))
-        if not argv or os.path.basename(argv[0]) != "etcd":
-            continue
-        if client_url_fragment in " ".join(argv) and process_alive(int(entry)):
+        if argv and os.path.basename(argv[0]) == "etcd" and client_url in argv and process_alive(int(entry)):
             pids.append(int(entry))
     return pids
+
+
+def child_pids(parent: int) -> List[int]:
+    """Pids of the live children of ``parent``, read from /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            children.append(int(entry))
+    return children
