@@ -102,7 +102,9 @@ class EtcdServer:
 
     ``initial_cluster`` / ``initial_cluster_state`` / ``initial_cluster_token`` are
     etcd's flags of those names, for members of a multi-member cluster; by default the
-    member forms a cluster of its own.
+    member forms a cluster of its own. To form one, create the members, set each one's
+    ``initial_cluster`` to ``",".join(f"{m.name}={m.peer_url}" for m in members)``, call
+    ``start(wait=False)`` on each, then :meth:`wait_healthy` on each.
     """
 
     def __init__(
@@ -132,7 +134,7 @@ class EtcdServer:
         self.initial_cluster_token = initial_cluster_token
         self._binary = binary
         # Ports we chose ourselves may be re-chosen if another process takes them before the first start.
-        self._ports_chosen = client_port is None and peer_port is None and initial_cluster is None
+        self._ports_chosen = client_port is None and peer_port is None
         self.client_port = client_port if client_port is not None else _free_port(host)
         self.peer_port = peer_port if peer_port is not None else _free_port(host)
         self._temp_root: Optional[str] = None
@@ -238,7 +240,7 @@ class EtcdServer:
             output = self._log_since(offset)
             self._reap()
             if _ADDR_IN_USE in output and time.monotonic() < deadline:
-                if self._ports_chosen and not self._started_once:
+                if self._ports_chosen and not self._started_once and self.initial_cluster is None:
                     self.client_port = _free_port(self.host)
                     self.peer_port = _free_port(self.host)
                 time.sleep(0.2)
@@ -271,18 +273,20 @@ class EtcdServer:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 log.warning("etcd ignored SIGTERM; killing it", extra={"endpoint": self.endpoint})
-                proc.kill()
-                proc.wait()
+                self.kill(timeout)
         self._reap()
 
-    def kill(self) -> None:
-        """Kill etcd at once (SIGKILL, as a crash would) and wait until it is gone."""
+    def kill(self, timeout: float = 10.0) -> None:
+        """Kill etcd at once (SIGKILL, as a crash would) and wait up to ``timeout`` until it is gone."""
         proc = self._proc
         if proc is None:
             return
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise EtcdServerError(f"etcd (pid {proc.pid}) still exists {timeout:g}s after SIGKILL") from None
         self._reap()
 
     def restart(self, timeout: float = 30.0) -> None:

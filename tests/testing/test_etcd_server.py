@@ -261,3 +261,25 @@ def test_no_etcd_at_all_says_what_to_install(tmp_path: Path, monkeypatch: pytest
             server.start()
     finally:
         server.close()
+
+
+@pytest.mark.slow
+def test_members_form_a_cluster() -> None:
+    members = [EtcdServer(name=f"member-{i}") for i in range(3)]
+    try:
+        cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
+        for member in members:
+            member.initial_cluster = cluster
+            member.start(wait=False)
+        for member in members:
+            member.wait_healthy()
+        _put(members[0].endpoints, "/k", "replicated")
+        client = raw_client(members[2].endpoints)
+        try:
+            assert len(list(client.members)) == 3
+            assert client.get("/k")[0] == b"replicated"
+        finally:
+            client.close()
+    finally:
+        for member in members:
+            member.close()

