@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -13,6 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from types import TracebackType
 from typing import IO, Dict, List, Optional, Sequence, Type
 
@@ -75,6 +77,19 @@ def etcd_healthy(client_url: str, timeout: float = 1.0) -> bool:
     except (OSError, urllib.error.URLError, ValueError):
         return False
     return b'"health":"true"' in body.replace(b" ", b"")
+
+
+_unclosed: weakref.WeakSet[EtcdServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_unclosed() -> None:
+    """At interpreter exit, kill the etcd processes of servers nobody closed."""
+    for server in list(_unclosed):
+        with contextlib.suppress(Exception):
+            server.kill(timeout=5)
+        with contextlib.suppress(Exception):
+            server.close()
 
 
 def _free_port(host: str) -> int:
@@ -326,6 +341,7 @@ class EtcdServer:
             self.stop()
         finally:
             self._closed = True
+            _unclosed.discard(self)
             if self._temp_root is not None:
                 shutil.rmtree(self._temp_root, ignore_errors=True)
 
@@ -391,6 +407,7 @@ class EtcdServer:
             self._close_log()
             raise EtcdServerError(f"cannot run etcd binary {self.binary}: {exc}") from exc
         self._paused = False
+        _unclosed.add(self)
         return offset
 
     def _wait_started(self, deadline: float) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -283,3 +285,18 @@ def test_members_form_a_cluster() -> None:
     finally:
         for member in members:
             member.close()
+
+
+def test_a_server_nobody_closed_is_killed_when_python_exits(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from fyerreg.testing import EtcdServer\n"
+        "server = EtcdServer()\n"
+        "server.start()\n"
+        "json.dump({'pid': server.pid, 'data_dir': server.data_dir}, sys.stdout)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert not process_alive(info["pid"])
+    assert not os.path.exists(info["data_dir"])
