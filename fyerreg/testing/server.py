@@ -84,7 +84,7 @@ _unclosed: weakref.WeakSet[EtcdServer] = weakref.WeakSet()
 
 @atexit.register
 def _kill_unclosed() -> None:
-    """At interpreter exit, kill the etcd processes of servers nobody closed."""
+    """At interpreter exit, kill the etcd of servers nobody closed and remove their temp dirs."""
     for server in list(_unclosed):
         with contextlib.suppress(Exception):
             server.kill(timeout=5)
@@ -162,6 +162,7 @@ class EtcdServer:
         self._started_once = False
         self._paused = False
         self._closed = False
+        _unclosed.add(self)
 
     @property
     def _root(self) -> str:
@@ -407,7 +408,6 @@ class EtcdServer:
             self._close_log()
             raise EtcdServerError(f"cannot run etcd binary {self.binary}: {exc}") from exc
         self._paused = False
-        _unclosed.add(self)
         return offset
 
     def _wait_started(self, deadline: float) -> bool:
