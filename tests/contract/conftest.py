@@ -9,7 +9,7 @@ test share one backend (and nothing with other tests). For etcd that entry is::
         endpoints = request.getfixturevalue("etcd_endpoints")
         return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}")
 
-    BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,))
+    BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,))  # anywhere in this module
 
 The suite itself only uses the public Registry API and waits by polling with a deadline,
 so asynchronous backends pass it unchanged.
@@ -70,7 +70,16 @@ class Backend:
         return f"<Backend {self.name}>"
 
 
-@pytest.fixture(params=[pytest.param(name, marks=spec.marks) for name, spec in BACKENDS.items()])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Read at collection time, so an entry added anywhere in this module counts.
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "backend", [pytest.param(name, marks=spec.marks, id=name) for name, spec in BACKENDS.items()],
+            indirect=True,
+        )
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """A backend shared by the registries of one test, parametrized over BACKENDS."""
     spec = BACKENDS[request.param]
