@@ -2,18 +2,22 @@
 
 - :class:`EtcdServer`: a local etcd process on free loopback ports that a test can
   start, stop, kill, restart, pause, resume and wipe.
+- :class:`EtcdCluster`: several such members forming one cluster, for fault tests
+  (kill, freeze, restart a member; find the leader; add a member).
 - :func:`raw_client`: a plain ``pyetcd`` client on given endpoints, to poke etcd from outside.
 - The pytest plugin :mod:`fyerreg.testing.plugin` (loaded automatically once fyerreg is
-  installed) provides the ``etcd_endpoints``, ``etcd_server`` and ``etcd_client`` fixtures.
+  installed) provides the ``etcd_endpoints``, ``etcd_server``, ``etcd_client`` and ``etcd_cluster`` fixtures.
 """
 
 from __future__ import annotations
 
 from .client import parse_endpoint, raw_client
+from .cluster import EtcdCluster
 from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
 
 __all__ = [
     "EtcdBinaryNotFoundError",
+    "EtcdCluster",
     "EtcdServer",
     "EtcdServerError",
     "etcd_healthy",
