@@ -39,7 +39,7 @@ def test_every_documented_balancer_is_registered() -> None:
 
 
 def test_unknown_balancer_name_is_a_clear_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown balancer 'nope'.*round_robin"):
+    with pytest.raises(ValueError, match=r"unknown balancer 'nope'.*round_robin"):
         make_balancer("nope")
 
 
