@@ -89,7 +89,8 @@ class HealthTracker:
             if host.returned_at is not None:
                 forgiven = int((now - host.returned_at) / policy.base_time)
                 host.ejections = max(0, host.ejections - forgiven)
-            host.ejections += 1
+            # Past the cap, more repeats would only lengthen the time needed to be forgiven.
+            host.ejections = min(host.ejections + 1, math.ceil(policy.max_time / policy.base_time))
             host.total_ejections += 1
             duration = min(policy.base_time * host.ejections, policy.max_time)
             host.ejected_until = now + duration
