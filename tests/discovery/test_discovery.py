@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import List, Optional, Set
+from typing import List, Optional
 
 import pytest
 

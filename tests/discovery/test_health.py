@@ -124,7 +124,7 @@ def test_metadata_match_filter(registry: Registry) -> None:
     with Discovery(registry, filters=[match_metadata(zone="a")]) as d:
         assert set(picks(d)) == {"i000", "i002"}
     with Discovery(registry, filters=[match_metadata({"zone": "c"})]) as d, \
-            pytest.raises(NoInstanceAvailableError, match="filters .* matched none of the 3"):
+            pytest.raises(NoInstanceAvailableError, match=r"filters .* matched none of the 3"):
         d.select("svc", "1.0.0")
 
 
