@@ -5,7 +5,7 @@ from collections import Counter
 from fyerreg import Discovery, Instance, MemoryRegistry
 
 with MemoryRegistry() as registry:
-    registry.register(Instance.new("greeter", "v1", "127.0.0.1:8001", id="a", weight=300))
+    registry.register(Instance.new("greeter", "v1", "127.0.0.1:8001", id="a", weight=400))
     registry.register(Instance.new("greeter", "v1", "127.0.0.1:8002", id="b", weight=100))
 
     for balancer in ("random", "weighted_random"):
