@@ -21,6 +21,7 @@ from fyerreg.discovery import (
     balancer_names,
     make_balancer,
 )
+from fyerreg.discovery.balancer import base as balancer_base
 
 from .util import FakeClock, inst, insts
 
@@ -43,7 +44,8 @@ def test_unknown_balancer_name_is_a_clear_value_error() -> None:
         make_balancer("nope")
 
 
-def test_custom_balancer_by_name_and_template_instance_is_cloned() -> None:
+def test_custom_balancer_by_name_and_template_instance_is_cloned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(balancer_base, "_REGISTRY", dict(balancer_base._REGISTRY))
     class First(Balancer):
         def update(self, instances: Sequence[Instance]) -> None:
             self.items = list(instances)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import List, Optional
+from typing import Any, List, Optional, Set
 
 import pytest
 
-from fyerreg import Discovery, Instance, Registry, Status
+from fyerreg import Discovery, Instance, Registry, Status, Subscription
 from fyerreg.errors import NoInstanceAvailableError, RegistryClosedError
 
 from ..helpers import wait_until
-from . import conftest
 from .util import inst, insts
 
 
@@ -28,36 +27,33 @@ def test_select_serves_registered_instances_round_robin(registry: Registry) -> N
     assert picked == {"i000": 10, "i001": 10, "i002": 10}
 
 
-def test_the_subscription_is_opened_once_per_service_and_version() -> None:
+def test_the_subscription_is_opened_once_per_service_and_version(registry: Registry) -> None:
     calls: List[tuple] = []
+    subscribe = registry._do_subscribe
 
-    class Counting(conftest.BACKEND):  # type: ignore[misc,valid-type]
-        def _do_subscribe(self, service, version, **kw):  # type: ignore[no-untyped-def]
-            calls.append((service, version))
-            return super()._do_subscribe(service, version, **kw)
+    def counting(service: str, version: Optional[str], **kw: Any) -> Subscription:
+        calls.append((service, version))
+        return subscribe(service, version, **kw)
 
-    reg = Counting()
-    try:
-        register(reg, *insts(2), inst(5, version="2.0.0"))
-        with Discovery(reg) as d:
-            barrier = threading.Barrier(16)
+    registry._do_subscribe = counting  # type: ignore[method-assign]
+    register(registry, *insts(2), inst(5, version="2.0.0"))
+    with Discovery(registry) as d:
+        barrier = threading.Barrier(16)
 
-            def first_use() -> None:
-                barrier.wait(timeout=10)
-                for _ in range(50):
-                    d.select("svc", "1.0.0")
+        def first_use() -> None:
+            barrier.wait(timeout=10)
+            for _ in range(50):
+                d.select("svc", "1.0.0")
 
-            threads = [threading.Thread(target=first_use) for _ in range(16)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(10)
-            d.select("svc", "2.0.0")
-            d.select("svc")
-            d.instances("svc", "1.0.0")
-        assert sorted(calls, key=str) == sorted([("svc", "1.0.0"), ("svc", "2.0.0"), ("svc", None)], key=str)
-    finally:
-        reg.close()
+        threads = [threading.Thread(target=first_use) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        d.select("svc", "2.0.0")
+        d.select("svc")
+        d.instances("svc", "1.0.0")
+    assert sorted(calls, key=str) == sorted([("svc", "1.0.0"), ("svc", "2.0.0"), ("svc", None)], key=str)
 
 
 def test_only_enabled_instances_with_weight_are_picked(registry: Registry) -> None:
@@ -79,14 +75,20 @@ def test_no_instance_error_names_service_version_and_why(registry: Registry, set
     assert "svc" in str(err.value) and "1.0.0" in str(err.value) and reason in str(err.value)
 
 
-def test_a_new_snapshot_is_used_by_the_next_pick(registry: Registry) -> None:
+def ids_served(d: Discovery, version: Optional[str] = "1.0.0") -> Set[str]:
+    return {i.id for i in d.instances("svc", version)}
+
+
+def test_changes_reach_the_picks(registry: Registry) -> None:
     register(registry, inst(0))
     with Discovery(registry) as d:
         assert d.select("svc", "1.0.0").id == "i000"
         registry.register(inst(1))
         registry.deregister(inst(0))
+        wait_until(lambda: ids_served(d) == {"i001"})
         assert {d.select("svc", "1.0.0").id for _ in range(10)} == {"i001"}
         registry.update_service(inst(1, enabled=False))
+        wait_until(lambda: not ids_served(d))
         with pytest.raises(NoInstanceAvailableError, match="disabled"):
             d.select("svc", "1.0.0")
 
@@ -136,9 +138,10 @@ def test_a_snapshot_arriving_mid_traffic_under_16_threads(registry: Registry) ->
             for i in old:
                 registry.deregister(i)
             switched.set()
-            # Picks never wait for the refresh: a thread may use the old set until the
-            # one refreshing thread has swapped it, then only the new one.
+            # Picks never wait for a refresh: a thread may use the old set until the one
+            # refreshing thread (a picking thread) has swapped it, then only the new one.
             wait_until(lambda: all(got_new), timeout=20)
+            wait_until(lambda: {s["id"] for s in status_of(d)["instances"]} == new_ids, timeout=20)
             settled.set()
             wait_until(lambda: all(len(a) >= 20 for a in after_settled), timeout=20)
         finally:
@@ -222,7 +225,7 @@ def test_a_lost_subscription_keeps_the_set_and_is_reopened(registry: Registry) -
         assert d.select("svc", "1.0.0").id in {"i000", "i001"}  # served from the last set
         wait_until(lambda: d.stats()["services"][0]["subscribed"])
         registry.register(inst(7))
-        wait_until(lambda: "i007" in {i.id for i in d.instances("svc", "1.0.0")})
+        wait_until(lambda: "i007" in ids_served(d))
 
 
 def test_registry_closed_underneath_keeps_serving_the_last_set(registry: Registry) -> None:
@@ -244,5 +247,6 @@ def test_disabled_status_round_trip(registry: Registry) -> None:
     with Discovery(registry) as d:
         d.select("svc", "1.0.0")
         registry.update_service(inst(0).replace(status=Status.DISABLED))
+        wait_until(lambda: ids_served(d) == {"i001"})
         assert {d.select("svc", "1.0.0").id for _ in range(6)} == {"i001"}
         assert status_of(d)["candidates"] == 1

@@ -31,9 +31,9 @@ def ejected(d: Discovery) -> set:
     return {s["id"] for s in status_of(d)["instances"] if s["ejected"]}
 
 
-def test_consecutive_failures_eject_and_the_instance_returns(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(4))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_consecutive_failures_eject_and_the_instance_returns(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(4))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i001", 2)
         d.report(inst(1), latency=0.01)  # a success resets the streak
         fail(d, "i001", 2)
@@ -49,9 +49,9 @@ def test_consecutive_failures_eject_and_the_instance_returns(registry: Registry,
         assert counters["discovery_returns"][0]["value"] == 1
 
 
-def test_ejection_time_grows_with_repeats_and_is_capped(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(4))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_ejection_time_grows_with_repeats_and_is_capped(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(4))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         durations = []
         for _ in range(4):
             fail(d, "i002", 3)
@@ -71,47 +71,47 @@ def test_ejection_time_grows_with_repeats_and_is_capped(registry: Registry, cloc
         assert round(clock.now - start) == 10
 
 
-def test_at_most_max_percent_are_ejected(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(4))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_at_most_max_percent_are_ejected(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(4))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         for n in range(4):
             fail(d, f"i00{n}", 3)
         assert ejected(d) == {"i000", "i001"}
         assert set(picks(d)) == {"i002", "i003"}
 
 
-def test_panic_picks_among_ejected_when_all_are(registry: Registry, clock: FakeClock) -> None:
-    register(registry, inst(0))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_panic_picks_among_ejected_when_all_are(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, inst(0))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i000", 3)
         assert ejected(d) == {"i000"}  # one may always be ejected
         assert d.select("svc", "1.0.0").id == "i000"
         assert status_of(d)["panic"] is True
-    with Discovery(registry, ejection=POLICY, clock=clock, panic=False) as d:
+    with Discovery(mem_registry, ejection=POLICY, clock=clock, panic=False) as d:
         fail(d, "i000", 3)
         with pytest.raises(NoInstanceAvailableError, match="ejected"):
             d.select("svc", "1.0.0")
 
 
-def test_ejection_can_be_disabled(registry: Registry) -> None:
-    register(registry, *insts(2))
-    with Discovery(registry, ejection=None) as d:
+def test_ejection_can_be_disabled(mem_registry: Registry) -> None:
+    register(mem_registry, *insts(2))
+    with Discovery(mem_registry, ejection=None) as d:
         fail(d, "i000", 50)
         assert set(picks(d)) == {"i000", "i001"}
 
 
-def test_pick_context_manager_failures_eject(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(2))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_pick_context_manager_failures_eject(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(2))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         for _ in range(6):
             with pytest.raises(ConnectionError), d.pick("svc", "1.0.0"):
                 raise ConnectionError("refused")
         assert len(ejected(d)) == 1
 
 
-def test_failure_predicate_decides_what_counts(registry: Registry, clock: FakeClock) -> None:
-    register(registry, inst(0), inst(1))
-    with Discovery(registry, ejection=POLICY, clock=clock,
+def test_failure_predicate_decides_what_counts(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, inst(0), inst(1))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock,
                    failure=lambda exc: not isinstance(exc, KeyError)) as d:
         for _ in range(6):
             with pytest.raises(KeyError), d.pick("svc", "1.0.0"):
@@ -119,43 +119,43 @@ def test_failure_predicate_decides_what_counts(registry: Registry, clock: FakeCl
         assert ejected(d) == set()
 
 
-def test_metadata_match_filter(registry: Registry) -> None:
-    register(registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="a"))
-    with Discovery(registry, filters=[match_metadata(zone="a")]) as d:
+def test_metadata_match_filter(mem_registry: Registry) -> None:
+    register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="a"))
+    with Discovery(mem_registry, filters=[match_metadata(zone="a")]) as d:
         assert set(picks(d)) == {"i000", "i002"}
-    with Discovery(registry, filters=[match_metadata({"zone": "c"})]) as d, \
+    with Discovery(mem_registry, filters=[match_metadata({"zone": "c"})]) as d, \
             pytest.raises(NoInstanceAvailableError, match=r"filters .* matched none of the 3"):
         d.select("svc", "1.0.0")
 
 
-def test_zone_preference_falls_back_when_the_zone_is_unhealthy(registry: Registry, clock: FakeClock) -> None:
-    register(registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="b"), inst(3, zone="c"))
-    with Discovery(registry, filters=[prefer_zone("a")], ejection=POLICY, clock=clock) as d:
+def test_zone_preference_falls_back_when_the_zone_is_unhealthy(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="b"), inst(3, zone="c"))
+    with Discovery(mem_registry, filters=[prefer_zone("a")], ejection=POLICY, clock=clock) as d:
         assert set(picks(d)) == {"i000"}
         fail(d, "i000", 3)
         assert set(picks(d)) == {"i001", "i002", "i003"}
         clock.advance(POLICY.base_time)
         assert set(picks(d)) == {"i000"}
-        registry.update_service(inst(0, zone="a", enabled=False))
+        mem_registry.update_service(inst(0, zone="a", enabled=False))
         assert set(picks(d)) == {"i001", "i002", "i003"}
 
 
-def test_filters_compose(registry: Registry) -> None:
-    register(registry, inst(0, zone="a"), inst(1, zone="a", weight=50), inst(2, zone="b", weight=50))
+def test_filters_compose(mem_registry: Registry) -> None:
+    register(mem_registry, inst(0, zone="a"), inst(1, zone="a", weight=50), inst(2, zone="b", weight=50))
     light = where(lambda i: i.weight < 100, name="light")
-    with Discovery(registry, filters=[prefer_zone("a"), light]) as d:
+    with Discovery(mem_registry, filters=[prefer_zone("a"), light]) as d:
         assert set(picks(d)) == {"i001"}
-    with Discovery(registry, filters=[chain(light, prefer_zone("b"))]) as d:
+    with Discovery(mem_registry, filters=[chain(light, prefer_zone("b"))]) as d:
         assert set(picks(d)) == {"i002"}
 
 
-def test_ejection_state_survives_unrelated_snapshot_changes(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(3))
-    with Discovery(registry, ejection=POLICY, clock=clock) as d:
+def test_ejection_state_survives_unrelated_snapshot_changes(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(3))
+    with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i000", 3)
-        registry.register(inst(5))
+        mem_registry.register(inst(5))
         assert set(picks(d)) == {"i001", "i002", "i005"}
-        registry.deregister(inst(0))
+        mem_registry.deregister(inst(0))
         picks(d, 1)  # the view sees it gone and forgets its health
-        registry.register(inst(0))  # re-registered: a new life, not ejected
+        mem_registry.register(inst(0))  # re-registered: a new life, not ejected
         assert "i000" in picks(d)

@@ -1,4 +1,4 @@
-"""Serving through registry trouble: empty-set protection, the snapshot file, an unreachable registry."""
+"""Serving through mem_registry trouble: empty-set protection, the snapshot file, an unreachable mem_registry."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from .test_discovery import register, status_of
 from .util import FakeClock, inst, insts
 
 
-def test_protect_empty_keeps_the_last_set_for_a_while(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(2))
-    with Discovery(registry, protect_empty=30.0, clock=clock) as d:
+def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(2))
+    with Discovery(mem_registry, protect_empty=30.0, clock=clock) as d:
         d.select("svc", "1.0.0")
         for i in insts(2):
-            registry.deregister(i)  # a wiped registry: everything gone at once
+            mem_registry.deregister(i)  # a wiped mem_registry: everything gone at once
         assert d.select("svc", "1.0.0").id in {"i000", "i001"}
         assert status_of(d)["protecting_empty"] is True
         clock.advance(29.0)
@@ -31,25 +31,25 @@ def test_protect_empty_keeps_the_last_set_for_a_while(registry: Registry, clock:
             d.select("svc", "1.0.0")
 
 
-def test_protect_empty_ends_when_instances_come_back(registry: Registry, clock: FakeClock) -> None:
-    register(registry, *insts(2))
-    with Discovery(registry, protect_empty=30.0, clock=clock) as d:
+def test_protect_empty_ends_when_instances_come_back(mem_registry: Registry, clock: FakeClock) -> None:
+    register(mem_registry, *insts(2))
+    with Discovery(mem_registry, protect_empty=30.0, clock=clock) as d:
         d.select("svc", "1.0.0")
         for i in insts(2):
-            registry.deregister(i)
+            mem_registry.deregister(i)
         d.select("svc", "1.0.0")
-        registry.register(inst(9))  # instances re-register after a restore
+        mem_registry.register(inst(9))  # instances re-register after a restore
         assert {d.select("svc", "1.0.0").id for _ in range(5)} == {"i009"}
         clock.advance(60.0)
         assert d.select("svc", "1.0.0").id == "i009"
         assert status_of(d)["protecting_empty"] is False
 
 
-def test_without_protect_empty_an_empty_set_is_taken_at_once(registry: Registry) -> None:
-    register(registry, inst(0))
-    with Discovery(registry) as d:
+def test_without_protect_empty_an_empty_set_is_taken_at_once(mem_registry: Registry) -> None:
+    register(mem_registry, inst(0))
+    with Discovery(mem_registry) as d:
         d.select("svc", "1.0.0")
-        registry.deregister(inst(0))
+        mem_registry.deregister(inst(0))
         with pytest.raises(NoInstanceAvailableError):
             d.select("svc", "1.0.0")
 
@@ -85,29 +85,29 @@ def test_snapshot_file_gives_a_cold_start_while_the_registry_is_down(tmp_path: P
         down.close()
 
 
-def test_unreadable_snapshot_file_is_ignored(tmp_path: Path, registry: Registry) -> None:
+def test_unreadable_snapshot_file_is_ignored(tmp_path: Path, mem_registry: Registry) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{not json")
-    register(registry, inst(0))
-    with Discovery(registry, snapshot_file=path) as d:
+    register(mem_registry, inst(0))
+    with Discovery(mem_registry, snapshot_file=path) as d:
         assert d.select("svc", "1.0.0").id == "i000"
     assert json.loads(path.read_text())["services"][0]["instances"][0]["id"] == "i000"
 
 
-def test_cold_start_without_file_fails_clearly_then_recovers(registry: Registry) -> None:
-    registry.set_available(False)  # type: ignore[attr-defined]
-    with Discovery(registry) as d:
+def test_cold_start_without_file_fails_clearly_then_recovers(mem_registry: Registry) -> None:
+    mem_registry.set_available(False)  # type: ignore[attr-defined]
+    with Discovery(mem_registry) as d:
         with pytest.raises(NoInstanceAvailableError, match="unreachable"):
             d.select("svc", "1.0.0")
-        registry.set_available(True)  # type: ignore[attr-defined]
-        register(registry, inst(0))
+        mem_registry.set_available(True)  # type: ignore[attr-defined]
+        register(mem_registry, inst(0))
         wait_until(lambda: d.instances("svc", "1.0.0"))
         assert d.select("svc", "1.0.0").id == "i000"
 
 
-def test_the_last_set_keeps_serving_while_the_registry_is_unreachable(registry: Registry) -> None:
-    register(registry, *insts(3))
-    with Discovery(registry) as d:
+def test_the_last_set_keeps_serving_while_the_registry_is_unreachable(mem_registry: Registry) -> None:
+    register(mem_registry, *insts(3))
+    with Discovery(mem_registry) as d:
         d.select("svc", "1.0.0")
-        registry.set_available(False)  # type: ignore[attr-defined]
+        mem_registry.set_available(False)  # type: ignore[attr-defined]
         assert {d.select("svc", "1.0.0").id for _ in range(30)} == {"i000", "i001", "i002"}
