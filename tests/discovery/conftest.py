@@ -4,41 +4,68 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Iterator, Type
+from typing import Callable, Iterator, List
 
 import pytest
 
 from fyerreg import Registry
 
-from .fake import FakeRegistry
+try:
+    from fyerreg import MemoryRegistry, MemoryStore
+except ImportError:  # TEMPORARY until the memory backend is on main
+    from .fake import MemoryRegistry, MemoryStore  # type: ignore[assignment]
+
 from .util import FakeClock
 
-BACKEND: Type[Registry] = FakeRegistry
+
+class Backend:
+    """Makes registries that share one backend (a store, or an etcd namespace); closes them all."""
+
+    def __init__(self, make: Callable[[], Registry]) -> None:
+        self._make = make
+        self.made: List[Registry] = []
+
+    def new(self) -> Registry:
+        reg = self._make()
+        self.made.append(reg)
+        return reg
+
+    def close(self) -> None:
+        for reg in reversed(self.made):
+            reg.close()
 
 
-def memory_backend() -> Registry:
-    return BACKEND()
+def memory_backend() -> Backend:
+    store = MemoryStore()
+    return Backend(lambda: MemoryRegistry(store=store))
 
 
 @pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.etcd)])
-def registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
-    """A registry of each backend (etcd: the session's server, a namespace of its own)."""
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each backend in turn (etcd: the session's server, a namespace of its own)."""
     if request.param == "memory":
-        reg = memory_backend()
+        made = memory_backend()
     else:
         etcd_backend = pytest.importorskip("fyerreg.registry.etcd", reason="the etcd backend is not merged yet")
         endpoints = request.getfixturevalue("etcd_endpoints")
-        reg = etcd_backend.EtcdRegistry(endpoints=endpoints, namespace=f"disc-{uuid.uuid4().hex[:12]}", ttl=10)
-    yield reg
-    reg.close()
+        namespace = f"disc-{uuid.uuid4().hex[:12]}"
+        made = Backend(lambda: etcd_backend.EtcdRegistry(endpoints=endpoints, namespace=namespace, ttl=10))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def registry(backend: Backend) -> Registry:
+    """A registry of each backend."""
+    return backend.new()
 
 
 @pytest.fixture
 def mem_registry() -> Iterator[Registry]:
     """A memory registry, for tests of backend-independent logic or of fault injection."""
-    reg = memory_backend()
-    yield reg
-    reg.close()
+    made = memory_backend()
+    yield made.new()
+    made.close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""TEMPORARY in-test Registry until the memory backend lands (then: MemoryRegistry, and delete this)."""
+"""TEMPORARY stand-in for MemoryRegistry/MemoryStore until the memory backend is on main; then delete."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from fyerreg import Instance, RegistrationState, Registry, Snapshot, Subscriptio
 from fyerreg.errors import RegistryUnavailableError
 
 
-class FakeRegistry(Registry):
+class MemoryStore:
     def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.records: Dict[Tuple[str, str, str], Instance] = {}
+        self.subs: List[Subscription] = []
+        self.rev = 0
+
+
+class MemoryRegistry(Registry):
+    def __init__(self, *, store: Optional[MemoryStore] = None) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._records: Dict[Tuple[str, str, str], Instance] = {}
-        self._subs: List[Subscription] = []
-        self._rev = 0
+        self.store = store or MemoryStore()
+        self._mine: List[Subscription] = []
         self.available = True
 
     def set_available(self, ok: bool) -> None:
@@ -26,30 +32,31 @@ class FakeRegistry(Registry):
             raise RegistryUnavailableError("fake registry unavailable")
 
     def _snapshot(self, service: str, version: Optional[str]) -> Snapshot:
-        return Snapshot([i for i in self._records.values()
-                         if i.service == service and (version is None or i.version == version)], revision=self._rev)
+        return Snapshot([i for i in self.store.records.values()
+                         if i.service == service and (version is None or i.version == version)],
+                        revision=self.store.rev)
 
-    def _publish(self, service: str) -> None:
-        for sub in list(self._subs):
-            if sub.service == service:
-                sub.publish(self._snapshot(sub.service, sub.version))
+    def _change(self, instance: Instance, present: bool) -> None:
+        self._check()
+        st = self.store
+        with st.lock:
+            st.rev += 1
+            if present:
+                st.records[instance.key] = instance
+            else:
+                st.records.pop(instance.key, None)
+            for sub in list(st.subs):
+                if sub.service == instance.service:
+                    sub.publish(self._snapshot(sub.service, sub.version))
 
     def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
-        self._check()
-        with self._lock:
-            self._rev += 1
-            self._records[instance.key] = instance
-            self._publish(instance.service)
+        self._change(instance, True)
 
     def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        self._do_register(instance, timeout=timeout, exclusive=False)
+        self._change(instance, True)
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        self._check()
-        with self._lock:
-            self._rev += 1
-            self._records.pop(instance.key, None)
-            self._publish(instance.service)
+        self._change(instance, False)
 
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
         self._check()
@@ -58,22 +65,28 @@ class FakeRegistry(Registry):
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
         self._check()
-        with self._lock:
-            sub = Subscription(service, version, maxsize=maxsize, on_close=self._subs.remove)
+        with self.store.lock:
+            sub = Subscription(service, version, maxsize=maxsize, on_close=self._closed_sub)
             sub.publish(self._snapshot(service, version))
-            self._subs.append(sub)
+            self.store.subs.append(sub)
+            self._mine.append(sub)
             return sub
 
+    def _closed_sub(self, sub: Subscription) -> None:
+        with self.store.lock:
+            self.store.subs.remove(sub)
+            self._mine.remove(sub)
+
     def _do_unsubscribe(self, service: str, version: Optional[str]) -> None:
-        for sub in [s for s in self._subs if s.service == service and s.version == version]:
+        for sub in [s for s in self._mine if s.service == service and s.version == version]:
             sub.close()
 
     def _do_registration_state(self, instance: Instance) -> RegistrationState:
-        return RegistrationState(registered=instance.key in self._records)
+        return RegistrationState(registered=instance.key in self.store.records)
 
     def _do_stats(self) -> Dict[str, Any]:
         return {}
 
     def _do_close(self, *, timeout: Optional[float]) -> None:
-        for sub in list(self._subs):
+        for sub in list(self._mine):
             sub.close()

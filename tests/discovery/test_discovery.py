@@ -12,6 +12,7 @@ from fyerreg import Discovery, Instance, Registry, Status, Subscription
 from fyerreg.errors import NoInstanceAvailableError, RegistryClosedError
 
 from ..helpers import wait_until
+from .conftest import Backend
 from .util import inst, insts
 
 
@@ -228,8 +229,8 @@ def test_a_lost_subscription_keeps_the_set_and_is_reopened(registry: Registry) -
         wait_until(lambda: "i007" in ids_served(d))
 
 
-def test_registry_closed_underneath_keeps_serving_the_last_set(registry: Registry) -> None:
-    register(registry, inst(0))
+def test_registry_closed_underneath_keeps_serving_the_last_set(backend: Backend, registry: Registry) -> None:
+    register(backend.new(), inst(0))  # a provider that stays up
     with Discovery(registry) as d:
         d.select("svc", "1.0.0")
         registry.close()

@@ -12,6 +12,7 @@ from fyerreg.errors import NoInstanceAvailableError
 
 from ..helpers import wait_until
 from . import conftest
+from .conftest import MemoryRegistry
 from .test_discovery import register, status_of
 from .util import FakeClock, inst, insts
 
@@ -56,8 +57,9 @@ def test_without_protect_empty_an_empty_set_is_taken_at_once(mem_registry: Regis
 
 def test_snapshot_file_gives_a_cold_start_while_the_registry_is_down(tmp_path: Path) -> None:
     path = tmp_path / "instances.json"
-    reg = conftest.BACKEND()
+    backend = conftest.memory_backend()
     try:
+        reg = backend.new()
         register(reg, *insts(2), inst(4, version="2.0.0"))
         with Discovery(reg, snapshot_file=path) as d:
             d.select("svc", "1.0.0")
@@ -66,17 +68,17 @@ def test_snapshot_file_gives_a_cold_start_while_the_registry_is_down(tmp_path: P
         assert {(e["service"], e["version"], len(e["instances"])) for e in saved["services"]} == {
             ("svc", "1.0.0", 2), ("svc", "2.0.0", 1)}
     finally:
-        reg.close()
+        backend.close()
 
-    down = conftest.BACKEND()
+    down = MemoryRegistry()
     try:
-        down.set_available(False)  # type: ignore[attr-defined]
+        down.set_available(False)
         with Discovery(down, snapshot_file=path) as d:
             assert d.select("svc", "1.0.0").id in {"i000", "i001"}
             assert status_of(d)["stale"] is True
             with pytest.raises(NoInstanceAvailableError, match="unreachable"):
                 d.select("other")
-            down.set_available(True)  # type: ignore[attr-defined]
+            down.set_available(True)
             register(down, inst(7))
             wait_until(lambda: status_of(d)["subscribed"])
             assert {d.select("svc", "1.0.0").id for _ in range(3)} == {"i007"}
