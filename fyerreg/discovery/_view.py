@@ -94,7 +94,8 @@ class ServiceView:
             self.refresh(block=self._snapshot is None)
         reason = self._reason
         if reason is not None:
-            raise NoInstanceAvailableError(self._describe(reason))
+            raise NoInstanceAvailableError(self._describe(reason), service=self.service, version=self.version,
+                                           reason=reason)
         inst = self.balancer.select(key)
         counts = self._counts_by_id.get(id(inst))
         if counts is not None:

@@ -74,6 +74,7 @@ def test_no_instance_error_names_service_version_and_why(registry: Registry, set
     with Discovery(registry) as d, pytest.raises(NoInstanceAvailableError) as err:
         d.select("svc", "1.0.0")
     assert "svc" in str(err.value) and "1.0.0" in str(err.value) and reason in str(err.value)
+    assert (err.value.service, err.value.version, err.value.reason) == ("svc", "1.0.0", reason)
 
 
 def ids_served(d: Discovery, version: Optional[str] = "1.0.0") -> Set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fyerreg import Discovery, Registry
+from fyerreg import Discovery, Registry, Snapshot
 from fyerreg.errors import NoInstanceAvailableError
 
 from ..helpers import wait_until
@@ -113,3 +113,17 @@ def test_the_last_set_keeps_serving_while_the_registry_is_unreachable(mem_regist
         d.select("svc", "1.0.0")
         mem_registry.set_available(False)  # type: ignore[attr-defined]
         assert {d.select("svc", "1.0.0").id for _ in range(30)} == {"i000", "i001", "i002"}
+
+
+def test_a_stale_empty_snapshot_never_empties_the_set(mem_registry: Registry) -> None:
+    register(mem_registry, *insts(2))
+    with Discovery(mem_registry) as d:
+        d.select("svc", "1.0.0")
+        # What a backend may publish from its cache while it cannot reach the server.
+        sub = d._views[("svc", "1.0.0")]._sub
+        assert sub is not None
+        sub.publish(Snapshot([], revision=99, stale=True))
+        assert d.select("svc", "1.0.0").id in {"i000", "i001"}
+        sub.publish(Snapshot([inst(0)], revision=100, stale=True))
+        assert {d.select("svc", "1.0.0").id for _ in range(4)} == {"i000"}
+        assert status_of(d)["stale"] is True
