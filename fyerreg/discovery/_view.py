@@ -114,6 +114,7 @@ class ServiceView:
         """Serve from ``sub`` (a fresh subscription) from now on."""
         with self._lock:
             old, self._sub = self._sub, sub
+            # The queue's own deque: its truthiness is the lock-free "anything pending?" check.
             self._pending = sub.queue
             self.needs_subscription = False
             self.attempts = 0
