@@ -8,12 +8,7 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from fyerreg import Registry
-
-try:
-    from fyerreg import MemoryRegistry, MemoryStore
-except ImportError:  # TEMPORARY until the memory backend is on main
-    from .fake import MemoryRegistry, MemoryStore  # type: ignore[assignment]
+from fyerreg import MemoryRegistry, MemoryStore, Registry
 
 from .util import FakeClock
 
@@ -61,11 +56,11 @@ def registry(backend: Backend) -> Registry:
 
 
 @pytest.fixture
-def mem_registry() -> Iterator[Registry]:
+def mem_registry() -> Iterator[MemoryRegistry]:
     """A memory registry, for tests of backend-independent logic or of fault injection."""
-    made = memory_backend()
-    yield made.new()
-    made.close()
+    reg = MemoryRegistry()
+    yield reg
+    reg.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Counter
 
 import pytest
 
-from fyerreg import Discovery, Ejection, Registry, match_metadata, prefer_zone, where
+from fyerreg import Discovery, Ejection, MemoryRegistry, match_metadata, prefer_zone, where
 from fyerreg.discovery import chain
 from fyerreg.errors import NoInstanceAvailableError
 
@@ -31,7 +31,7 @@ def ejected(d: Discovery) -> set:
     return {s["id"] for s in status_of(d)["instances"] if s["ejected"]}
 
 
-def test_consecutive_failures_eject_and_the_instance_returns(mem_registry: Registry, clock: FakeClock) -> None:
+def test_consecutive_failures_eject_and_the_instance_returns(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(4))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i001", 2)
@@ -49,7 +49,7 @@ def test_consecutive_failures_eject_and_the_instance_returns(mem_registry: Regis
         assert counters["discovery_returns"][0]["value"] == 1
 
 
-def test_ejection_time_grows_with_repeats_and_is_capped(mem_registry: Registry, clock: FakeClock) -> None:
+def test_ejection_time_grows_with_repeats_and_is_capped(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(4))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         durations = []
@@ -71,7 +71,7 @@ def test_ejection_time_grows_with_repeats_and_is_capped(mem_registry: Registry, 
         assert round(clock.now - start) == 10
 
 
-def test_at_most_max_percent_are_ejected(mem_registry: Registry, clock: FakeClock) -> None:
+def test_at_most_max_percent_are_ejected(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(4))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         for n in range(4):
@@ -80,7 +80,7 @@ def test_at_most_max_percent_are_ejected(mem_registry: Registry, clock: FakeCloc
         assert set(picks(d)) == {"i002", "i003"}
 
 
-def test_panic_picks_among_ejected_when_all_are(mem_registry: Registry, clock: FakeClock) -> None:
+def test_panic_picks_among_ejected_when_all_are(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, inst(0))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i000", 3)
@@ -93,14 +93,14 @@ def test_panic_picks_among_ejected_when_all_are(mem_registry: Registry, clock: F
             d.select("svc", "1.0.0")
 
 
-def test_ejection_can_be_disabled(mem_registry: Registry) -> None:
+def test_ejection_can_be_disabled(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, *insts(2))
     with Discovery(mem_registry, ejection=None) as d:
         fail(d, "i000", 50)
         assert set(picks(d)) == {"i000", "i001"}
 
 
-def test_pick_context_manager_failures_eject(mem_registry: Registry, clock: FakeClock) -> None:
+def test_pick_context_manager_failures_eject(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(2))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         for _ in range(6):
@@ -109,7 +109,7 @@ def test_pick_context_manager_failures_eject(mem_registry: Registry, clock: Fake
         assert len(ejected(d)) == 1
 
 
-def test_failure_predicate_decides_what_counts(mem_registry: Registry, clock: FakeClock) -> None:
+def test_failure_predicate_decides_what_counts(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, inst(0), inst(1))
     with Discovery(mem_registry, ejection=POLICY, clock=clock,
                    failure=lambda exc: not isinstance(exc, KeyError)) as d:
@@ -119,7 +119,7 @@ def test_failure_predicate_decides_what_counts(mem_registry: Registry, clock: Fa
         assert ejected(d) == set()
 
 
-def test_metadata_match_filter(mem_registry: Registry) -> None:
+def test_metadata_match_filter(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="a"))
     with Discovery(mem_registry, filters=[match_metadata(zone="a")]) as d:
         assert set(picks(d)) == {"i000", "i002"}
@@ -128,7 +128,7 @@ def test_metadata_match_filter(mem_registry: Registry) -> None:
         d.select("svc", "1.0.0")
 
 
-def test_zone_preference_falls_back_when_the_zone_is_unhealthy(mem_registry: Registry, clock: FakeClock) -> None:
+def test_zone_preference_falls_back_when_the_zone_is_unhealthy(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="b"), inst(3, zone="c"))
     with Discovery(mem_registry, filters=[prefer_zone("a")], ejection=POLICY, clock=clock) as d:
         assert set(picks(d)) == {"i000"}
@@ -140,7 +140,7 @@ def test_zone_preference_falls_back_when_the_zone_is_unhealthy(mem_registry: Reg
         assert set(picks(d)) == {"i001", "i002", "i003"}
 
 
-def test_filters_compose(mem_registry: Registry) -> None:
+def test_filters_compose(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, inst(0, zone="a"), inst(1, zone="a", weight=50), inst(2, zone="b", weight=50))
     light = where(lambda i: i.weight < 100, name="light")
     with Discovery(mem_registry, filters=[prefer_zone("a"), light]) as d:
@@ -149,7 +149,7 @@ def test_filters_compose(mem_registry: Registry) -> None:
         assert set(picks(d)) == {"i002"}
 
 
-def test_ejection_state_survives_unrelated_snapshot_changes(mem_registry: Registry, clock: FakeClock) -> None:
+def test_ejection_state_survives_unrelated_snapshot_changes(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(3))
     with Discovery(mem_registry, ejection=POLICY, clock=clock) as d:
         fail(d, "i000", 3)

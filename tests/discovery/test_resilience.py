@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from fyerreg import Discovery, Registry, Snapshot
+from fyerreg import Discovery, MemoryRegistry, Snapshot
 from fyerreg.errors import NoInstanceAvailableError
 
 from ..helpers import wait_until
 from . import conftest
-from .conftest import MemoryRegistry
 from .test_discovery import register, status_of
 from .util import FakeClock, inst, insts
 
 
-def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: Registry, clock: FakeClock) -> None:
+def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(2))
     with Discovery(mem_registry, protect_empty=30.0, clock=clock) as d:
         d.select("svc", "1.0.0")
@@ -32,7 +31,7 @@ def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: Registry, cl
             d.select("svc", "1.0.0")
 
 
-def test_protect_empty_ends_when_instances_come_back(mem_registry: Registry, clock: FakeClock) -> None:
+def test_protect_empty_ends_when_instances_come_back(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
     register(mem_registry, *insts(2))
     with Discovery(mem_registry, protect_empty=30.0, clock=clock) as d:
         d.select("svc", "1.0.0")
@@ -46,7 +45,7 @@ def test_protect_empty_ends_when_instances_come_back(mem_registry: Registry, clo
         assert status_of(d)["protecting_empty"] is False
 
 
-def test_without_protect_empty_an_empty_set_is_taken_at_once(mem_registry: Registry) -> None:
+def test_without_protect_empty_an_empty_set_is_taken_at_once(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, inst(0))
     with Discovery(mem_registry) as d:
         d.select("svc", "1.0.0")
@@ -87,7 +86,7 @@ def test_snapshot_file_gives_a_cold_start_while_the_registry_is_down(tmp_path: P
         down.close()
 
 
-def test_unreadable_snapshot_file_is_ignored(tmp_path: Path, mem_registry: Registry) -> None:
+def test_unreadable_snapshot_file_is_ignored(tmp_path: Path, mem_registry: MemoryRegistry) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     register(mem_registry, inst(0))
@@ -96,26 +95,26 @@ def test_unreadable_snapshot_file_is_ignored(tmp_path: Path, mem_registry: Regis
     assert json.loads(path.read_text())["services"][0]["instances"][0]["id"] == "i000"
 
 
-def test_cold_start_without_file_fails_clearly_then_recovers(mem_registry: Registry) -> None:
-    mem_registry.set_available(False)  # type: ignore[attr-defined]
+def test_cold_start_without_file_fails_clearly_then_recovers(mem_registry: MemoryRegistry) -> None:
+    mem_registry.set_available(False)
     with Discovery(mem_registry) as d:
         with pytest.raises(NoInstanceAvailableError, match="unreachable"):
             d.select("svc", "1.0.0")
-        mem_registry.set_available(True)  # type: ignore[attr-defined]
+        mem_registry.set_available(True)
         register(mem_registry, inst(0))
         wait_until(lambda: d.instances("svc", "1.0.0"))
         assert d.select("svc", "1.0.0").id == "i000"
 
 
-def test_the_last_set_keeps_serving_while_the_registry_is_unreachable(mem_registry: Registry) -> None:
+def test_the_last_set_keeps_serving_while_the_registry_is_unreachable(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, *insts(3))
     with Discovery(mem_registry) as d:
         d.select("svc", "1.0.0")
-        mem_registry.set_available(False)  # type: ignore[attr-defined]
+        mem_registry.set_available(False)
         assert {d.select("svc", "1.0.0").id for _ in range(30)} == {"i000", "i001", "i002"}
 
 
-def test_a_stale_empty_snapshot_never_empties_the_set(mem_registry: Registry) -> None:
+def test_a_stale_empty_snapshot_never_empties_the_set(mem_registry: MemoryRegistry) -> None:
     register(mem_registry, *insts(2))
     with Discovery(mem_registry) as d:
         d.select("svc", "1.0.0")
