@@ -13,6 +13,7 @@ from .errors import (
 )
 from .naming import Instance, Status
 from .registry import RegistrationState, Registry, Snapshot, Subscription
+from .registry.etcd import EtcdOptions, EtcdRegistry
 from .retry import Retry
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyRegisteredError",
     "AuthenticationError",
+    "EtcdOptions",
+    "EtcdRegistry",
     "Instance",
     "InvalidInstanceError",
     "NoInstanceAvailableError",
