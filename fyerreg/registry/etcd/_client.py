@@ -296,6 +296,8 @@ def _grpc_options(options: EtcdOptions) -> List[Tuple[str, Any]]:
         ("grpc.initial_reconnect_backoff_ms", 250),
         ("grpc.min_reconnect_backoff_ms", 250),
         ("grpc.max_reconnect_backoff_ms", 1000),
+        # etcd is reached directly, never through an HTTP proxy taken from the environment.
+        ("grpc.enable_http_proxy", 0),
     ]
     if options.dial_keepalive > 0:
         opts += [

@@ -2,10 +2,10 @@
 
 The state is read at revision R and watched from R+1, so nothing between the read and
 the watch is lost. Events are applied incrementally and each watch response that
-changes the state produces one snapshot. A broken stream is resumed from the last
-seen revision + 1 with backoff (on whichever endpoint works); a compacted start
-revision, or a store that went back in time (restored or wiped), makes it read the
-state again and push a fresh snapshot.
+changes the state produces one snapshot. A broken stream is re-established with
+backoff (on whichever endpoint works) after reading the state again at R' and
+watching from R'+1: a snapshot is pushed when the state changed meanwhile. A
+compacted start revision makes it read the state again and push a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -85,13 +85,16 @@ class PrefixWatch:
         self._read_state(deadline=deadline)
         return self.snapshot()
 
-    def _read_state(self, *, deadline: Optional[float]) -> None:
+    def _read_state(self, *, deadline: Optional[float]) -> bool:
+        """Replace the local state by a fresh read; True when it changed."""
         result = self.client.get_prefix(self.prefix, deadline=deadline)
         state = self.decoder.decode_all(result.kvs, self.service, self.version)
         with self._updated:
+            changed = state != self._state
             self._state = state
             self._revision = result.revision
             self._updated.notify_all()
+        return changed
 
     # -- thread -------------------------------------------------------------------------------
 
@@ -119,32 +122,37 @@ class PrefixWatch:
 
     def _run(self) -> None:
         failures = 0
-        resync = False
+        resync: Optional[str] = None
         while not self._stop.is_set():
             try:
-                if resync:
-                    self._read_state(deadline=self.client.options.dial_timeout)
-                    resync = False
-                    if not self._deliver():
+                if resync is not None:
+                    changed = self._read_state(deadline=self.client.options.dial_timeout)
+                    if (changed or resync == "compacted") and not self._deliver():
                         break
+                    resync = None
                 self._watch_once(failures)
                 failures = 0
-            except _Resync:
-                resync = True
+            except _Resync as exc:
+                resync = str(exc)
             except RegistryError as exc:
                 if self._stop.is_set():
                     break
+                # Read the state again before watching: resuming from our last revision
+                # would miss everything if etcd came back wiped or restored from a
+                # snapshot whose revisions have since passed ours.
+                resync = "reconnect"
                 self._connected = False
                 failures += 1
                 if failures == 1:
-                    log.warning("watch of %s broke; resuming from revision %d: %s", self.prefix,
-                                self._revision + 1, exc, extra=self._extra(attempt=failures))
+                    log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
+                                extra=self._extra(attempt=failures))
                 else:
                     log.debug("watch of %s still broken: %s", self.prefix, exc, extra=self._extra(attempt=failures))
                 self._stop.wait(self.retry.wait_time(failures))
             except Exception:  # a bug must never end the watch silently
                 if self._stop.is_set():
                     break
+                resync = "reconnect"
                 self._connected = False
                 failures += 1
                 log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
@@ -183,13 +191,13 @@ class PrefixWatch:
             self.metrics.inc("compaction_recoveries")
             log.warning("watch of %s: revision %d is compacted (oldest kept: %d); reading the state again",
                         self.prefix, self._revision + 1, batch.compact_revision, extra=self._extra())
-            raise _Resync()
+            raise _Resync("compacted")
         if batch.created:
             if batch.revision < self._revision:
                 log.warning("etcd at revision %d went back before %d (restored or wiped); reading %s again",
                             batch.revision, self._revision, self.prefix,
                             extra=self._extra(endpoint=stream.endpoint))
-                raise _Resync()
+                raise _Resync("rolled back")
             with self._updated:
                 self._connected = True
                 self._updated.notify_all()
