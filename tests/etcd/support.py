@@ -6,30 +6,17 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, List
 
 from fyerreg import Instance, Snapshot, Subscription
-
-T = TypeVar("T")
 
 SERVICE = "etcd-svc"
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = "") -> T:
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {message or predicate!r}")
-        time.sleep(interval)
-
-
-def make_instance(id: str, *, version: str = "v1", service: str = SERVICE, port: int = 8000, **fields: object) -> Instance:
+def make_instance(id: str, *, version: str = "v1", service: str = SERVICE, port: int = 8000,
+                  **fields: Any) -> Instance:
     """A valid instance of the tests' service."""
-    return Instance(id=id, service=service, version=version, address=f"127.0.0.1:{port}", **fields)  # type: ignore[arg-type]
+    return Instance(id=id, service=service, version=version, address=f"127.0.0.1:{port}", **fields)
 
 
 def ids(instances: List[Instance]) -> List[str]:

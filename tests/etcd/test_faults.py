@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-
 from fyerreg.testing import raw_client
+from tests.helpers import wait_until
 
-from .support import PYTHON, SERVICE, child_env, ids, library_threads, make_instance, next_snapshot, wait_until
+from .support import PYTHON, SERVICE, child_env, ids, library_threads, make_instance, next_snapshot
 
 pytestmark = pytest.mark.etcd
 

@@ -9,8 +9,9 @@ import threading
 import pytest
 
 from fyerreg import AlreadyRegisteredError, Instance, NotRegisteredError, Status
+from tests.helpers import wait_until
 
-from .support import SERVICE, ids, library_threads, make_instance, next_snapshot, wait_until
+from .support import SERVICE, ids, library_threads, make_instance, next_snapshot
 
 pytestmark = pytest.mark.etcd
 
