@@ -45,6 +45,8 @@ __all__ = [
     "WatchEvent",
     "WatchStream",
     "LeaseNotFoundError",
+    "Deadline",
+    "Timeout",
 ]
 
 log = logging.getLogger("fyerreg.registry.etcd")
@@ -67,6 +69,23 @@ _TRANSIENT_CODES = frozenset({
 _ENDPOINT_FAILURE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _TRANSIENT_UNKNOWN = ("context deadline exceeded", "leader changed", "no leader", "timed out", "stopped",
                       "transport is closing")
+
+
+class Deadline:
+    """A time limit shared by the several calls of one operation (``seconds=None``: none)."""
+
+    __slots__ = ("end",)
+
+    def __init__(self, seconds: Optional[float]) -> None:
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> Optional[float]:
+        """Seconds left (at least a millisecond: a call still gets its one attempt), None when unlimited."""
+        return None if self.end is None else max(self.end - time.monotonic(), 0.001)
+
+
+Timeout = Union[float, Deadline, None]
+"""Seconds for this call alone, a shared :class:`Deadline`, or None (retries bound it)."""
 
 
 class LeaseNotFoundError(RegistryError):
@@ -404,6 +423,7 @@ class EtcdClient:
                     last = err
                     continue
                 with self._lock:
+                    endpoint.last_failed = 0
                     self._client._current_endpoint_label = endpoint.netloc
                 return
             left = deadline - time.monotonic()
@@ -504,11 +524,13 @@ class EtcdClient:
         what: str,
         func: Callable[[_Conn, float, Any], T],
         *,
-        deadline: Optional[float] = None,
+        deadline: Timeout = None,
         retry: Optional[Retry] = None,
         stop: Optional[threading.Event] = None,
     ) -> T:
-        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all (seconds)."""
+        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all."""
+        if isinstance(deadline, Deadline):
+            deadline = deadline.left()
         end = None if deadline is None else time.monotonic() + deadline
 
         def attempt() -> T:
@@ -539,7 +561,8 @@ class EtcdClient:
         return policy.call(once_renewed, retry_on=(RegistryUnavailableError,), stop=stop,
                            on_retry=on_retry, deadline=deadline)
 
-    def get_prefix(self, prefix: str, *, deadline: Optional[float] = None) -> RangeResult:
+    def get_prefix(self, prefix: str, *, deadline: Timeout = None,
+                   stop: Optional[threading.Event] = None) -> RangeResult:
         """Every key under ``prefix`` and the revision of the read."""
         key = _b(prefix)
         request = etcdrpc.RangeRequest(key=key, range_end=_prefix_end(key))
@@ -548,9 +571,9 @@ class EtcdClient:
             resp = conn.kv.Range(request, timeout, metadata=md)
             return RangeResult(resp.header.revision, tuple(KeyValue._from_proto(kv) for kv in resp.kvs))
 
-        return self.call("range", run, deadline=deadline)
+        return self.call("range", run, deadline=deadline, stop=stop)
 
-    def get(self, key: str, *, deadline: Optional[float] = None,
+    def get(self, key: str, *, deadline: Timeout = None,
             retry: Optional[Retry] = None) -> Tuple[int, Optional[KeyValue]]:
         """The store revision and ``key``'s KeyValue (None when absent)."""
         request = etcdrpc.RangeRequest(key=_b(key))
@@ -561,7 +584,7 @@ class EtcdClient:
 
         return self.call("get", run, deadline=deadline, retry=retry)
 
-    def txn(self, txn: Txn, *, deadline: Optional[float] = None) -> TxnResult:
+    def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
         """Run a transaction (retried on transient failures: keep guards idempotent)."""
         request = _txn_proto(txn)
 
@@ -571,7 +594,7 @@ class EtcdClient:
 
         return self.call("txn", run, deadline=deadline)
 
-    def grant(self, ttl: int, *, deadline: Optional[float] = None) -> int:
+    def grant(self, ttl: int, *, deadline: Timeout = None) -> int:
         """A new lease of ``ttl`` seconds; its id."""
         request = etcdrpc.LeaseGrantRequest(TTL=ttl, ID=0)
 
@@ -583,7 +606,7 @@ class EtcdClient:
 
         return self.call("lease grant", run, deadline=deadline)
 
-    def refresh(self, lease_id: int, *, deadline: Optional[float] = None,
+    def refresh(self, lease_id: int, *, deadline: Timeout = None,
                 retry: Optional[Retry] = None) -> int:
         """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (FACTS #5)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
@@ -599,7 +622,7 @@ class EtcdClient:
 
         return self.call("lease keepalive", run, deadline=deadline, retry=retry)
 
-    def revoke(self, lease_id: int, *, deadline: Optional[float] = None) -> bool:
+    def revoke(self, lease_id: int, *, deadline: Timeout = None) -> bool:
         """Revoke a lease (its keys go with it); False when it was already gone."""
         request = etcdrpc.LeaseRevokeRequest(ID=lease_id)
 
@@ -612,7 +635,7 @@ class EtcdClient:
         except LeaseNotFoundError:
             return False
 
-    def member_urls(self, *, deadline: Optional[float] = None) -> List[str]:
+    def member_urls(self, *, deadline: Timeout = None) -> List[str]:
         """The client URLs of every cluster member."""
         request = etcdrpc.MemberListRequest()
 

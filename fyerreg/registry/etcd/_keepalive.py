@@ -20,8 +20,8 @@ from ...errors import NotRegisteredError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
-from ._client import KeyValue, LeaseNotFoundError
-from ._records import RecordWriter, Registration, instance_extra
+from ._client import Deadline, KeyValue, LeaseNotFoundError, Timeout
+from ._records import CLEANUP_TIMEOUT, RecordWriter, Registration, instance_extra
 
 __all__ = ["LeaseKeeper"]
 
@@ -107,23 +107,25 @@ class LeaseKeeper:
         """Refresh the lease; repair a lost lease or a missing record."""
         reg = self.reg
         lease_id = reg.lease_id
-        ttl = self.writer.client.refresh(lease_id, deadline=self.call_timeout, retry=_ONE_TRY)
+        # One budget for the whole heartbeat, so stop() never waits longer than that.
+        deadline = Deadline(self.call_timeout)
+        ttl = self.writer.client.refresh(lease_id, deadline=deadline, retry=_ONE_TRY)
         current: Optional[KeyValue] = None
         if ttl > 0:
-            _, current = self.writer.client.get(reg.key, deadline=self.call_timeout, retry=_ONE_TRY)
+            _, current = self.writer.client.get(reg.key, deadline=deadline, retry=_ONE_TRY)
         with reg.lock:
             if self._stop.is_set() or not reg.active or reg.lease_id != lease_id:
                 return  # deregistered, taken over or repaired by update_service meanwhile
             if ttl <= 0:
-                self._recover(reg.instance, deadline=self.call_timeout, reason=f"lease {lease_id:x} was lost")
+                self._recover(reg.instance, deadline=deadline, reason=f"lease {lease_id:x} was lost")
             elif current is None:
-                self._repair_record(deadline=self.call_timeout)
+                self._repair_record(deadline=deadline)
             elif current.lease != lease_id:
                 self._taken_over(current)
             else:
                 self._note_success()
 
-    def write(self, instance: Instance, *, deadline: Optional[float]) -> int:
+    def write(self, instance: Instance, *, deadline: Timeout) -> int:
         """Heartbeat and write ``instance`` (its update) under the registration's lease.
 
         Repairs a lost lease on the way; NotRegisteredError when another registry
@@ -131,6 +133,7 @@ class LeaseKeeper:
         """
         reg = self.reg
         lost = f"lease {reg.lease_id:x} was lost"
+        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
         ttl = self.writer.client.refresh(reg.lease_id, deadline=deadline)
         revision: Optional[int] = None
         if ttl > 0:
@@ -153,7 +156,7 @@ class LeaseKeeper:
                 f"{reg.key} was taken over by another registry (lease {reg.taken_over_by or 0:x})")
         return revision
 
-    def _repair_record(self, *, deadline: Optional[float]) -> None:
+    def _repair_record(self, *, deadline: Timeout) -> None:
         reg = self.reg
         stamped, value = self.writer.stamp(reg.instance)
         try:
@@ -172,7 +175,7 @@ class LeaseKeeper:
         log.warning("record of %s was deleted while its lease lived; written again", reg.key,
                     extra=instance_extra(reg.instance, reg.lease_id))
 
-    def _recover(self, instance: Instance, *, deadline: Optional[float], reason: str) -> Optional[int]:
+    def _recover(self, instance: Instance, *, deadline: Timeout, reason: str) -> Optional[int]:
         """Grant a new lease and write ``instance`` again (the lease was lost).
 
         Returns the store revision, or None when another registry holds the key now.
@@ -188,10 +191,10 @@ class LeaseKeeper:
             stamped, value = self.writer.stamp(instance)
             outcome = self.writer.guarded_put(reg.key, value, owner_lease=old, put_lease=new, deadline=deadline)
         except BaseException:
-            self.writer.revoke_quietly(new, deadline=min(deadline or 2.0, 2.0))
+            self.writer.revoke_quietly(new, deadline=CLEANUP_TIMEOUT)
             raise
         if not outcome.written:
-            self.writer.revoke_quietly(new, deadline=deadline)
+            self.writer.revoke_quietly(new, deadline=CLEANUP_TIMEOUT)
             self._taken_over(outcome.holder)
             return None
         reg.lease_id = new
@@ -211,7 +214,7 @@ class LeaseKeeper:
         reg.taken_over_by = holder.lease if holder is not None else None
         reg.last_error = f"taken over by lease {reg.taken_over_by or 0:x}"
         self._stop.set()
-        self.writer.revoke_quietly(reg.lease_id, deadline=self.call_timeout)
+        self.writer.revoke_quietly(reg.lease_id, deadline=CLEANUP_TIMEOUT)
         log.warning("%s was taken over by another registry (its lease %x, ours %x); no longer keeping it alive",
                     reg.key, reg.taken_over_by or 0, reg.lease_id,
                     extra=instance_extra(reg.instance, reg.lease_id, holder_lease_id=reg.taken_over_by))

@@ -10,12 +10,12 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
 from ..base import RegistrationState
-from ._client import Compare, Delete, EtcdClient, Get, KeyValue, Put, Txn, TxnResult
+from ._client import Compare, Deadline, Delete, EtcdClient, Get, KeyValue, Put, Timeout, Txn, TxnResult
 from ._keys import KeyLayout
 
 __all__ = ["Registration", "RecordWriter", "instance_extra"]
@@ -51,6 +51,11 @@ class Registration:
         self.reregistrations = 0
         self.last_error: Optional[str] = None
         self.keepalive: Any = None
+        self.retired: List[Any] = []
+
+    def keepers(self) -> List[Any]:
+        """Every keepalive this registration started (the current one last)."""
+        return [*self.retired, *([self.keepalive] if self.keepalive is not None else [])]
 
     def state(self) -> RegistrationState:
         """A consistent copy for ``registration_state``."""
@@ -74,6 +79,10 @@ class WriteOutcome:
     previous: Optional[KeyValue] = None
 
 
+CLEANUP_TIMEOUT = 2.0
+"""Seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -91,7 +100,7 @@ class RecordWriter:
         stamped = instance.replace(updated_at=_now_ms())
         return stamped, stamped.to_json().encode("utf-8")
 
-    def revoke_quietly(self, lease_id: int, deadline: Optional[float]) -> None:
+    def revoke_quietly(self, lease_id: int, deadline: Timeout) -> None:
         """Revoke a lease, logging (not raising) failures: an unrevoked lease expires anyway."""
         if not lease_id:
             return
@@ -102,7 +111,7 @@ class RecordWriter:
                      extra={"lease_id": lease_id})
 
     def create(self, instance: Instance, *, exclusive: bool,
-               deadline: Optional[float]) -> Tuple[int, Instance, WriteOutcome]:
+               deadline: Timeout) -> Tuple[int, Instance, WriteOutcome]:
         """Grant a lease and write the record bound to it.
 
         ``exclusive``: only when the key is absent, else AlreadyRegisteredError with
@@ -110,6 +119,7 @@ class RecordWriter:
         ``previous`` names it).
         """
         key = self.layout.instance_key(instance)
+        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
         lease_id = self.client.grant(self.ttl, deadline=deadline)
         try:
             stamped, value = self.stamp(instance)
@@ -131,12 +141,12 @@ class RecordWriter:
                     previous = None
                 outcome = WriteOutcome(True, result.revision, previous=previous)
         except BaseException:
-            self.revoke_quietly(lease_id, deadline=min(deadline or 2.0, 2.0))
+            self.revoke_quietly(lease_id, deadline=CLEANUP_TIMEOUT)
             raise
         return lease_id, stamped, outcome
 
     def guarded_put(self, key: str, value: bytes, *, owner_lease: int, put_lease: int,
-                    deadline: Optional[float]) -> WriteOutcome:
+                    deadline: Timeout) -> WriteOutcome:
         """Write ``value`` bound to ``put_lease`` if the key is absent, lease-less or bound to
         ``owner_lease``; else leave it and return its holder. Raises LeaseNotFoundError
         when ``put_lease`` is gone."""
@@ -157,11 +167,12 @@ class RecordWriter:
             return WriteOutcome(True, result.revision)  # our own retried write
         return WriteOutcome(False, result.revision, holder=holder)
 
-    def remove(self, key: str, lease_id: int, *, deadline: Optional[float]) -> Tuple[bool, int]:
+    def remove(self, key: str, lease_id: int, *, deadline: Timeout) -> Tuple[bool, int]:
         """Delete the key if it is still bound to ``lease_id``, then revoke the lease.
 
         Returns whether the key was deleted and the store revision.
         """
+        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
         result = self.client.txn(Txn([Compare(key, "lease", lease_id)], [Delete(key)], []), deadline=deadline)
         self.client.revoke(lease_id, deadline=deadline)
         return result.succeeded, result.revision

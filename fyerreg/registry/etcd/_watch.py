@@ -20,7 +20,7 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
-from ._client import EtcdClient, WatchBatch, WatchStream
+from ._client import EtcdClient, Timeout, WatchBatch, WatchStream
 from ._decode import RecordDecoder
 
 __all__ = ["PrefixWatch"]
@@ -80,14 +80,14 @@ class PrefixWatch:
         with self._updated:
             return self._updated.wait_for(lambda: self._revision >= revision and self._connected, timeout)
 
-    def load(self, *, deadline: Optional[float]) -> Snapshot:
+    def load(self, *, deadline: Timeout) -> Snapshot:
         """Read the current state (the first snapshot); call before :meth:`start`."""
         self._read_state(deadline=deadline)
         return self.snapshot()
 
-    def _read_state(self, *, deadline: Optional[float]) -> bool:
+    def _read_state(self, *, deadline: Timeout) -> bool:
         """Replace the local state by a fresh read; True when it changed."""
-        result = self.client.get_prefix(self.prefix, deadline=deadline)
+        result = self.client.get_prefix(self.prefix, deadline=deadline, stop=self._stop)
         state = self.decoder.decode_all(result.kvs, self.service, self.version)
         with self._updated:
             changed = state != self._state

@@ -13,7 +13,7 @@ from ...naming import Instance
 from ..base import RegistrationState, Registry
 from ..subscription import Subscription
 from ._cache import ServiceCache
-from ._client import EtcdClient
+from ._client import Deadline, EtcdClient, Timeout
 from ._decode import RecordDecoder
 from ._keepalive import LeaseKeeper
 from ._keys import KeyLayout
@@ -88,6 +88,7 @@ class EtcdRegistry(Registry):
     # -- registration ---------------------------------------------------------------------------
 
     def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
+        deadline = Deadline(timeout)
         while True:
             with self._lock:
                 self._check_open()
@@ -99,18 +100,19 @@ class EtcdRegistry(Registry):
                     continue  # deregistered meanwhile: start over
                 if reg.active:
                     keeper: LeaseKeeper = reg.keepalive
-                    revision = keeper.write(instance, deadline=timeout)
+                    revision = keeper.write(instance, deadline=deadline)
                     self._wrote(instance.service, revision)
                     return
-                self._create(reg, instance, timeout=timeout, exclusive=exclusive)
+                self._create(reg, instance, deadline=deadline, exclusive=exclusive)
                 return
 
-    def _create(self, reg: Registration, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
+    def _create(self, reg: Registration, instance: Instance, *, deadline: Deadline, exclusive: bool) -> None:
         old: Optional[LeaseKeeper] = reg.keepalive
-        if old is not None:  # taken over earlier: its thread has been told to stop
-            old.stop(self._join_timeout)
+        if old is not None:  # taken over earlier: told to stop; joined by _remove
+            old.signal_stop()
+            reg.retired.append(old)
         try:
-            lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=timeout)
+            lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=deadline)
         except BaseException:
             if reg.keepalive is None:
                 self._forget(reg)
@@ -156,7 +158,7 @@ class EtcdRegistry(Registry):
                 raise NotRegisteredError(
                     f"{reg.key} was taken over by another registry (lease {reg.taken_over_by or 0:x})")
             keeper: LeaseKeeper = reg.keepalive
-            revision = keeper.write(instance, deadline=timeout)
+            revision = keeper.write(instance, deadline=Deadline(timeout))
         self._wrote(instance.service, revision)
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
@@ -167,26 +169,32 @@ class EtcdRegistry(Registry):
             return
         self._remove(reg, deadline=timeout)
 
-    def _remove(self, reg: Registration, *, deadline: Optional[float]) -> None:
+    def _remove(self, reg: Registration, *, deadline: Timeout) -> None:
         """Stop the keepalive, delete the key (if still ours), revoke the lease."""
-        keeper: Optional[LeaseKeeper] = reg.keepalive
-        if keeper is not None:
-            keeper.stop(self._join_timeout)
+        self._join_keepers(reg)
         with reg.lock:
             if reg.finished:
                 return
             self._forget(reg)
+            for keeper in reg.keepers():
+                keeper.signal_stop()  # one started by a register() racing with us
             was_active, reg.active = reg.active, False
-            if not reg.lease_id:
-                return
-            if was_active:
-                _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
-                self._wrote(reg.instance.service, revision)
-            else:
-                self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
+            if reg.lease_id:
+                if was_active:
+                    _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
+                    self._wrote(reg.instance.service, revision)
+                else:
+                    self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
+        self._join_keepers(reg)
         self._metrics.inc("deregistrations")
         log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
                  extra=instance_extra(reg.instance, reg.lease_id))
+
+    def _join_keepers(self, reg: Registration) -> None:
+        for keeper in reg.keepers():
+            if not keeper.stop(self._join_timeout):
+                log.warning("keepalive thread of %s did not end within %.1fs", reg.key, self._join_timeout,
+                            extra=instance_extra(reg.instance, reg.lease_id))
 
     def _do_registration_state(self, instance: Instance) -> RegistrationState:
         with self._lock:
@@ -265,8 +273,8 @@ class EtcdRegistry(Registry):
             regs = list(self._regs.values())
             subs = [sub for sub, _ in self._subs.values()]
         for reg in regs:
-            if reg.keepalive is not None:
-                reg.keepalive.signal_stop()
+            for keeper in reg.keepers():
+                keeper.signal_stop()
         for reg in regs:
             left = end - time.monotonic()
             try:
@@ -287,8 +295,7 @@ class EtcdRegistry(Registry):
         self._client.close()
 
     def _abandon(self, reg: Registration) -> None:
-        if reg.keepalive is not None:
-            reg.keepalive.stop(self._join_timeout)
         with reg.lock:
             reg.active = False
             self._forget(reg)
+        self._join_keepers(reg)
