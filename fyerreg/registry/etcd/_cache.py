@@ -26,6 +26,7 @@ class _Entry:
     def __init__(self, watch: PrefixWatch) -> None:
         self.watch = watch
         self.last_used = time.monotonic()
+        self.serving_stale = False
 
 
 class ServiceCache:
@@ -61,16 +62,21 @@ class ServiceCache:
         if watch.connected and (watch.revision >= min_revision
                                 or watch.wait_for_revision(min_revision, CATCH_UP_WAIT)):
             self._metrics.inc("cache_hits")
+            entry.serving_stale = False
             return list(watch.snapshot())
         try:
-            return read()
+            found = read()
         except RegistryUnavailableError as exc:
             snapshot = watch.snapshot(stale=True)
             self._metrics.inc("cache_stale_reads")
-            log.warning("etcd unreachable; serving the cached state of %s/%s (revision %d): %s",
-                        service, version or "*", snapshot.revision, exc,
-                        extra={"service": service, "version": version or "*"})
+            if not entry.serving_stale:  # once per outage, not once per call
+                entry.serving_stale = True
+                log.warning("etcd unreachable; serving the cached state of %s/%s (revision %d) until it is back: %s",
+                            service, version or "*", snapshot.revision, exc,
+                            extra={"service": service, "version": version or "*"})
             return list(snapshot)
+        entry.serving_stale = False
+        return found
 
     def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:
         key = (service, version)
