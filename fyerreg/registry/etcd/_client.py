@@ -662,9 +662,11 @@ class EtcdClient:
                 log.exception("refreshing the etcd member list failed")
 
     def sync_endpoints(self) -> None:
-        """Use the cluster's current members as endpoints (new members are added, gone ones dropped)."""
+        """Use the configured endpoints and the cluster's current members (new members are added,
+        removed ones dropped)."""
         urls = self.member_urls(deadline=self.options.dial_timeout)
-        wanted: Dict[str, Endpoint] = {}
+        # The configured endpoints stay (a load balancer's address is no member's URL).
+        wanted: Dict[str, Endpoint] = {ep.netloc: ep for ep in self.options.endpoints}
         for url in urls:
             try:
                 ep = Endpoint.parse(url)
@@ -672,8 +674,6 @@ class EtcdClient:
                 log.warning("ignoring etcd member URL %r", url)
                 continue
             wanted[ep.netloc] = ep
-        if not wanted:
-            return
         with self._lock:
             if self._closed:
                 return
