@@ -75,6 +75,11 @@ class PrefixWatch:
         with self._lock:
             return Snapshot(self._state.values(), revision=self._revision, stale=stale)
 
+    def wait_connected(self, timeout: Optional[float]) -> bool:
+        """Wait until the watch stream is established (True) or ``timeout`` passes (False)."""
+        with self._updated:
+            return self._updated.wait_for(lambda: self._connected or self._stop.is_set(), timeout)
+
     def wait_for_revision(self, revision: int, timeout: float) -> bool:
         """Wait until the state reflects ``revision`` (True) or ``timeout`` passes (False)."""
         with self._updated:

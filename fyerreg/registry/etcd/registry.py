@@ -224,8 +224,9 @@ class EtcdRegistry(Registry):
 
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
+        deadline = Deadline(timeout)
         watch = self._new_watch(service, version, "watch")
-        first = watch.load(deadline=timeout)
+        first = watch.load(deadline=deadline)
         sub = Subscription(service, version, maxsize=maxsize, on_close=self._subscription_closed)
         watch.sink = sub.publish
         sub.publish(first)
@@ -236,6 +237,11 @@ class EtcdRegistry(Registry):
                 raise RegistryClosedError("EtcdRegistry is closed")
             self._subs[id(sub)] = (sub, watch)
         watch.start()
+        # Return once watching, so that every later change reaches this subscription as
+        # its own watch response. Not watching yet is no error: the thread keeps trying
+        # and misses nothing (it watches from the first snapshot's revision on).
+        wait = self.options.dial_timeout
+        watch.wait_connected(wait if timeout is None else max(0.0, min(wait, deadline.left() or 0.0)))
         return sub
 
     def _subscription_closed(self, sub: Subscription) -> None:
