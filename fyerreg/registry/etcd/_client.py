@@ -312,9 +312,9 @@ def _grpc_options(options: EtcdOptions) -> List[Tuple[str, Any]]:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # gRPC's own reconnect backoff grows to 120 s: etcd back after an outage would
         # then stay unreachable for minutes. Our retry policy does the backing off.
-        ("grpc.initial_reconnect_backoff_ms", 250),
-        ("grpc.min_reconnect_backoff_ms", 250),
-        ("grpc.max_reconnect_backoff_ms", 1000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 500),
         # etcd is reached directly, never through an HTTP proxy taken from the environment.
         ("grpc.enable_http_proxy", 0),
     ]
