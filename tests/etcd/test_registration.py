@@ -164,3 +164,19 @@ def test_go_written_and_garbage_records_under_the_prefix(registries, etcd_client
     etcd_client.delete(f"{prefix}/v1/go1")
     assert ids(next_snapshot(sub)) == ["go2", "last"]
     assert any(t.name == f"fyerreg-watch-{SERVICE}-*" for t in threading.enumerate())
+
+
+def test_registering_again_after_a_takeover_takes_the_key_back(registries, etcd_client, namespace):
+    first, second = registries.new(), registries.new()
+    inst = make_instance("back")
+    first.register(inst)
+    second.register(inst)
+    wait_until(lambda: not first.registration_state(inst).registered, timeout=5)
+    first.register(inst)
+    assert first.registration_state(inst).registered
+    wait_until(lambda: not second.registration_state(inst).registered, timeout=5)
+    _, meta = etcd_client.get(key_of(namespace, inst))
+    assert meta.lease_id == first.registration_state(inst).lease_id
+    assert library_threads().count("fyerreg-keepalive-etcd-svc-back") == 1
+    first.deregister(inst)
+    assert etcd_client.get(key_of(namespace, inst)) == (None, None)

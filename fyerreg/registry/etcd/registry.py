@@ -111,10 +111,11 @@ class EtcdRegistry(Registry):
         if old is not None:  # taken over earlier: told to stop; joined by _remove
             old.signal_stop()
             reg.retired.append(old)
+            reg.keepalive = None
         try:
             lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=deadline)
         except BaseException:
-            if reg.keepalive is None:
+            if not reg.retired:  # a first registration that failed leaves nothing behind
                 self._forget(reg)
             raise
         reg.instance, reg.lease_id, reg.active = stamped, lease_id, True
