@@ -98,3 +98,16 @@ def test_construction_against_a_closed_port_fails_within_dial_timeout():
             EtcdRegistry(endpoints=[f"127.0.0.1:{port}"], dial_timeout=1.5)
         elapsed = time.monotonic() - started
     assert elapsed < 1.5 + 1.0, f"took {elapsed:.2f}s"
+
+
+@pytest.mark.etcd
+def test_a_hung_endpoint_does_not_use_up_the_dial_timeout_of_the_others(etcd_endpoints):
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # completes TCP handshakes, never speaks HTTP/2: a frozen member
+        endpoints = [f"127.0.0.1:{hung.getsockname()[1]}", *etcd_endpoints]
+        registry = EtcdRegistry(endpoints=endpoints, dial_timeout=3, namespace="hung-endpoint-test")
+        try:
+            assert registry.list_services("svc") == []
+        finally:
+            registry.close()

@@ -312,8 +312,8 @@ def _grpc_options(options: EtcdOptions) -> List[Tuple[str, Any]]:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # gRPC's own reconnect backoff grows to 120 s: etcd back after an outage would
         # then stay unreachable for minutes. Our retry policy does the backing off.
+        # (Not grpc.min_reconnect_backoff_ms: gRPC uses it as the connect timeout.)
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 500),
         # etcd is reached directly, never through an HTTP proxy taken from the environment.
         ("grpc.enable_http_proxy", 0),
@@ -400,27 +400,34 @@ class EtcdClient:
 
     def _connect(self) -> None:
         """Reach one endpoint (authenticating when asked to) before ``dial_timeout`` runs out."""
-        deadline = time.monotonic() + self.options.dial_timeout
+        dial = self.options.dial_timeout
+        deadline = time.monotonic() + dial
+        endpoints = list(self._client.endpoints.values())
+        # A black-holed endpoint must not use up the whole dial_timeout of the others.
+        per_attempt = max(1.0, dial / len(endpoints))
+        probe = etcdrpc.RangeRequest(key=_b(self.options.prefix), range_end=_prefix_end(_b(self.options.prefix)),
+                                     count_only=True)
         last: Optional[BaseException] = None
         pause = 0.05
         while True:
-            for endpoint in list(self._client.endpoints.values()):
+            for endpoint in endpoints:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 conn = self._conn_for(endpoint)
+                end = time.monotonic() + min(left, per_attempt)
                 try:
                     if self.options.username is not None:
-                        self._authenticate(conn, left)
-                    probe = etcdrpc.RangeRequest(key=_b(self.options.prefix),
-                                                 range_end=_prefix_end(_b(self.options.prefix)),
-                                                 count_only=True)
-                    conn.kv.Range(probe, max(0.01, deadline - time.monotonic()), metadata=self._metadata())
+                        self._authenticate(conn, end - time.monotonic())
+                    conn.kv.Range(probe, max(0.01, end - time.monotonic()), metadata=self._metadata())
                 except grpc.RpcError as exc:
                     err = self._translate(exc, conn, "connect")
                     if not isinstance(err, RegistryUnavailableError):
                         raise err from None
                     last = err
+                    continue
+                except ValueError as exc:  # grpc refusing the call itself (a closed channel)
+                    last = exc
                     continue
                 with self._lock:
                     endpoint.last_failed = 0
@@ -429,9 +436,7 @@ class EtcdClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 names = ", ".join(ep.netloc for ep in self.options.endpoints)
-                raise RegistryUnavailableError(
-                    f"etcd at {names} unreachable within dial_timeout={self.options.dial_timeout:g}s: {last}"
-                )
+                raise RegistryUnavailableError(f"etcd at {names} unreachable within dial_timeout={dial:g}s: {last}")
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.5)
 
