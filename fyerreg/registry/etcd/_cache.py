@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from ...errors import RegistryUnavailableError
 from ...metrics import Metrics
 from ...naming import Instance
+from ..subscription import Snapshot
 from ._watch import PrefixWatch
 
 __all__ = ["ServiceCache"]
@@ -27,6 +28,7 @@ class _Entry:
         self.watch = watch
         self.last_used = time.monotonic()
         self.serving_stale = False
+        self.last_read: Optional[Snapshot] = None  # a direct read may be ahead of the watch
 
 
 class ServiceCache:
@@ -49,14 +51,14 @@ class ServiceCache:
         return len(self._entries)
 
     def list(self, service: str, version: Optional[str], *, min_revision: int,
-             read: Callable[[], List[Instance]], deadline: Optional[float]) -> List[Instance]:
+             read: Callable[[], Snapshot], deadline: Optional[float]) -> List[Instance]:
         """The instances of (service, version): from the watch when it is current and shows
         revision ``min_revision`` (this registry's last write), else from ``read()``; when that
         fails for want of etcd, the last known state with a warning."""
         self._evict_idle()
         entry = self._entry(service, version, deadline)
         if entry is None:
-            return read()
+            return list(read())
         entry.last_used = time.monotonic()
         watch = entry.watch
         if watch.connected and (watch.revision >= min_revision
@@ -68,6 +70,8 @@ class ServiceCache:
             found = read()
         except RegistryUnavailableError as exc:
             snapshot = watch.snapshot(stale=True)
+            if entry.last_read is not None and entry.last_read.revision > snapshot.revision:
+                snapshot = entry.last_read
             self._metrics.inc("cache_stale_reads")
             if not entry.serving_stale:  # once per outage, not once per call
                 entry.serving_stale = True
@@ -76,7 +80,8 @@ class ServiceCache:
                             extra={"service": service, "version": version or "*"})
             return list(snapshot)
         entry.serving_stale = False
-        return found
+        entry.last_read = found
+        return list(found)
 
     def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:
         key = (service, version)

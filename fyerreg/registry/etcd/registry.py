@@ -11,7 +11,7 @@ from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ..base import RegistrationState, Registry
-from ..subscription import Subscription
+from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
 from ._client import Deadline, EtcdClient, Timeout
 from ._decode import RecordDecoder
@@ -125,8 +125,10 @@ class EtcdRegistry(Registry):
             log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
                         reg.key, outcome.previous.lease, lease_id,
                         extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
-        keeper = LeaseKeeper(reg, self._writer, self._metrics, interval=self.options.ttl / 3.0,
-                             retry=self._client.retry, call_timeout=self.options.dial_timeout)
+        interval = self.options.ttl / 3.0
+        # A heartbeat stuck on a frozen member must give up in time for the next one.
+        keeper = LeaseKeeper(reg, self._writer, self._metrics, interval=interval, retry=self._client.retry,
+                             call_timeout=min(self.options.dial_timeout, max(1.0, interval)))
         reg.keepalive = keeper
         keeper.start()
         self._metrics.inc("registrations")
@@ -210,14 +212,14 @@ class EtcdRegistry(Registry):
         return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
                            retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}")
 
-    def _read(self, service: str, version: Optional[str], deadline: Optional[float]) -> List[Instance]:
+    def _read(self, service: str, version: Optional[str], deadline: Optional[float]) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
         found = self._decoder.decode_all(result.kvs, service, version)
-        return sorted(found.values(), key=lambda inst: (inst.id, inst.version))
+        return Snapshot(found.values(), revision=result.revision)
 
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
         if self._cache is None:
-            return self._read(service, version, timeout)
+            return list(self._read(service, version, timeout))
         with self._lock:
             min_revision = self._write_revisions.get(service, 0)
         return self._cache.list(service, version, min_revision=min_revision, deadline=timeout,
