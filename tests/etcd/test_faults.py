@@ -180,3 +180,23 @@ def test_instances_survive_an_etcd_outage_shorter_than_ttl(etcd_server, registri
     assert state.registered and state.lease_id == lease and state.reregistrations == 0
 
 
+
+
+def test_close_while_etcd_is_down_still_ends_everything(etcd_server, registries):
+    before = library_threads()
+    registry = registries.new(endpoints=etcd_server.endpoints, dial_timeout=1, cache=(True, 60))
+    registry.register(make_instance("orphan"))
+    sub = registry.subscribe(SERVICE)
+    registry.list_services(SERVICE)
+    etcd_server.kill()
+    registry.close(timeout=2)
+    assert library_threads() == before
+    items = [sub.get(timeout=5) for _ in range(sub.qsize())]
+    assert items[-1] is None
+    # Its lease was not revoked: the record goes when the lease expires.
+    etcd_server.start()
+    client = raw_client(etcd_server.endpoints)
+    try:
+        wait_until(lambda: not list(client.get_prefix(f"/{registries.namespace}/services/")), timeout=3 + 2)
+    finally:
+        client.close()
