@@ -10,8 +10,9 @@ import pytest
 
 from fyerreg import AuthenticationError, PermissionDeniedError
 from fyerreg.testing import EtcdServer, raw_client
+from tests.helpers import ids, next_snapshot
 
-from .support import SERVICE, ids, make_instance, next_snapshot
+from .support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 

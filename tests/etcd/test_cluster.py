@@ -7,9 +7,9 @@ from typing import Iterator, List
 import pytest
 
 from fyerreg.testing import EtcdServer
-from tests.helpers import wait_until
+from tests.helpers import ids, next_snapshot, wait_until
 
-from .support import SERVICE, ids, make_instance, next_snapshot
+from .support import SERVICE, make_instance
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

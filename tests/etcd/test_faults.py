@@ -12,9 +12,9 @@ import time
 import pytest
 
 from fyerreg.testing import raw_client
-from tests.helpers import wait_until
+from tests.helpers import fyerreg_threads, ids, next_snapshot, wait_until
 
-from .support import PYTHON, SERVICE, child_env, ids, library_threads, make_instance, next_snapshot
+from .support import PYTHON, SERVICE, child_env, make_instance
 
 pytestmark = pytest.mark.etcd
 
@@ -151,7 +151,7 @@ def test_watch_from_a_compacted_revision_recovers(registries, etcd_client, names
 
 
 def test_no_fyerreg_thread_survives_close(registries):
-    before = library_threads()
+    before = fyerreg_threads()
     registry = registries.new()
     registry.register(make_instance("t1"))
     registry.register(make_instance("t2", service="other"))
@@ -159,12 +159,12 @@ def test_no_fyerreg_thread_survives_close(registries):
     registry.subscribe("other", "v1")
     cached = registries.new(cache=(True, 60))
     cached.list_services(SERVICE)
-    running = library_threads()
+    running = fyerreg_threads()
     assert {"fyerreg-keepalive-etcd-svc-t1", "fyerreg-keepalive-other-t2", f"fyerreg-watch-{SERVICE}-*",
             "fyerreg-watch-other-v1", f"fyerreg-cache-{SERVICE}-*"} <= set(running)
     registry.close()
     cached.close()
-    assert library_threads() == before
+    assert fyerreg_threads() == before
 
 
 def test_instances_survive_an_etcd_outage_shorter_than_ttl(etcd_server, registries):
@@ -183,14 +183,14 @@ def test_instances_survive_an_etcd_outage_shorter_than_ttl(etcd_server, registri
 
 
 def test_close_while_etcd_is_down_still_ends_everything(etcd_server, registries):
-    before = library_threads()
+    before = fyerreg_threads()
     registry = registries.new(endpoints=etcd_server.endpoints, dial_timeout=1, cache=(True, 60))
     registry.register(make_instance("orphan"))
     sub = registry.subscribe(SERVICE)
     registry.list_services(SERVICE)
     etcd_server.kill()
     registry.close(timeout=2)
-    assert library_threads() == before
+    assert fyerreg_threads() == before
     items = [sub.get(timeout=5) for _ in range(sub.qsize())]
     assert items[-1] is None
     # Its lease was not revoked: the record goes when the lease expires.

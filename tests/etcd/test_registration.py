@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from fyerreg import AlreadyRegisteredError, Instance, NotRegisteredError, Status
-from tests.helpers import wait_until
+from tests.helpers import fyerreg_threads, ids, next_snapshot, wait_until
 
-from .support import SERVICE, ids, library_threads, make_instance, next_snapshot
+from .support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 
@@ -55,10 +55,10 @@ def test_reregistering_own_instance_updates_in_place_without_a_new_lease_or_thre
     inst = make_instance("r")
     registry.register(inst)
     lease = registry.registration_state(inst).lease_id
-    threads = library_threads()
+    threads = fyerreg_threads()
     registry.register(inst.replace(weight=3))
     assert registry.registration_state(inst).lease_id == lease
-    assert library_threads() == threads
+    assert fyerreg_threads() == threads
     record, meta = stored(etcd_client, key_of(namespace, inst))
     assert record["weight"] == 3 and meta.lease_id == lease
     assert registry.stats()["registrations"] == 1
@@ -89,7 +89,7 @@ def test_exclusive_register_writes_nothing_when_the_key_is_held(registries, etcd
         second.register(inst.replace(address="127.0.0.1:2"), exclusive=True)
     record, after = stored(etcd_client, key_of(namespace, inst))
     assert record["address"] == "127.0.0.1:1" and after.mod_revision == before.mod_revision
-    assert library_threads().count("fyerreg-keepalive-etcd-svc-x") == 1
+    assert fyerreg_threads().count("fyerreg-keepalive-etcd-svc-x") == 1
 
 
 def test_takeover_warns_naming_both_leases_and_the_old_owner_never_clobbers(registries, etcd_client, namespace,
@@ -107,7 +107,7 @@ def test_takeover_warns_naming_both_leases_and_the_old_owner_never_clobbers(regi
 
     # The old owner notices at its next heartbeat and stops keeping the instance alive ...
     wait_until(lambda: not old_owner.registration_state(inst).registered, timeout=5)
-    assert "fyerreg-keepalive-etcd-svc-t" in library_threads()  # the new owner's only
+    assert "fyerreg-keepalive-etcd-svc-t" in fyerreg_threads()  # the new owner's only
     with pytest.raises(NotRegisteredError):
         old_owner.update_service(inst.replace(weight=1))
     old_owner.deregister(inst)
@@ -177,6 +177,6 @@ def test_registering_again_after_a_takeover_takes_the_key_back(registries, etcd_
     wait_until(lambda: not second.registration_state(inst).registered, timeout=5)
     _, meta = etcd_client.get(key_of(namespace, inst))
     assert meta.lease_id == first.registration_state(inst).lease_id
-    assert library_threads().count("fyerreg-keepalive-etcd-svc-back") == 1
+    assert fyerreg_threads().count("fyerreg-keepalive-etcd-svc-back") == 1
     first.deregister(inst)
     assert etcd_client.get(key_of(namespace, inst)) == (None, None)

@@ -12,8 +12,9 @@ import pytest
 
 from fyerreg import RegistryUnavailableError
 from fyerreg.testing import EtcdServer
+from tests.helpers import ids, next_snapshot
 
-from .support import SERVICE, ids, make_instance, next_snapshot
+from .support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 

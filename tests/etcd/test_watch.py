@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from fyerreg import RegistryUnavailableError
-from tests.helpers import wait_until
+from tests.helpers import fyerreg_threads, ids, next_snapshot, wait_until
 
-from .support import SERVICE, ids, library_threads, make_instance, next_snapshot
+from .support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 
@@ -25,7 +25,7 @@ def test_version_none_watches_every_version_and_a_version_only_its_own(registrie
     both = next_snapshot(every, lambda s: len(s) == 3)
     assert [(i.id, i.version) for i in both] == [("a", "v1"), ("a", "v2"), ("b", "v2")]
     assert [(i.id, i.version) for i in next_snapshot(only_v2, lambda s: len(s) == 2)] == [("a", "v2"), ("b", "v2")]
-    assert {"fyerreg-watch-etcd-svc-*", "fyerreg-watch-etcd-svc-v2"} <= set(library_threads())
+    assert {"fyerreg-watch-etcd-svc-*", "fyerreg-watch-etcd-svc-v2"} <= set(fyerreg_threads())
 
 
 def test_one_snapshot_per_watch_response(registries, etcd_client, namespace):
@@ -50,9 +50,9 @@ def test_unsubscribe_and_close_end_the_watch_thread_with_the_sentinel(registries
     kept, ended = registry.subscribe(SERVICE, "v1"), registry.subscribe(SERVICE)
     registry.unsubscribe(SERVICE)
     assert ended.get(timeout=5) == [] and ended.get(timeout=5) is None
-    wait_until(lambda: "fyerreg-watch-etcd-svc-*" not in library_threads(), timeout=5)
+    wait_until(lambda: "fyerreg-watch-etcd-svc-*" not in fyerreg_threads(), timeout=5)
     kept.close()
-    wait_until(lambda: "fyerreg-watch-etcd-svc-v1" not in library_threads(), timeout=5)
+    wait_until(lambda: "fyerreg-watch-etcd-svc-v1" not in fyerreg_threads(), timeout=5)
     assert registry.stats()["subscriptions"] == 0
 
 
@@ -75,7 +75,7 @@ def test_cached_list_reads_its_own_writes(registries):
     registry.deregister(make_instance("c0"))
     assert ids(registry.list_services(SERVICE)) == ["c1", "c2"]
     assert registry.stats()["cache_hits"] >= 3
-    assert "fyerreg-cache-etcd-svc-*" in library_threads()
+    assert "fyerreg-cache-etcd-svc-*" in fyerreg_threads()
 
 
 def test_cached_list_sees_other_registries_and_serves_stale_while_etcd_is_down(etcd_server, registries, caplog):
@@ -107,6 +107,6 @@ def test_cached_list_sees_other_registries_and_serves_stale_while_etcd_is_down(e
 def test_idle_cache_entries_are_dropped(registries):
     registry = registries.new(cache=(True, 0.2))
     registry.list_services(SERVICE)
-    assert "fyerreg-cache-etcd-svc-*" in library_threads()
-    wait_until(lambda: (registry.list_services("other"), "fyerreg-cache-etcd-svc-*" not in library_threads())[1],
+    assert "fyerreg-cache-etcd-svc-*" in fyerreg_threads()
+    wait_until(lambda: (registry.list_services("other"), "fyerreg-cache-etcd-svc-*" not in fyerreg_threads())[1],
                timeout=5)

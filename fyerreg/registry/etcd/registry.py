@@ -175,20 +175,22 @@ class EtcdRegistry(Registry):
     def _remove(self, reg: Registration, *, deadline: Timeout) -> None:
         """Stop the keepalive, delete the key (if still ours), revoke the lease."""
         self._join_keepers(reg)
-        with reg.lock:
-            if reg.finished:
-                return
-            self._forget(reg)
-            for keeper in reg.keepers():
-                keeper.signal_stop()  # one started by a register() racing with us
-            was_active, reg.active = reg.active, False
-            if reg.lease_id:
-                if was_active:
-                    _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
-                    self._wrote(reg.instance.service, revision)
-                else:
-                    self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
-        self._join_keepers(reg)
+        try:
+            with reg.lock:
+                if reg.finished:
+                    return
+                self._forget(reg)
+                for keeper in reg.keepers():
+                    keeper.signal_stop()  # one started by a register() racing with us
+                was_active, reg.active = reg.active, False
+                if reg.lease_id:
+                    if was_active:
+                        _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
+                        self._wrote(reg.instance.service, revision)
+                    else:
+                        self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
+        finally:
+            self._join_keepers(reg)
         self._metrics.inc("deregistrations")
         log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
                  extra=instance_extra(reg.instance, reg.lease_id))
