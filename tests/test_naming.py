@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fyerreg import Instance, InvalidInstanceError, Status
 from fyerreg.naming import DEFAULT_WEIGHT, MAX_RECORD_BYTES, MAX_WEIGHT
+from fyerreg.registry.etcd._keys import KeyLayout
 
 
 def valid(**changes: Any) -> Instance:
@@ -212,10 +213,6 @@ _valid_instances = st.builds(
 )
 
 
-def _service_prefix(namespace: str, service: str, version: str) -> str:
-    return f"/{namespace}/services/{service}/{version}/"
-
-
 @settings(max_examples=300, deadline=None)
 @given(_valid_instances)
 def test_valid_instances_round_trip_exactly(inst: Instance):
@@ -237,11 +234,13 @@ def test_a_segment_that_validates_cannot_leave_its_key_prefix(field: str, value:
     except InvalidInstanceError as exc:
         assert exc.field == field
         return
-    key = _service_prefix("fyerrpc", inst.service, inst.version) + inst.id
+    layout = KeyLayout("fyerrpc")
+    key = layout.instance_key(inst)
     raw = key.encode("utf-8")  # what etcd stores: bytes, compared byte-wise for prefixes
     assert raw.split(b"/") == [b"", b"fyerrpc", b"services", *(s.encode() for s in inst.key)]
-    assert value not in ("", ".", "..") and "\x00" not in value
-    assert raw.startswith(_service_prefix("fyerrpc", inst.service, inst.version).encode())
+    assert raw.startswith(layout.prefix(inst.service, inst.version).encode())
+    assert raw.startswith(layout.prefix(inst.service, None).encode())
+    assert layout.split(key) == inst.key
 
 
 @settings(max_examples=50, deadline=None)
