@@ -9,8 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from types import TracebackType
-from typing import Any, Dict, List, Optional, Sequence, Type, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .server import _NO_PROXY_OPENER, EtcdServer, EtcdServerError
 
@@ -220,12 +219,7 @@ class EtcdCluster:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

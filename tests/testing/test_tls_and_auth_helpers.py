@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import stat
@@ -92,15 +93,10 @@ def test_enable_auth_confines_users_to_their_prefix(etcd_server: EtcdServer) -> 
 
     with pytest.raises(grpc.RpcError):
         raw_client(etcd_server.endpoints, user="alice", password="wrong")
-    anonymous = raw_client(etcd_server.endpoints)
-    try:
-        with pytest.raises(grpc.RpcError):
-            anonymous.get("/a/x")
-    finally:
-        anonymous.close()
+    with contextlib.closing(raw_client(etcd_server.endpoints)) as anonymous, pytest.raises(grpc.RpcError):
+        anonymous.get("/a/x")
 
-    alice = raw_client(etcd_server.endpoints, user="alice", password="alice-pw")
-    try:
+    with contextlib.closing(raw_client(etcd_server.endpoints, user="alice", password="alice-pw")) as alice:
         alice.put("/a/x", "mine")
         assert alice.get("/a/x")[0] == b"mine"
         with pytest.raises(grpc.RpcError) as denied:
@@ -108,12 +104,7 @@ def test_enable_auth_confines_users_to_their_prefix(etcd_server: EtcdServer) -> 
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.RpcError):
             alice.get("/b/x")
-    finally:
-        alice.close()
 
-    root = raw_client(etcd_server.endpoints, user="root", password="root-pw")
-    try:
+    with contextlib.closing(raw_client(etcd_server.endpoints, user="root", password="root-pw")) as root:
         root.put("/b/x", "root may")
         assert root.get("/b/x")[0] == b"root may"
-    finally:
-        root.close()
