@@ -42,9 +42,14 @@ def _registry(endpoints: List[str], cfg: Dict[str, Any]) -> Any:
 
 
 def _connect(endpoints: List[str], cfg: Dict[str, Any]) -> Any:
-    """A registry, retried while the cluster is mid-fault (construction needs an answering member)."""
+    """A registry, retried while the cluster is mid-fault (construction needs an answering member).
+
+    Each gets the endpoints in a random order: a registry uses the first that answers, so
+    this spreads the connections and every member fault hits some of them.
+    """
     from fyerreg.errors import RegistryUnavailableError
 
+    endpoints = random.sample(endpoints, len(endpoints))
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -138,91 +143,129 @@ class Churn:
 
 
 def registrar(index: int, endpoints: List[str], cfg: Dict[str, Any], conn: Connection) -> None:
-    """Churn instances until told to freeze; then settle every uncertain one and report the final set."""
+    """Churn instances through several registries (a thread each) until told to freeze; then settle
+    every uncertain instance and report the final set."""
+    import threading
+
     logging.basicConfig(level=logging.ERROR)
-    rng = random.Random(cfg["seed"] * 1000 + index)
-    reg = _connect(endpoints, cfg)
-    churn = Churn(reg, f"r{index}", rng, low=cfg["min_instances"], high=cfg["max_instances"],
-                  port_base=10000 + index * 1000)
-    while not conn.poll():
-        churn.step()
-        time.sleep(rng.expovariate(cfg["rate"]))  # pacing of the load, not synchronisation
+    regs = [_connect(endpoints, cfg) for _ in range(cfg["registries_per_process"])]
+    churns = [Churn(reg, f"r{index}x{n}", random.Random(cfg["seed"] * 1000 + index * 10 + n),
+                    low=cfg["min_instances"], high=cfg["max_instances"], port_base=10000 + index * 1000 + n * 100)
+              for n, reg in enumerate(regs)]
+    stop = threading.Event()
+
+    def run(churn: Churn) -> None:
+        while not stop.is_set():
+            churn.step()
+            stop.wait(churn.rng.expovariate(cfg["rate"]))  # pacing of the load, not synchronisation
+
+    threads = [threading.Thread(target=run, args=(c,), name=f"soak-churn-{n}") for n, c in enumerate(churns)]
+    for thread in threads:
+        thread.start()
     conn.recv()  # "freeze"
-    churn.settle(timeout=90)
-    states = {i: reg.registration_state(inst) for i, inst in churn.live.items()}
-    stats = reg.stats()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    for churn in churns:
+        churn.settle(timeout=90)
+    ops: collections.Counter[str] = collections.Counter()
+    errors: collections.Counter[str] = collections.Counter()
+    not_registered: List[str] = []
+    stats: collections.Counter[str] = collections.Counter()
+    for churn, reg in zip(churns, regs):
+        ops.update(churn.ops)
+        errors.update(churn.errors)
+        not_registered += [i for i, inst in churn.live.items() if not reg.registration_state(inst).registered]
+        stats.update({k: v for k, v in reg.stats().items() if isinstance(v, int)})
     conn.send({
-        "final": churn.final,
-        "unsettled": sorted(churn.dirty),
-        "not_registered": sorted(i for i, state in states.items() if not state.registered),
-        "ops": dict(churn.ops),
-        "errors": dict(churn.errors),
-        "reregistrations": stats.get("reregistrations", 0),
-        "lease_losses": stats.get("lease_losses", 0),
+        "final": sorted(i for c in churns for i in c.final),
+        "unsettled": sorted(i for c in churns for i in c.dirty),
+        "not_registered": sorted(not_registered),
+        "ops": dict(ops),
+        "errors": dict(errors),
+        "reregistrations": stats["reregistrations"],
+        "lease_losses": stats["lease_losses"],
     })
     conn.recv()  # "close"
     started = time.monotonic()
-    reg.close(timeout=20)
+    for reg in regs:
+        reg.close(timeout=20)
     conn.send({"close_seconds": time.monotonic() - started})
 
 
-def subscriber(index: int, endpoints: List[str], cfg: Dict[str, Any], conn: Connection) -> None:
-    """Watch the service (subscription and Discovery), timing each write's arrival; report on request."""
-    import queue
+class _Watcher:
+    """One subscription read by its own thread, timing when each written state first arrives."""
 
+    def __init__(self, registry: Any, name: str) -> None:
+        import threading
+
+        self.registry = registry
+        self.sub = registry.subscribe(SERVICE, VERSION, timeout=10)
+        self.latest: List[Any] = []
+        self.snapshots = 0
+        self.delays: List[float] = []
+        self.ended_early = False
+        self._seen: Set[Tuple[str, str]] = set()
+        self._thread = threading.Thread(target=self._run, name=name)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for snap in self.sub:  # until the sentinel
+            now = time.time()
+            self.snapshots += 1
+            self.latest = list(snap)
+            for inst in snap:
+                mark = (inst.id, inst.metadata.get("t", ""))
+                if mark[1] and mark not in self._seen:
+                    self._seen.add(mark)
+                    self.delays.append(now - float(mark[1]))
+        self.ended_early = not self.registry.closed
+
+    def close(self) -> None:
+        self.sub.close()
+        self._thread.join()
+
+
+def subscriber(index: int, endpoints: List[str], cfg: Dict[str, Any], conn: Connection) -> None:
+    """Watch the service from several registries (and pick through a Discovery); report on request."""
     from fyerreg import NoInstanceAvailableError
     from fyerreg.discovery import Discovery
 
     logging.basicConfig(level=logging.ERROR)
-    reg = _connect(endpoints, cfg)
-    sub = reg.subscribe(SERVICE, VERSION, timeout=10)
-    discovery = Discovery(reg)
-    latest: List[Any] = []
-    seen: Set[Tuple[str, str]] = set()
-    delays: List[float] = []
-    snapshots = picks = empty_picks = 0
+    regs = [_connect(endpoints, cfg) for _ in range(cfg["registries_per_process"])]
+    watchers = [_Watcher(reg, f"soak-watch-{n}") for n, reg in enumerate(regs)]
+    discovery = Discovery(regs[0])
+    picks = empty_picks = 0
     while True:
-        try:
-            item = sub.get(timeout=0.1)
-        except queue.Empty:
-            item = False
-        if item is None:
-            raise SystemExit(f"subscriber {index}: the subscription ended by itself")
-        if item is not False:
-            snapshots += 1
-            latest = list(item)
-            now = time.time()
-            for inst in item:
-                mark = (inst.id, inst.metadata.get("t", ""))
-                if mark not in seen:
-                    seen.add(mark)
-                    if mark[1]:
-                        delays.append(now - float(mark[1]))
         try:
             discovery.select(SERVICE, VERSION)
             picks += 1
         except NoInstanceAvailableError:
             empty_picks += 1
-        if conn.poll():
-            command = conn.recv()
-            if command == "close":
-                break
-            stats = reg.stats()
-            delays.sort()
-            conn.send({
-                "ids": sorted(i.id for i in latest),
-                "discovery_ids": sorted(i.id for i in discovery.instances(SERVICE, VERSION)),
-                "snapshots": snapshots,
-                "picks": picks,
-                "empty_picks": empty_picks,
-                "watch_reconnects": stats.get("watch_reconnects", 0),
-                "delay_max": delays[-1] if delays else 0.0,
-                "delay_p50": delays[len(delays) // 2] if delays else 0.0,
-                "delay_p99": delays[int(len(delays) * 0.99)] if delays else 0.0,
-                "writes_seen": len(delays),
-            })
+        if not conn.poll(0.02):
+            continue
+        command = conn.recv()
+        if command == "close":
+            break
+        delays = sorted(d for w in watchers for d in w.delays)
+        conn.send({
+            "ids": [sorted(i.id for i in w.latest) for w in watchers],
+            "discovery_ids": sorted(i.id for i in discovery.instances(SERVICE, VERSION)),
+            "ended_early": sum(w.ended_early for w in watchers),
+            "snapshots": sum(w.snapshots for w in watchers),
+            "picks": picks,
+            "empty_picks": empty_picks,
+            "watch_reconnects": sum(reg.stats().get("watch_reconnects", 0) for reg in regs),
+            "delay_max": delays[-1] if delays else 0.0,
+            "delay_p50": delays[len(delays) // 2] if delays else 0.0,
+            "delay_p99": delays[int(len(delays) * 0.99)] if delays else 0.0,
+            "writes_seen": len(delays),
+        })
     discovery.close()
-    reg.close(timeout=10)
+    for watcher in watchers:
+        watcher.close()
+    for reg in regs:
+        reg.close(timeout=10)
     conn.send({"closed": True})
 
 
@@ -318,6 +361,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "rate": args.rate,
         "min_instances": 2,
         "max_instances": args.instances,
+        "registries_per_process": args.registries_per_process,
     }
     ctx = multiprocessing.get_context("spawn")
     children: List[_Child] = []
@@ -357,16 +401,18 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
             def converged() -> bool:
                 reports[:] = [s.ask("report", timeout=30) for s in subscribers]
-                return all(r["ids"] == truth and r["discovery_ids"] == truth for r in reports) and (
-                    _etcd_ids(endpoints, cfg["namespace"]) == truth)
+                return all(all(ids == truth for ids in r["ids"]) and r["discovery_ids"] == truth
+                           for r in reports) and _etcd_ids(endpoints, cfg["namespace"]) == truth
 
             took = _wait(converged, settle)
             if took is None:
                 in_etcd = _etcd_ids(endpoints, cfg["namespace"])
                 problems.append(f"no convergence within {settle:g}s: truth {len(truth)} ids, etcd "
                                 f"lost {sorted(set(truth) - set(in_etcd))} ghosts {sorted(set(in_etcd) - set(truth))}, "
-                                f"subscribers {[len(r['ids']) for r in reports]}")
+                                f"subscribers hold {[[len(ids) for ids in r['ids']] for r in reports]}")
             results.update(_summary(finals, reports, truth, took))
+            if any(r["ended_early"] for r in reports):
+                problems.append("a subscription ended by itself")
 
             closes = [r.ask("close", timeout=60) for r in registrars]
             for s in subscribers:
@@ -440,8 +486,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="how long churn and faults run (default 300)")
     parser.add_argument("--registrars", type=int, default=3, help="registering processes (default 3)")
     parser.add_argument("--subscribers", type=int, default=2, help="subscribing processes (default 2)")
-    parser.add_argument("--instances", type=int, default=8, help="most instances per registrar (default 8)")
-    parser.add_argument("--rate", type=float, default=10.0, help="calls per second per registrar (default 10)")
+    parser.add_argument("--registries-per-process", type=int, default=2,
+                        help="registries in each registrar and subscriber process (default 2)")
+    parser.add_argument("--instances", type=int, default=8, help="most instances per registry (default 8)")
+    parser.add_argument("--rate", type=float, default=5.0, help="calls per second per registry (default 5)")
     parser.add_argument("--ttl", type=int, default=3, help="lease ttl in seconds (default 3)")
     parser.add_argument("--fault-interval", type=float, default=6.0, help="seconds between faults (default 6)")
     parser.add_argument("--no-quorum-loss", dest="quorum_loss", action="store_false",
@@ -451,8 +499,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
-    print(f"soak: {args.seconds:g}s, {args.registrars} registrars, {args.subscribers} subscribers, "
-          f"seed {args.seed}", flush=True)
+    print(f"soak: {args.seconds:g}s, {args.registrars} registrar and {args.subscribers} subscriber processes "
+          f"with {args.registries_per_process} registries each, seed {args.seed}", flush=True)
     results = run(args)
     results["seed"] = args.seed
     print(_table(results))
