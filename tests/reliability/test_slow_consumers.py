@@ -88,3 +88,25 @@ def test_consumer_code_that_raises_stops_neither_the_watch_nor_later_picks(regis
         assert {discovery.select(SERVICE, "v1").id for _ in range(9)} == {"a", "b", "c"}
         writer.deregister(make_instance("a"))
         wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["b", "c"], timeout=10)
+
+
+def test_consumer_code_that_raises_at_the_first_pick_opens_one_subscription_only(registries):
+    writer, watcher = registries.new(), registries.new()
+    broken = threading.Event()
+    broken.set()
+    writer.register(make_instance("a"))
+
+    def config_lookup(inst: Instance) -> bool:
+        if broken.is_set():
+            raise RuntimeError("the zone service is down")
+        return True
+
+    with Discovery(watcher, filters=[where(config_lookup)]) as discovery:
+        for _ in range(5):
+            with pytest.raises(RuntimeError):
+                discovery.select(SERVICE, "v1")
+        assert watcher.stats()["subscriptions"] == 1
+        broken.clear()
+        assert discovery.select(SERVICE, "v1").id == "a"
+    assert watcher.stats()["subscriptions"] == 0
+
