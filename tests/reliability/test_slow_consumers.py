@@ -110,3 +110,28 @@ def test_consumer_code_that_raises_at_the_first_pick_opens_one_subscription_only
         assert discovery.select(SERVICE, "v1").id == "a"
     assert watcher.stats()["subscriptions"] == 0
 
+
+def test_consumer_code_that_raises_while_discovery_resubscribes_does_not_end_its_thread(registries):
+    writer, watcher = registries.new(), registries.new()
+    broken = threading.Event()
+
+    def config_lookup(inst: Instance) -> bool:
+        if broken.is_set():
+            raise RuntimeError("the zone service is down")
+        return True
+
+    writer.register(make_instance("a"))
+    with Discovery(watcher, filters=[where(config_lookup)]) as discovery:
+        assert ids(discovery.instances(SERVICE, "v1")) == ["a"]
+        broken.set()
+        watcher.unsubscribe(SERVICE, "v1")  # the subscription ends: discovery subscribes again, in its thread
+        discovery.instances(SERVICE, "v1")  # a pick notices the end
+        wait_until(lambda: watcher.stats()["subscriptions"] == 1, timeout=10, message="discovery subscribed again")
+        broken.clear()
+        writer.register(make_instance("b", port=8001))
+        wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["a", "b"], timeout=10)
+
+        watcher.unsubscribe(SERVICE, "v1")  # and once more: the resubscribing thread is still there
+        discovery.instances(SERVICE, "v1")
+        writer.register(make_instance("c", port=8002))
+        wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["a", "b", "c"], timeout=10)
