@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterator, Mapping, NamedTuple, Protocol, Tuple
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "Series", "SupportsStats", "iter_series"]
 
 LabelKey = Tuple[Tuple[str, str], ...]
 
@@ -95,3 +95,46 @@ class Metrics:
                 "gauges": flat(self._gauges, lambda v: v),
                 "histograms": flat(self._histograms, lambda h: h.as_dict()),
             }
+
+
+class SupportsStats(Protocol):
+    """Anything with a ``stats()`` in the :meth:`Metrics.snapshot` shape (registries, discoveries)."""
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class Series(NamedTuple):
+    """One series of a stats snapshot: ``kind`` is "counter", "gauge" or "histogram";
+    a histogram's ``value`` is its ``{"count", "sum", "min", "max", "mean"}`` dict."""
+
+    kind: str
+    name: str
+    labels: Dict[str, str]
+    value: Any
+
+
+_KINDS = {"counters": "counter", "gauges": "gauge", "histograms": "histogram"}
+
+
+def iter_series(stats: Mapping[str, Any]) -> Iterator[Series]:
+    """Every series of a ``stats()`` result, labelled or not.
+
+    Other top-level numbers a backend adds next to ``counters``/``gauges``/``histograms``
+    are reported as unlabelled gauges; anything else unrecognised is skipped.
+    """
+    for section, value in stats.items():
+        kind = _KINDS.get(section)
+        if kind is None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                yield Series("gauge", section, {}, value)
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        for name, entry in value.items():
+            if isinstance(entry, list):
+                for item in entry:
+                    if isinstance(item, Mapping) and "value" in item:
+                        labels = {str(k): str(v) for k, v in dict(item.get("labels") or {}).items()}
+                        yield Series(kind, name, labels, item["value"])
+            else:
+                yield Series(kind, name, {}, entry)
