@@ -130,3 +130,45 @@ def test_iter_series_reads_the_snapshot_shape_and_extra_numbers() -> None:
         ("gauge", "healthy", (), 1),
         ("gauge", "subscriptions", (), 2),
     ]
+
+
+def test_flat_stats_use_counter_names_for_the_kind() -> None:
+    class FlatRegistry:  # the etcd backend's layout: one flat dict of numbers
+        def stats(self) -> Dict[str, Any]:
+            return {"registrations": 3, "lease_losses": 1, "instances": 2, "subscriptions": 0}
+
+    collectors = prometheus_client.CollectorRegistry()
+    register(collectors, FlatRegistry())
+    text = _render(collectors)
+    assert "# TYPE fyerreg_registrations_total counter" in text
+    assert 'fyerreg_lease_losses_total{source="flatregistry"} 1.0' in text
+    assert "# TYPE fyerreg_instances gauge" in text
+    assert 'fyerreg_subscriptions{source="flatregistry"} 0.0' in text
+
+
+def test_nested_per_service_and_per_instance_stats_become_labelled_series() -> None:
+    class NestedDiscovery:  # the discovery layout: services, each with its instances
+        def stats(self) -> Dict[str, Any]:
+            return {
+                "services": [{
+                    "service": "orders", "version": None, "revision": 42, "stale": False,
+                    "instances": [
+                        {"id": "a", "version": "v1", "address": "h:1", "picks": 7, "errors": 1, "ejected": True},
+                        {"id": "b", "version": "v2", "address": "h:2", "picks": 2, "errors": 0, "ejected": False},
+                    ],
+                }],
+                "counters": {"ejections": 1},
+            }
+
+    collectors = prometheus_client.CollectorRegistry()
+    register(collectors, NestedDiscovery())
+    get = collectors.get_sample_value
+    src = {"source": "nesteddiscovery"}
+    a = dict(src, service="orders", version="v1", instance_id="a", address="h:1")
+    assert get("fyerreg_instance_picks_total", a) == 7.0
+    assert get("fyerreg_instance_errors_total", a) == 1.0
+    assert get("fyerreg_instance_ejected", a) == 1.0
+    assert get("fyerreg_instance_picks_total", dict(a, version="v2", instance_id="b", address="h:2")) == 2.0
+    assert get("fyerreg_service_revision", dict(src, service="orders")) == 42.0
+    assert get("fyerreg_service_stale", dict(src, service="orders")) == 0.0
+    assert get("fyerreg_ejections_total", src) == 1.0
