@@ -337,3 +337,21 @@ def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, processes: L
     assert server.rest()[-1] == "etcd stopped"
     assert (data_dir / "member").is_dir()  # a given data dir is kept
     assert run_cli("services", env=_cli_env([endpoint], "fresh", FYERREG_DIAL_TIMEOUT="1")).returncode == 3
+
+
+def test_wrong_password_exits_3_and_the_right_one_from_the_environment_works(etcd_server: Any) -> None:
+    etcdctl = os.path.join(os.path.dirname(etcd_server.binary), "etcdctl")
+    for argv in (["user", "add", "root", "--new-user-password=rootpw"], ["user", "grant-role", "root", "root"],
+                 ["auth", "enable"]):
+        subprocess.run([etcdctl, "--endpoints", etcd_server.endpoint, *argv], check=True, capture_output=True,
+                       timeout=TIMEOUT)
+    env = _cli_env(etcd_server.endpoints, "auth", FYERREG_USER="root")
+
+    wrong = run_cli("services", "--password", "nope", env=env)
+    assert wrong.returncode == 3
+    assert "credentials" in assert_one_line_error(wrong)
+    assert "nope" not in wrong.stderr
+
+    right = run_cli("services", env=dict(env, FYERREG_PASSWORD="rootpw"))
+    assert right.returncode == 1, right.stderr  # authenticated; nothing registered
+    assert "no services" in right.stderr
