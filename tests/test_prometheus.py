@@ -172,3 +172,22 @@ def test_nested_per_service_and_per_instance_stats_become_labelled_series() -> N
     assert get("fyerreg_service_revision", dict(src, service="orders")) == 42.0
     assert get("fyerreg_service_stale", dict(src, service="orders")) == 0.0
     assert get("fyerreg_ejections_total", src) == 1.0
+
+
+def test_real_registry_and_discovery_render_the_expected_metric_names() -> None:
+    from fyerreg import Discovery, Instance, MemoryRegistry
+
+    with MemoryRegistry() as registry:
+        registry.register(Instance.new("orders", "v1", "127.0.0.1:8001", id="a"))
+        with Discovery(registry) as discovery:
+            with discovery.pick("orders"):
+                pass
+            collectors = prometheus_client.CollectorRegistry()
+            register(collectors, registry, discovery)
+            text = _render(collectors)
+    for name in ("fyerreg_registrations_total", "fyerreg_lease_losses_total", "fyerreg_reregistrations_total",
+                 "fyerreg_snapshots_delivered_total", "fyerreg_snapshots_conflated_total", "fyerreg_subscriptions",
+                 "fyerreg_instance_picks_total", "fyerreg_instance_errors_total", "fyerreg_instance_ejections_total"):
+        assert f"\n{name}{{" in text, name
+    assert ('fyerreg_instance_picks_total{address="127.0.0.1:8001",instance_id="a",service="orders",'
+            'source="discovery",version="v1"} 1.0') in text
