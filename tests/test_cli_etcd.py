@@ -50,10 +50,14 @@ class CliProcess:
         self.stderr_lines: List[str] = []
         self._readers = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr_line), daemon=True),
         ]
         for reader in self._readers:
             reader.start()
+
+    def _stderr_line(self, line: Optional[str]) -> None:
+        if line is not None:
+            self.stderr_lines.append(line)
 
     @staticmethod
     def _pump(stream: Any, sink: Callable[[Any], None]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
@@ -43,14 +43,15 @@ def add_list_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> 
 def run_services(args: argparse.Namespace) -> int:
     """Print one row per (service, version); exit 1 when nothing is registered."""
     registry = open_registry(args)
-    from ..registry.etcd.admin import list_all
+    from ..registry.etcd.admin import list_records
 
     try:
-        instances = list_all(registry)
+        records = list_records(registry)
     finally:
         registry.close()
     counts: Dict[Tuple[str, str], List[int]] = {}
-    for inst in instances:
+    for record in records:
+        inst = record.instance
         entry = counts.setdefault((inst.service, inst.version), [0, 0])
         entry[0] += 1
         entry[1] += int(inst.enabled)
@@ -67,17 +68,17 @@ def run_services(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     """Print the instances of a service; exit 1 when it has none."""
     registry = open_registry(args)
-    from ..registry.etcd.admin import lease_ttls
+    from ..registry.etcd.admin import lease_ttls, list_records
 
     try:
-        instances = registry.list_services(args.service, args.version)
-        ttls = lease_ttls(registry, instances) if instances else {}
+        records = list_records(registry, args.service, args.version)
+        ttls = lease_ttls(registry, records)
     finally:
         registry.close()
-    if not instances:
+    if not records:
         which = args.service if args.version is None else f"{args.service} version {args.version}"
         raise CommandError(f"no instances of {which} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
-    instances = sorted(instances, key=lambda i: (i.version, i.id))
+    instances = sorted((r.instance for r in records), key=lambda i: (i.version, i.id))
     if args.json:
         emit_json([dict(instance_dict(i), lease_ttl=ttls.get(i.key)) for i in instances], indent=2)
         return EXIT_OK
@@ -90,7 +91,7 @@ def run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ttl_text(ttl: Any) -> str:
+def _ttl_text(ttl: Optional[int]) -> str:
     if ttl is None:
-        return "-"
+        return "none"  # not bound to a lease: it never expires
     return "expired" if ttl < 0 else f"{ttl}s"

@@ -114,15 +114,16 @@ def _deregister(registry: Any, instance: Instance, name: str) -> int:
 
 
 def run_deregister(args: argparse.Namespace) -> int:
-    """Remove the instance; exit 1 when it is not registered."""
+    """Remove the instance's record and revoke its lease; exit 1 when there is none."""
     registry = open_registry(args)
+    from ..registry.etcd.admin import remove
+
     try:
-        found = [i for i in registry.list_services(args.service, args.version) if i.id == args.id]
-        name = f"{args.service}/{args.version}/{args.id}"
-        if not found:
-            raise CommandError(f"no instance {name} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
-        registry.deregister(found[0])
-        emit(f"deregistered {name} ({found[0].address})")
+        removed = remove(registry, args.service, args.version, args.id)
     finally:
         registry.close()
+    name = f"{args.service}/{args.version}/{args.id}"
+    if removed is None:
+        raise CommandError(f"no instance {name} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
+    emit(f"deregistered {name} ({removed.instance.address})")
     return EXIT_OK
