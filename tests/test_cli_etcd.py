@@ -312,12 +312,27 @@ def test_register_logs_json_lines_with_structured_extras(
     assert ours and all(r["service"] == "logged" and r["version"] == "v1" for r in ours)
 
 
-def test_deregister_removes_an_instance_and_exits_1_when_absent(registry: Any, env: Dict[str, str]) -> None:
-    registry.register(PAYMENTS)
+def test_deregister_removes_records_and_exits_1_when_absent(
+    etcd_client: Any, namespace: str, env: Dict[str, str]
+) -> None:
+    # What operators remove: a crashed process's record whose lease has not expired yet,
+    # and a record bound to no lease at all (Go's UpdateService leaves those forever).
+    root = f"/{namespace}/services/payments/v1"
+    lease = etcd_client.lease(60)
+    etcd_client.put(f"{root}/p", PAYMENTS.to_json(), lease=lease)
+    ghost = PAYMENTS.replace(id="ghost", address="10.0.0.8:9000")
+    etcd_client.put(f"{root}/ghost", ghost.to_json())
 
     result = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "p", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deregistered payments/v1/p (10.0.0.9:9000)"
+    assert "registers it again" in result.stderr  # it had a lease: a live owner would be back
+    assert lease.remaining_ttl == -1  # revoked, not left to expire
+
+    result = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "ghost", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deregistered payments/v1/ghost (10.0.0.8:9000)"
+    assert result.stderr == ""
     assert run_cli("list", "payments", env=env).returncode == 1
 
     again = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "p", env=env)

@@ -32,7 +32,7 @@ def emit(text: str) -> None:
 
 def emit_json(data: Any, *, indent: Optional[int] = None) -> None:
     """Write ``data`` as JSON to stdout (one line unless ``indent``)."""
-    emit(json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=indent is not None))
+    emit(json.dumps(data, indent=indent, ensure_ascii=False))
 
 
 def metadata_text(metadata: Mapping[str, str]) -> str:

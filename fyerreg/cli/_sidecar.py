@@ -104,6 +104,10 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 def _deregister(registry: Any, instance: Instance, name: str) -> int:
+    if not registry.registration_state(instance).registered:
+        sys.stderr.write(f"fyerreg: {name} is not registered by this process any more "
+                         "(taken over by another, or its lease was lost); nothing to remove\n")
+        return EXIT_OK
     try:
         registry.deregister(instance, timeout=_SHUTDOWN_TIMEOUT)
     except RegistryError as exc:
@@ -126,4 +130,7 @@ def run_deregister(args: argparse.Namespace) -> int:
     if removed is None:
         raise CommandError(f"no instance {name} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
     emit(f"deregistered {name} ({removed.instance.address})")
+    if removed.lease_id:
+        sys.stderr.write("fyerreg: note: a process still running with this instance registers it again "
+                         "within a third of its TTL; stop that process to remove it for good\n")
     return EXIT_OK

@@ -106,6 +106,6 @@ def remove(
         return None
     if kv.lease:
         registry._client.revoke(kv.lease, deadline=timeout)
-    log.warning("removed %s (lease %x) by operator request", key, kv.lease,
+    log.info("removed %s (lease %x) by operator request", key, kv.lease,
                 extra={"service": service, "version": version, "instance_id": id, "lease_id": kv.lease})
     return InstanceRecord(instance, key, kv.lease, kv.mod_revision)
