@@ -640,6 +640,19 @@ class EtcdClient:
         except LeaseNotFoundError:
             return False
 
+    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+        """Seconds left on a lease; -1 when etcd does not know it (expired or revoked)."""
+        request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id, keys=False)
+
+        def run(conn: _Conn, timeout: float, md: Any) -> int:
+            resp = conn.lease.LeaseTimeToLive(request, timeout, metadata=md)
+            return int(resp.TTL)
+
+        try:
+            return self.call("lease time-to-live", run, deadline=deadline)
+        except LeaseNotFoundError:
+            return -1
+
     def member_urls(self, *, deadline: Timeout = None) -> List[str]:
         """The client URLs of every cluster member."""
         request = etcdrpc.MemberListRequest()
