@@ -138,3 +138,22 @@ def test_diff_reports_joined_left_and_changed_fields_but_not_updated_at() -> Non
     assert [(e, i.id) for e, i, _ in events] == [("changed", "a"), ("left", "b"), ("joined", "c")]
     assert events[0][2] == {"status": (Status.ENABLED, Status.DISABLED), "weight": (100, 5)}
     assert diff(after, {("v1", "a"): after[("v1", "a")].replace(updated_at=100), ("v1", "c"): c}) == []
+
+
+def test_readme_operating_section_shows_every_command_and_variable() -> None:
+    from pathlib import Path
+
+    from fyerreg.cli._parser import ENV_DEFAULTS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("\n## Operating fyerreg\n")
+    end = readme.find("\n## ", start + 1)
+    section = readme[start:] if end < 0 else readme[start:end]
+    for command in ("etcd", "register", "services", "list", "watch", "deregister"):
+        assert f"$ fyerreg {command}" in section, command
+    for env, _, _ in ENV_DEFAULTS.values():
+        assert f"`{env}`" in section, env
+    help_text = build_parser(_COMMANDS).format_help()
+    for flag in ("--endpoints", "--namespace", "--user", "--password", "--cacert", "--cert", "--key",
+                 "--dial-timeout", "--log-format", "--log-level"):
+        assert flag in help_text and f"`{flag}" in section, flag

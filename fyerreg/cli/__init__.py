@@ -58,7 +58,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
     except (AuthenticationError, PermissionDeniedError) as exc:
         return _fail(f"etcd rejected the credentials: {exc}", EXIT_UNAVAILABLE)
     except RegistryUnavailableError as exc:
-        return _fail(f"etcd unreachable at {','.join(args.endpoints)}: {exc}", EXIT_UNAVAILABLE)
+        text = str(exc)
+        return _fail(text if "unreachable" in text.lower() else f"etcd unreachable: {text}", EXIT_UNAVAILABLE)
     except InvalidInstanceError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except NotRegisteredError as exc:
