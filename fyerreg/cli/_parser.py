@@ -12,7 +12,10 @@ from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Seque
 
 from ._errors import EXIT_USAGE
 
-__all__ = ["build_parser", "apply_environment", "positive_float", "ENV_DEFAULTS", "Command", "AddParser"]
+__all__ = [
+    "build_parser", "apply_environment", "add_service_selector", "positive_float", "ENV_DEFAULTS", "Command",
+    "AddParser",
+]
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -52,6 +55,13 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
     return value
+
+
+def add_service_selector(parser: argparse.ArgumentParser, json_help: str) -> None:
+    """``SERVICE [--version V] [--json]``, shared by the commands that read one service."""
+    parser.add_argument("service")
+    parser.add_argument("--version", help="only this version (default: every version)")
+    parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def _flag(dest: str) -> str:

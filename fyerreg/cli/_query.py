@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
 from ._output import emit, emit_json, instance_dict, metadata_text, status_text, table
+from ._parser import add_service_selector
 
 __all__ = ["add_services_parser", "add_list_parser", "run_services", "run_list"]
 
@@ -34,9 +35,7 @@ def add_list_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> 
         description="List the instances of SERVICE (of one version, or of all) as an aligned table: "
         "id, version, address, status, weight, metadata and the seconds left on the instance's lease.",
     )
-    parser.add_argument("service")
-    parser.add_argument("--version", help="only this version (default: every version)")
-    parser.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    add_service_selector(parser, "a JSON array instead of a table")
     parser.set_defaults(func=run_list)
 
 

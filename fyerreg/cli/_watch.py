@@ -10,6 +10,7 @@ from ..naming import Instance
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
 from ._output import emit, emit_json, instance_dict, metadata_text, status_text, timestamp
+from ._parser import add_service_selector
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
 __all__ = ["add_parser", "run", "diff"]
@@ -29,9 +30,7 @@ def add_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
         description="Print the instances of SERVICE present now, then every instance that joins, "
         "leaves or changes, with a UTC timestamp, until Ctrl-C.",
     )
-    parser.add_argument("service")
-    parser.add_argument("--version", help="only this version (default: every version)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_service_selector(parser, "one JSON object per line")
     parser.set_defaults(func=run)
 
 
