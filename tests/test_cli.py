@@ -99,6 +99,8 @@ def test_command_line_wins_over_environment_before_or_after_the_command() -> Non
         (["register", "--service", "s", "--version", "v", "--address", "h:1", "--meta", "novalue"], {}, "KEY=VALUE"),
         (["register", "--service", "s", "--version", "v", "--address", "h:1", "--weight", "-3"], {}, "weight"),
         (["etcd", "--port", "70000"], {}, "port"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1", "--ttl", "1"], {}, "ttl"),
+        (["list", "s"], {"FYERREG_ENDPOINTS": "ftp://h:1"}, "ftp"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(

@@ -7,6 +7,7 @@ import getpass
 import sys
 from typing import Any, Dict, Optional
 
+from ..errors import RegistryError
 from ._errors import EXIT_USAGE, CommandError
 
 __all__ = ["open_registry", "connection_options"]
@@ -39,4 +40,9 @@ def open_registry(args: argparse.Namespace, **extra: Any) -> Any:
     options = connection_options(args)
     from ..registry.etcd import EtcdRegistry
 
-    return EtcdRegistry(**options, **extra)
+    try:
+        return EtcdRegistry(**options, **extra)
+    except RegistryError:
+        raise
+    except (ValueError, TypeError) as exc:  # an invalid option: the message names it
+        raise CommandError(str(exc), EXIT_USAGE) from None
