@@ -1,7 +1,7 @@
 """The ``fyerreg`` command: inspect, watch and operate a registry on etcd from a terminal.
 
 Exit status: 0 ok, 1 not found / nothing matched / failed, 2 usage error,
-3 etcd unreachable or credentials rejected; every failure is one line on stderr.
+3 etcd unreachable, credentials rejected or permission denied; every failure is one line on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from .. import logging as fyerreg_logging
 from ..errors import (
     AuthenticationError,
     InvalidInstanceError,
-    NotRegisteredError,
     PermissionDeniedError,
     RegistryError,
     RegistryUnavailableError,
@@ -55,15 +54,15 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         return code
     except CommandError as exc:
         return _fail(str(exc), exc.code)
-    except (AuthenticationError, PermissionDeniedError) as exc:
+    except AuthenticationError as exc:
         return _fail(f"etcd rejected the credentials: {exc}", EXIT_UNAVAILABLE)
+    except PermissionDeniedError as exc:
+        return _fail(f"etcd refused: {exc}", EXIT_UNAVAILABLE)
     except RegistryUnavailableError as exc:
         text = str(exc)
         return _fail(text if "unreachable" in text.lower() else f"etcd unreachable: {text}", EXIT_UNAVAILABLE)
     except InvalidInstanceError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except NotRegisteredError as exc:
-        return _fail(str(exc), EXIT_NOT_FOUND)
     except RegistryError as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except KeyboardInterrupt:
