@@ -1,5 +1,6 @@
 """fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
 
+from . import logging
 from .discovery import (
     Balancer,
     Discovery,
@@ -57,6 +58,7 @@ __all__ = [
     "Status",
     "Subscription",
     "__version__",
+    "logging",
     "balancer_names",
     "chain",
     "match_metadata",
