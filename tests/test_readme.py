@@ -1,0 +1,80 @@
+"""The README's commands, quickstart and snippets are the real thing: checked and run here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+import fyerreg
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+QUICKSTART = ROOT / "examples" / "memory_quickstart.py"
+
+needs_memory_backend = pytest.mark.skipif(
+    not hasattr(fyerreg, "MemoryRegistry"), reason="the memory backend is not merged yet"
+)
+
+
+def _blocks(text: str) -> List[Tuple[str, str]]:
+    """(language, body) of every fenced code block, in order."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", text, re.M | re.S)]
+
+
+def _section(heading: str) -> str:
+    start = README.index(f"\n## {heading}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:] if end < 0 else README[start:end]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_readme_opens_with_what_fyerreg_is_then_the_two_commands() -> None:
+    assert README.startswith("# fyerreg\n\nfyerreg is a service registry and discovery library")
+    _, first = _blocks(README)[0]
+    commands = [line.split("#")[0].strip() for line in first.splitlines()]
+    assert commands == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+
+
+def test_readme_quickstart_is_the_example_file() -> None:
+    python_blocks = [body for lang, body in _blocks(_section("Quickstart")) if lang == "python"]
+    assert python_blocks == [QUICKSTART.read_text()]
+
+
+@needs_memory_backend
+def test_quickstart_runs_and_prints_what_the_readme_says() -> None:
+    result = _run(str(QUICKSTART))
+    assert result.returncode == 0, result.stderr
+    [printed] = [body for lang, body in _blocks(_section("Quickstart")) if lang == "text"]
+    assert result.stdout == printed
+    assert "listed: ['127.0.0.1:8001', '127.0.0.1:8002']" in result.stdout
+    assert result.stdout.splitlines()[-1] == "snapshot: [('greeter-b', 50)]"
+
+
+@needs_memory_backend
+def test_demo_runs_every_example() -> None:
+    result = _run("examples/demo.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("== memory: memory_quickstart.py\n")
+    assert "snapshot: [('greeter-b', 50)]" in result.stdout
+
+
+def test_demo_rejects_an_unknown_name() -> None:
+    result = _run("examples/demo.py", "nope")
+    assert result.returncode == 2
+    assert "unknown demo(s) nope" in result.stderr
+
+
+def test_readme_etcd_server_snippet_runs() -> None:
+    [snippet] = [body for lang, body in _blocks(README) if lang == "python" and "EtcdServer()" in body]
+    result = _run("-c", snippet)
+    assert result.returncode == 0, result.stderr
