@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import importlib
 import logging
 import os
 import sys
@@ -143,20 +144,35 @@ def _build_registry(settings: Settings) -> Tuple[Registry, bool]:
     source = settings.registry
     if isinstance(source, Registry):
         return source, False
-    if callable(source):
+    if source is None:
+        options: Dict[str, Any] = {"endpoints": list(settings.endpoints), "namespace": settings.namespace}
+        if settings.ttl is not None:
+            options["ttl"] = settings.ttl
+        source = {**options, **settings.registry_options}
+    elif callable(source):
         built = source()
         if not isinstance(built, Registry):
             raise TypeError(f"the REGISTRY factory returned {type(built).__name__}, not a Registry")
         return built, True
-    if source is not None:
-        raise TypeError("REGISTRY must be a Registry or a callable returning one")
-    from ..registry.etcd import EtcdRegistry
+    return build_registry(source), True
 
-    options: Dict[str, Any] = {"endpoints": list(settings.endpoints), "namespace": settings.namespace}
-    if settings.ttl is not None:
-        options["ttl"] = settings.ttl
-    options.update(settings.registry_options)
-    return EtcdRegistry(**options), True
+
+def build_registry(spec: Any) -> Registry:
+    """A registry from ``"module:factory"`` (called with no arguments) or a dict of ``EtcdRegistry`` options."""
+    if isinstance(spec, str):
+        module, _, name = spec.partition(":")
+        if not module or not name:
+            raise ValueError(f"registry {spec!r} must be 'module:factory'")
+        registry = getattr(importlib.import_module(module), name)()
+    elif isinstance(spec, Mapping):
+        from ..registry.etcd import EtcdRegistry
+
+        registry = EtcdRegistry(**dict(spec))
+    else:
+        raise TypeError("REGISTRY must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry options")
+    if not isinstance(registry, Registry):
+        raise TypeError(f"{spec!r} gave {type(registry).__name__}, not a Registry")
+    return registry
 
 
 def should_register(setting: Union[bool, str], *, auto: bool, why_not: str) -> bool:
