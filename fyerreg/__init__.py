@@ -12,7 +12,7 @@ from .errors import (
     RegistryUnavailableError,
 )
 from .naming import Instance, Status
-from .registry import RegistrationState, Registry, Snapshot, Subscription
+from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
 from .retry import Retry
 
 __version__ = "0.1.0"
@@ -22,6 +22,8 @@ __all__ = [
     "AuthenticationError",
     "Instance",
     "InvalidInstanceError",
+    "MemoryRegistry",
+    "MemoryStore",
     "NoInstanceAvailableError",
     "NotRegisteredError",
     "PermissionDeniedError",

@@ -190,7 +190,13 @@ class Instance:
                 )
         if isinstance(self.updated_at, bool) or not isinstance(self.updated_at, int):
             raise InvalidInstanceError("updated_at must be an int", field="updated_at")
-        size = len(self._encode())
+        try:
+            size = len(self._encode())
+        except UnicodeEncodeError:
+            raise InvalidInstanceError(
+                "metadata contains a lone surrogate character, which cannot be encoded as UTF-8",
+                field="metadata",
+            ) from None
         if size > MAX_RECORD_BYTES:
             raise InvalidInstanceError(
                 f"serialized record is {size} bytes; at most {MAX_RECORD_BYTES} are allowed "

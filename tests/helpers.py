@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, Iterable, List, Optional, TypeVar
+
+from fyerreg import Instance, Snapshot, Subscription
 
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = "") -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, message: str = "") -> T:
     """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -67,3 +71,39 @@ def child_pids(parent: int) -> List[int]:
         if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
             children.append(int(entry))
     return children
+
+
+def fyerreg_threads() -> List[str]:
+    """Names of the live threads the library started (named ``fyerreg-...``)."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("fyerreg-") and t.is_alive())
+
+
+def next_snapshot(
+    subscription: Subscription, predicate: Callable[[Snapshot], object] = lambda s: True, timeout: float = 10.0
+) -> Snapshot:
+    """Read ``subscription`` until a snapshot satisfies ``predicate``; return it.
+
+    Fails when the subscription ends (sentinel) or nothing matching arrives within ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            item = subscription.get(timeout=max(left, 0.001))
+        except queue.Empty:
+            raise AssertionError(f"no matching snapshot within {timeout} s") from None
+        if item is None:
+            raise AssertionError("subscription ended before a matching snapshot arrived")
+        if predicate(item):
+            return item
+
+
+def pending(subscription: Subscription) -> List[Optional[Snapshot]]:
+    """The items queued in ``subscription`` right now, oldest first, without consuming them."""
+    with subscription.mutex:
+        return list(subscription.queue)
+
+
+def ids(instances: Iterable[Instance]) -> List[str]:
+    """The ids of ``instances``, in order."""
+    return [inst.id for inst in instances]

@@ -59,7 +59,8 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     (counted in :attr:`conflated`) but the newest one is never lost. When the
     subscription ends (``close()``, ``Registry.unsubscribe`` or ``Registry.close``)
     the sentinel ``None`` is put once, after the last snapshot. Iterating yields
-    snapshots until that sentinel.
+    snapshots until that sentinel (and stops at once on an ended subscription whose
+    sentinel was already consumed).
     """
 
     def __init__(
@@ -154,7 +155,13 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Snapshot]:
         while True:
-            item = self.get()
+            with self.not_empty:
+                while not self._qsize():
+                    if self._closed:
+                        return  # the sentinel was already consumed (by drain() or get())
+                    self.not_empty.wait()
+                item = self._get()
+                self.not_full.notify()
             if item is None:
                 return
             yield item

@@ -1,0 +1,95 @@
+"""Fixtures of the backend contract suite: every test runs once per entry of BACKENDS.
+
+A backend plugs in with ONE entry: a name mapped to a ``_Spec`` whose ``connect(request)``
+returns a factory ``(**kwargs) -> Registry``; all registries the factory makes during a
+test share one backend (and nothing with other tests). For etcd that entry is::
+
+    def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+        from fyerreg.registry.etcd import EtcdRegistry
+        endpoints = request.getfixturevalue("etcd_endpoints")
+        return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}")
+
+    BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,))  # anywhere in this module
+
+The suite itself only uses the public Registry API and waits by polling with a deadline,
+so asynchronous backends pass it unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Sequence
+
+import pytest
+
+from fyerreg import MemoryRegistry, MemoryStore, Registry
+
+
+class _Spec:
+    def __init__(self, connect: Callable[[pytest.FixtureRequest], Callable[..., Registry]],
+                 marks: Sequence[Any] = ()) -> None:
+        self.connect = connect
+        self.marks = tuple(marks)
+
+
+def _memory(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    return functools.partial(MemoryRegistry, store=MemoryStore())
+
+
+def _memory_ttl(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    # With a lease and its keepalive thread, as etcd always has; long enough never to expire here.
+    return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=30.0)
+
+
+BACKENDS: Dict[str, _Spec] = {
+    "memory": _Spec(_memory),
+    "memory-ttl": _Spec(_memory_ttl),
+}
+
+
+class Backend:
+    """One backend for one test: ``new()`` connects another registry to it; all are closed at teardown."""
+
+    def __init__(self, name: str, factory: Callable[..., Registry]) -> None:
+        self.name = name
+        self._factory = factory
+        self._registries: List[Registry] = []
+
+    def new(self, **kwargs: Any) -> Registry:
+        """A fresh registry connected to this test's backend."""
+        registry = self._factory(**kwargs)
+        self._registries.append(registry)
+        return registry
+
+    def close(self) -> None:
+        for registry in reversed(self._registries):
+            registry.close()
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name}>"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Read at collection time, so an entry added anywhere in this module counts.
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "backend", [pytest.param(name, marks=spec.marks, id=name) for name, spec in BACKENDS.items()],
+            indirect=True,
+        )
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A backend shared by the registries of one test, parametrized over BACKENDS."""
+    spec = BACKENDS[request.param]
+    b = Backend(request.param, spec.connect(request))
+    before = set(threading.enumerate())
+    try:
+        yield b
+    finally:
+        b.close()
+    leaked = [t.name for t in threading.enumerate()
+              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
+    assert not leaked, f"threads left running after every registry was closed: {leaked}"
+
