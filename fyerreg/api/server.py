@@ -10,7 +10,7 @@ from typing import Dict, List, Mapping, Optional
 
 from .. import _signals
 from .._log import instance_extra
-from ..errors import RegistryClosedError, RegistryError
+from ..errors import InvalidInstanceError, RegistryClosedError, RegistryError
 from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
 from ._address import advertise_address, join_host_port, split_host_port
@@ -60,15 +60,18 @@ class ServerOptions:
         if self.enable_registry:
             if not isinstance(self.registry, Registry):
                 raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
-            # Checks service_name, service_version, weight and metadata, naming the bad field.
-            self._instance("127.0.0.1:1").validate()
+            try:
+                self._instance("127.0.0.1:1").validate()
+            except InvalidInstanceError as exc:
+                option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
+                raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
 
     def _instance(self, address: str) -> Instance:
-        try:
-            return Instance.new(self.service_name, self.service_version, address, id=self.instance_id,
-                                weight=self.weight, metadata=self.metadata)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("service ", "service_name ", 1)) from None
+        return Instance.new(self.service_name, self.service_version, address, id=self.instance_id,
+                            weight=self.weight, metadata=self.metadata)
+
+
+_OPTION_OF_FIELD = {"service": "service_name", "version": "service_version", "id": "instance_id"}
 
 
 class Server:
