@@ -70,6 +70,8 @@ class _Errors(io.TextIOBase):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: with Nagle, the body would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: HttpServer
 
     def setup(self) -> None:

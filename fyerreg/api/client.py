@@ -21,6 +21,7 @@ __all__ = ["ClientOptions", "Client"]
 
 T = TypeVar("T")
 
+_COUNTERS = ("calls", "retries", "timeouts", "failures", "remote_errors")
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "fyerreg-client"}
 
 
@@ -217,7 +218,7 @@ class Client:
 
     def stats(self) -> Dict[str, Any]:
         """Counters: calls, retries, timeouts, failures, remote_errors; idle pooled connections."""
-        counters = self._metrics.snapshot()["counters"]
+        counters = {name: self._metrics.counter(name) for name in _COUNTERS}
         return {**counters, "idle_connections": self._pool.idle_count()}
 
     def close(self) -> None:

@@ -187,12 +187,17 @@ def test_failover_when_an_instance_dies_mid_run_loses_no_call(cluster: Cluster) 
 
 
 def test_a_broken_connection_after_sending_is_retried_only_for_idempotent_methods(cluster: Cluster) -> None:
-    cluster.serve("b")
-    _, fake, _ = fake_instance(cluster, read_request, connections=2)  # reads the request, then hangs up
+    _, fake, hung_up = fake_instance(cluster, read_request, connections=2)  # reads the request, then hangs up
     with pytest.raises(CallConnectionError, match="idempotent"):
         cluster.client(retries=2).call("GreeterService", "SayHello", {"name": "x"})
-    reply = cluster.client(retries=2).call("GreeterService", "SayHello", {"name": "x"}, idempotent=True)
-    assert reply["answered_by"] == "b"
+    assert hung_up.acquire(timeout=10)
+    cluster.serve("b")
+    client = cluster.client(retries=2)
+    # Round robin over the fake and b: within two calls one is sent to the fake, and retried on b.
+    answers = [client.call("GreeterService", "SayHello", {"name": "x"}, idempotent=True)["answered_by"]
+               for _ in range(2)]
+    assert answers == ["b", "b"]
+    assert hung_up.acquire(timeout=10)
     fake.join(10)
 
 
