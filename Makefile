@@ -18,6 +18,10 @@ $(VENV)/.dev-installed: $(PY) setup.cfg setup.py
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
+$(VENV)/.bench-installed: $(PY) setup.cfg setup.py
+	$(PIP) install -e '.[bench]'
+	@touch $@
+
 $(VENV)/.demo-installed: $(PY) setup.cfg setup.py
 	$(PIP) install -e '.[etcd-server]'
 	@touch $@
@@ -31,6 +35,9 @@ lint: $(VENV)/.dev-installed
 
 demo: $(VENV)/.demo-installed
 	$(PY) examples/demo.py
+
+bench: $(VENV)/.bench-installed
+	@for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,5 +1,18 @@
 """fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
 
+from .discovery import (
+    Balancer,
+    Discovery,
+    Ejection,
+    InstanceFilter,
+    balancer_names,
+    chain,
+    match_metadata,
+    prefer_metadata,
+    prefer_zone,
+    register_balancer,
+    where,
+)
 from .errors import (
     AlreadyRegisteredError,
     AuthenticationError,
@@ -20,7 +33,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyRegisteredError",
     "AuthenticationError",
+    "Balancer",
+    "Discovery",
+    "Ejection",
     "Instance",
+    "InstanceFilter",
     "InvalidInstanceError",
     "MemoryRegistry",
     "MemoryStore",
@@ -37,4 +54,11 @@ __all__ = [
     "Status",
     "Subscription",
     "__version__",
+    "balancer_names",
+    "chain",
+    "match_metadata",
+    "prefer_metadata",
+    "prefer_zone",
+    "register_balancer",
+    "where",
 ]

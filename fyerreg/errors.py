@@ -61,7 +61,18 @@ class PermissionDeniedError(RegistryError):
 
 
 class NoInstanceAvailableError(RegistryError):
-    """No instance of the service can be picked; the message says which and why."""
+    """No instance of the service can be picked; the message says which and why.
+
+    ``service``, ``version`` and ``reason`` carry the same facts for programs (None
+    when not given).
+    """
+
+    def __init__(self, message: str, *, service: Optional[str] = None, version: Optional[str] = None,
+                 reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.service = service
+        self.version = version
+        self.reason = reason
 
 
 class CallError(RegistryError):

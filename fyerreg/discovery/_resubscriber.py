@@ -1,0 +1,93 @@
+"""The one background thread of a Discovery: subscribing again where a subscription was lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, List, Optional
+
+from .._threads import join_thread, start_thread
+from ..errors import RegistryClosedError, RegistryError
+from ..registry.base import Registry
+from ..retry import Retry
+from ._view import ServiceView
+
+log = logging.getLogger("fyerreg.discovery")
+
+
+class Resubscriber:
+    """Retries ``registry.subscribe`` with backoff for every view that needs it.
+
+    Started on first need, so a Discovery whose subscriptions never break runs no
+    thread at all; :meth:`stop` ends and joins it.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        views: Callable[[], List[ServiceView]],
+        *,
+        retry: Retry,
+        timeout: float,
+    ) -> None:
+        self._registry = registry
+        self._views = views
+        self._retry = retry
+        self._timeout = timeout
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    def wake(self) -> None:
+        """Some view needs a subscription: start the thread if needed and let it look now."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self._thread is None:
+                self._thread = start_thread("discovery-resubscribe", self._run)
+        self._wake.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop and join the thread; True when it has ended (or never ran)."""
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        self._wake.set()
+        return thread is None or join_thread(thread, timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            waits = [self._attempt(view) for view in self._views() if view.needs_subscription]
+            pending = [w for w in waits if w is not None]
+            self._wake.wait(min(pending) if pending else None)
+
+    def _attempt(self, view: ServiceView) -> Optional[float]:
+        """Try ``view`` if its turn has come; seconds until it should be tried again (None: done)."""
+        now = time.monotonic()
+        if now < view.retry_at:
+            return view.retry_at - now
+        if self._stop.is_set():
+            return None
+        try:
+            sub = self._registry.subscribe(view.service, view.version, timeout=self._timeout)
+        except RegistryClosedError as exc:
+            view.give_up(exc)
+            return None
+        except RegistryError as exc:
+            view.attempts += 1
+            wait = self._retry.wait_time(view.attempts)
+            view.retry_at = time.monotonic() + wait
+            log.debug("subscribing to %s/%s failed (attempt %d): %s", view.service, view.version or "*",
+                      view.attempts, exc, extra={"service": view.service, "version": view.version,
+                                                 "attempt": view.attempts})
+            return wait
+        if self._stop.is_set():
+            sub.close()
+            return None
+        view.attach(sub)
+        log.info("subscribed to %s/%s again", view.service, view.version or "*",
+                 extra={"service": view.service, "version": view.version})
+        return None
