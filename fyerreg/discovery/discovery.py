@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ..metrics import Metrics
@@ -103,10 +103,14 @@ class Discovery:
 
     # -- picking -----------------------------------------------------------------------
 
-    def select(self, service: str, version: Optional[str] = None, *, key: Optional[str] = None) -> Instance:
+    def select(
+        self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
+        exclude: Collection[Instance] = (),
+    ) -> Instance:
         """One instance of ``service`` (``version``, or any version when None) to call now.
 
-        ``key`` routes with key-based balancers (``consistent_hash``). Raises
+        ``key`` routes with key-based balancers (``consistent_hash``). ``exclude``: instances
+        to avoid while others can be picked (those a retried call already failed on). Raises
         :class:`~fyerreg.errors.NoInstanceAvailableError` when none can be picked.
         """
         if self._closed:
@@ -114,16 +118,19 @@ class Discovery:
         view = self._views.get((service, version))
         if view is None:
             view = self._open(service, version)
-        return view.select(key)
+        return view.select(key, exclude)
 
-    def pick(self, service: str, version: Optional[str] = None, *, key: Optional[str] = None) -> _Pick:
+    def pick(
+        self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
+        exclude: Collection[Instance] = (),
+    ) -> _Pick:
         """``with discovery.pick(service) as inst:`` selects an instance and reports on the call.
 
         The block's duration is its latency; an exception escaping it (as judged by
         ``failure``) marks the call failed and is re-raised. Calls in flight are
         counted for the ``least_requests`` and ``p2c`` balancers.
         """
-        return _Pick(self, service, version, key)
+        return _Pick(self, service, version, key, exclude)
 
     def report(self, instance: Instance, *, latency: float, error: Union[bool, BaseException, None] = None) -> None:
         """Tell the balancer and outlier detection how a call to ``instance`` went.
@@ -247,20 +254,22 @@ class Discovery:
 class _Pick:
     """The context manager returned by :meth:`Discovery.pick`."""
 
-    __slots__ = ("_discovery", "_service", "_version", "_key", "_view", "_instance", "_start")
+    __slots__ = ("_discovery", "_service", "_version", "_key", "_exclude", "_view", "_instance", "_start")
 
-    def __init__(self, discovery: Discovery, service: str, version: Optional[str], key: Optional[str]) -> None:
+    def __init__(self, discovery: Discovery, service: str, version: Optional[str], key: Optional[str],
+                 exclude: Collection[Instance] = ()) -> None:
         self._discovery = discovery
         self._service = service
         self._version = version
         self._key = key
+        self._exclude = exclude
         self._view: Optional[ServiceView] = None
         self._instance: Optional[Instance] = None
         self._start = 0.0
 
     def __enter__(self) -> Instance:
         d = self._discovery
-        inst = d.select(self._service, self._version, key=self._key)
+        inst = d.select(self._service, self._version, key=self._key, exclude=self._exclude)
         view = d._views[(self._service, self._version)]
         view.balancer.begin(inst)
         self._view, self._instance = view, inst
