@@ -21,4 +21,4 @@ def test_excluded_instances_are_avoided_while_others_remain(balancer: str) -> No
                 tried.append(third)
             assert sorted(i.id for i in tried) == ["i0", "i1", "i2"]
         # Everything excluded: still an instance (retrying one beats failing the call).
-        assert discovery.select("svc", "1", exclude=insts).id in {"i0", "i1", "i2"}
+        assert discovery.select("svc", "1", key="k", exclude=insts).id in {"i0", "i1", "i2"}
