@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -19,8 +19,8 @@ from fyerreg.api import (
     ServerOptions,
 )
 from fyerreg.discovery import Discovery
-from fyerreg.naming import Instance
 
+from .fakes import fake_instance, read_request
 from .services import GreeterService, HelloRequest, HelloResponse
 
 SERVICE = "greeter-service"
@@ -70,46 +70,6 @@ def cluster() -> Iterator[Cluster]:
     yield c
     c.close()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
-
-
-def fake_instance(
-    cluster: Cluster, handler: Callable[[socket.socket], None], connections: int = 1
-) -> Tuple[Instance, threading.Thread, threading.Semaphore]:
-    """Register a raw TCP listener handling ``connections`` connections with ``handler``, one at a time.
-
-    The semaphore is released each time a handled connection has been closed.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    closed = threading.Semaphore(0)
-
-    def run() -> None:
-        with listener:
-            for _ in range(connections):
-                conn, _ = listener.accept()
-                with conn:
-                    handler(conn)
-                closed.release()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    inst = Instance.new(SERVICE, "1.0.0", f"127.0.0.1:{port}", id="0-fake")  # sorts first: picked first
-    cluster.registry.register(inst)
-    return inst, thread, closed
-
-
-def read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
-    length = int({k.strip().lower(): v for k, v in headers.items()}[b"content-length"])
-    while len(body) < length:
-        body += conn.recv(65536)
-    return data
 
 
 def test_call_with_dataclasses_in_and_out(cluster: Cluster) -> None:
@@ -187,7 +147,8 @@ def test_failover_when_an_instance_dies_mid_run_loses_no_call(cluster: Cluster) 
 
 
 def test_a_broken_connection_after_sending_is_retried_only_for_idempotent_methods(cluster: Cluster) -> None:
-    _, fake, hung_up = fake_instance(cluster, read_request, connections=2)  # reads the request, then hangs up
+    # Reads the request, then hangs up.
+    _, fake, hung_up = fake_instance(cluster.registry, SERVICE, read_request, connections=2)
     with pytest.raises(CallConnectionError, match="idempotent"):
         cluster.client(retries=2).call("GreeterService", "SayHello", {"name": "x"})
     assert hung_up.acquire(timeout=10)
@@ -223,7 +184,7 @@ def test_a_pooled_connection_the_peer_closed_is_detected_before_reuse(cluster: C
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"
                      b'"answer"')  # a keep-alive response; then the peer closes the idle connection
 
-    _, fake, closed = fake_instance(cluster, answer_then_hang_up, connections=2)
+    _, fake, closed = fake_instance(cluster.registry, SERVICE, answer_then_hang_up, connections=2)
     client = cluster.client(retries=0)
     assert client.call("GreeterService", "SayHello", {"name": "x"}) == "answer"
     assert closed.acquire(timeout=10)
