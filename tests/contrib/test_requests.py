@@ -100,9 +100,8 @@ def test_5xx_answers_are_returned_and_count_as_failures_for_ejection(apps: Apps)
 
 
 def test_no_instance_is_both_a_requests_and_a_fyerreg_error(apps: Apps) -> None:
-    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
-        with pytest.raises(NoInstanceError) as err:
-            http.get(f"http://{SERVICE}/users/1", timeout=5)
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http, pytest.raises(NoInstanceError) as err:
+        http.get(f"http://{SERVICE}/users/1", timeout=5)
     assert isinstance(err.value, requests.ConnectionError)
     assert isinstance(err.value, NoInstanceAvailableError)
 
