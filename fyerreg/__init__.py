@@ -1,5 +1,6 @@
 """fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
 
+from .api import Client, ClientOptions, Server, ServerOptions
 from .discovery import (
     Balancer,
     Discovery,
@@ -16,6 +17,9 @@ from .discovery import (
 from .errors import (
     AlreadyRegisteredError,
     AuthenticationError,
+    CallConnectionError,
+    CallError,
+    CallTimeoutError,
     InvalidInstanceError,
     NoInstanceAvailableError,
     NotRegisteredError,
@@ -23,6 +27,7 @@ from .errors import (
     RegistryClosedError,
     RegistryError,
     RegistryUnavailableError,
+    RemoteError,
 )
 from .naming import Instance, Status
 from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
@@ -34,6 +39,11 @@ __all__ = [
     "AlreadyRegisteredError",
     "AuthenticationError",
     "Balancer",
+    "CallConnectionError",
+    "CallError",
+    "CallTimeoutError",
+    "Client",
+    "ClientOptions",
     "Discovery",
     "Ejection",
     "Instance",
@@ -49,7 +59,10 @@ __all__ = [
     "RegistryClosedError",
     "RegistryError",
     "RegistryUnavailableError",
+    "RemoteError",
     "Retry",
+    "Server",
+    "ServerOptions",
     "Snapshot",
     "Status",
     "Subscription",
