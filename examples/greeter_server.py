@@ -35,7 +35,7 @@ class GreeterService:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="0: any free port")
     parser.add_argument("--name", default="a")
     parser.add_argument("--etcd", default="127.0.0.1:2379", help="comma-separated etcd endpoints")
     parser.add_argument("--ttl", type=int, default=5, help="lease TTL: how fast a killed server disappears")
