@@ -12,6 +12,7 @@ calls in flight, then exits). Everything it started is stopped at the end.
 from __future__ import annotations
 
 import collections
+import logging
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from fyerreg import Client, ClientOptions, Discovery, EtcdRegistry
+from fyerreg import Client, ClientOptions, Discovery
+from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.testing import EtcdServer
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +41,7 @@ def start_server(endpoint: str, name: str) -> subprocess.Popen[str]:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="  [log] %(message)s")  # show ejections as they happen
     servers: Dict[str, subprocess.Popen[str]] = {}
     failed: List[str] = []
     with EtcdServer() as etcd:

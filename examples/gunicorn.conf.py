@@ -17,6 +17,7 @@ chdir = os.path.dirname(os.path.abspath(__file__))
 wsgi_app = f"flask_app:create_app(port={port}, etcd={etcd!r})"
 bind = f"127.0.0.1:{port}"
 workers = 2
+control_socket_disable = True  # gunicorn >= 24 otherwise opens ~/.gunicorn/gunicorn.ctl
 
 fyerreg = GunicornRegistration("hello-flask", "1.0.0", registry={"endpoints": etcd.split(","), "ttl": 5},
                                drain_delay=0.5)

@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import sys
+import threading
 import urllib.request
 from typing import Any, Iterator, List
 
@@ -109,15 +110,34 @@ def test_gunicorn_with_two_workers_registers_one_instance_and_removes_it_on_sigt
     # Both workers answer; each uses discovery with its own etcd client, created after the fork.
     pids, peers = set(), []
 
-    def ask() -> bool:
+    def ask() -> None:
         pids.add(get_json(f"http://127.0.0.1:{port}/hello/x")["pid"])
         peers.append(get_json(f"http://127.0.0.1:{port}/peers"))
+
+    def both_workers_answered() -> bool:
+        askers = [threading.Thread(target=ask) for _ in range(4)]  # concurrent: a busy worker leaves some to the other
+        for t in askers:
+            t.start()
+        for t in askers:
+            t.join(30)
         return len(pids) == 2
 
-    wait_until(ask, timeout=30, interval=0.05)
+    wait_until(both_workers_answered, timeout=30, interval=0.05)
     assert all(p == [f"127.0.0.1:{port}"] for p in peers)
     assert len(instances(etcd_client, "hello-flask")) == 1, "one instance per master, not one per worker"
 
     master.signal(signal.SIGTERM)
     wait_until(lambda: instances(etcd_client, "hello-flask") == [], timeout=GONE_WITHIN)
     assert master.wait() == 0, master.output()
+
+
+def test_greeter_demo_loses_no_call_when_servers_die(procs: List[Proc]) -> None:
+    demo = python(str(EXAMPLES / "greeter_demo.py"))
+    procs.append(demo)
+    assert demo.wait(120) == 0, demo.output()
+    out = demo.output()
+    assert "45 calls, 0 failed" in out
+    kill_line = out.index(">> SIGKILL greeter a")
+    assert "answered by greeter a" in out[:kill_line]
+    assert ">> SIGTERM greeter b" in out
+    assert "greeter b exited with 0" in out and out.rstrip().endswith("etcd stopped; demo done")
