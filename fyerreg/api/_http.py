@@ -45,18 +45,16 @@ class _Input(io.RawIOBase):
         return len(data)
 
     def read(self, size: Optional[int] = -1) -> bytes:
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        if size <= 0:
-            return b""
-        data: bytes = self._stream.read(size)
-        self.remaining -= len(data)
-        return data
+        return self._take(self._stream.read, size)
 
     def readline(self, size: Optional[int] = -1) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def _take(self, reader: Callable[[int], bytes], size: Optional[int]) -> bytes:
         size = self.remaining if size is None or size < 0 else min(size, self.remaining)
         if size <= 0:
             return b""
-        data: bytes = self._stream.readline(size)
+        data = reader(size)
         self.remaining -= len(data)
         return data
 
