@@ -169,6 +169,10 @@ class ServiceView:
         if sub is not None:
             sub.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent's thread may have held this one)."""
+        self._lock = threading.Lock()
+
     # -- refreshing ----------------------------------------------------------------------
 
     def refresh(self, *, block: bool) -> None:

@@ -9,6 +9,7 @@ import time
 from types import TracebackType
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Type, Union
 
+from .. import _fork
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ..metrics import Metrics
 from ..naming import Instance
@@ -98,8 +99,10 @@ class Discovery:
         self._views: Dict[ViewKey, ServiceView] = {}
         self._open_lock = threading.Lock()
         self._closed = False
+        self._resubscribe = resubscribe
         self._resubscriber = Resubscriber(registry, self._views_needing_subscription, retry=resubscribe,
                                           timeout=subscribe_timeout)
+        _fork.track(self)
 
     # -- picking -----------------------------------------------------------------------
 
@@ -230,6 +233,18 @@ class Discovery:
             except RegistryError as exc:
                 log.warning("closing the subscription to %s/%s failed: %s", view.service, view.version or "*",
                             exc, extra={"service": view.service, "version": view.version})
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks and a fresh (not yet started) resubscribe thread.
+
+        A registry that ended its subscriptions at the fork (the etcd one does) makes each
+        view subscribe again on its next pick; until then it serves the inherited set.
+        """
+        self._open_lock = threading.Lock()
+        self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
+                                          retry=self._resubscribe, timeout=self._subscribe_timeout)
+        for view in self._views.values():
+            view.after_fork()
 
     def __enter__(self) -> Discovery:
         if self._closed:
