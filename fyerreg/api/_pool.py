@@ -43,10 +43,13 @@ class ConnectionPool:
         self._idle: Dict[str, List[_Idle]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._purged = time.monotonic()
 
     def get(self, address: str, timeout: float) -> Tuple[http.client.HTTPConnection, bool]:
         """A connection to ``address`` and whether it is a reused one (not yet connected when new)."""
         now = time.monotonic()
+        if now - self._purged > self._max_idle:
+            self._purge(now)
         while True:
             with self._lock:
                 stack = self._idle.get(address)
@@ -62,6 +65,19 @@ class ConnectionPool:
             return conn, True
         host, port = split_host_port(address, field="address")
         return http.client.HTTPConnection(host, port, timeout=timeout), False
+
+    def _purge(self, now: float) -> None:
+        # Instances that left the service are never asked for again: close their idle connections too.
+        stale: List[http.client.HTTPConnection] = []
+        with self._lock:
+            self._purged = now
+            for address, stack in list(self._idle.items()):
+                stale.extend(conn for conn, since in stack if now - since > self._max_idle)
+                stack[:] = [(conn, since) for conn, since in stack if now - since <= self._max_idle]
+                if not stack:
+                    del self._idle[address]
+        for conn in stale:
+            conn.close()
 
     def put(self, address: str, conn: http.client.HTTPConnection) -> None:
         """Return a connection whose last response was read completely."""

@@ -19,6 +19,7 @@ from fyerreg.api import (
     ServerOptions,
 )
 from fyerreg.discovery import Discovery
+from tests.helpers import wait_until
 
 from .fakes import fake_instance, read_request
 from .services import GreeterService, HelloRequest, HelloResponse
@@ -208,3 +209,14 @@ def test_pool_is_bounded_and_reused(cluster: Cluster) -> None:
     for _ in range(5):
         client.call("GreeterService", "SayHello", {"name": "seq"})
     assert client.stats()["idle_connections"] <= 2
+
+
+def test_idle_connections_to_instances_no_longer_called_are_closed(cluster: Cluster) -> None:
+    gone, _ = cluster.serve("gone")
+    client = cluster.client(max_idle=0.05)
+    client.call("GreeterService", "SayHello", {"name": "x"})
+    assert client.stats()["idle_connections"] == 1
+    gone.stop(grace=1)  # deregistered: never picked again, its pooled connection must not linger
+    cluster.serve("b")
+    wait_until(lambda: client.call("GreeterService", "SayHello", {"name": "x"})["answered_by"] == "b"
+               and client.stats()["idle_connections"] == 1, timeout=10)

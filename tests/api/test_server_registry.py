@@ -97,3 +97,23 @@ def test_options_validate_service_fields_naming_them() -> None:
             options(registry, weight=-1)
         with pytest.raises(ValueError, match="version"):
             options(registry, service_version="a/b")
+
+
+def test_set_status_disabled_takes_the_server_out_of_rotation() -> None:
+    from fyerreg import Discovery, NoInstanceAvailableError, Status
+
+    with MemoryRegistry() as registry, Discovery(registry) as discovery:
+        server = Server(options(registry))
+        server.register(GreeterService())
+        server.start()
+        try:
+            assert discovery.select("greeter-service", "1.0.0").address == server.address
+            server.set_status(Status.DISABLED)
+            [record] = registry.list_services("greeter-service", "1.0.0")
+            assert record.status == Status.DISABLED
+            with pytest.raises(NoInstanceAvailableError, match="disabled"):
+                discovery.select("greeter-service", "1.0.0")
+            server.set_status(Status.ENABLED)
+            assert discovery.select("greeter-service", "1.0.0").address == server.address
+        finally:
+            server.stop(grace=2)
