@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from fyerreg import Client, ClientOptions, Discovery
-from fyerreg.registry.etcd import EtcdRegistry
+from fyerreg import Client, ClientOptions, Discovery, EtcdRegistry
 from fyerreg.testing import EtcdServer
 
 HERE = Path(__file__).resolve().parent

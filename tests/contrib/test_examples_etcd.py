@@ -132,7 +132,7 @@ def test_gunicorn_with_two_workers_registers_one_instance_and_removes_it_on_sigt
 
 
 def test_greeter_demo_loses_no_call_when_servers_die(procs: List[Proc]) -> None:
-    demo = python(str(EXAMPLES / "greeter_demo.py"))
+    demo = python(str(EXAMPLES / "demo.py"), "greeter")  # what `make demo` runs last
     procs.append(demo)
     assert demo.wait(120) == 0, demo.output()
     out = demo.output()
