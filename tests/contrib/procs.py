@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -88,3 +89,18 @@ def python(*args: str, **kw: Any) -> Proc:
 def instances(etcd_client: Any, service: str) -> List[Dict[str, Any]]:
     """The records of ``service`` in etcd, read raw (Go fyer-rpc's key layout)."""
     return [json.loads(value) for value, _ in etcd_client.get_prefix(f"/fyerrpc/services/{service}/")]
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)
+
+
+def ask_concurrently(ask: Callable[[], None], times: int = 4) -> None:
+    """Run ``ask`` in ``times`` threads at once: with gunicorn's sync workers, a busy worker leaves
+    some requests to the others (sequential requests may all land on one worker)."""
+    askers = [threading.Thread(target=ask) for _ in range(times)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join(30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.request
 from typing import Iterator
@@ -13,13 +12,9 @@ import pytest
 from fyerreg import MemoryRegistry
 from tests.helpers import wait_until
 
+from .procs import free_port
+
 django = pytest.importorskip("django")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

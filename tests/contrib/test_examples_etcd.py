@@ -4,19 +4,16 @@ well before its lease (5 s) could expire."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sys
-import threading
-import urllib.request
 from typing import Any, Iterator, List
 
 import pytest
 
 from tests.helpers import wait_until
 
-from .procs import EXAMPLES, Proc, free_port, instances, python
+from .procs import EXAMPLES, Proc, ask_concurrently, free_port, get_json, instances, python
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
@@ -29,11 +26,6 @@ def procs() -> Iterator[List[Proc]]:
     yield started
     for proc in started:
         proc.close()
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
 
 
 def endpoints_arg(etcd_endpoints: List[str]) -> str:
@@ -115,11 +107,7 @@ def test_gunicorn_with_two_workers_registers_one_instance_and_removes_it_on_sigt
         peers.append(get_json(f"http://127.0.0.1:{port}/peers"))
 
     def both_workers_answered() -> bool:
-        askers = [threading.Thread(target=ask) for _ in range(4)]  # concurrent: a busy worker leaves some to the other
-        for t in askers:
-            t.start()
-        for t in askers:
-            t.join(30)
+        ask_concurrently(ask)
         return len(pids) == 2
 
     wait_until(both_workers_answered, timeout=30, interval=0.05)

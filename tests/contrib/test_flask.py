@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Any, Iterator
 
@@ -14,11 +13,7 @@ from fyerreg import MemoryRegistry
 from fyerreg.contrib.flask import FyerReg
 from tests.helpers import wait_until
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .procs import free_port
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any, List, Set
 
@@ -16,7 +15,7 @@ from fyerreg.registry.etcd import EtcdRegistry
 from tests.discovery.test_fork import wait_child
 from tests.helpers import wait_until
 
-from .procs import Proc, free_port, instances
+from .procs import Proc, ask_concurrently, free_port, get_json, instances
 
 pytestmark = pytest.mark.etcd
 
@@ -58,18 +57,12 @@ def test_gunicorn_preloaded_discovery_works_in_both_workers(etcd_endpoints: List
         pids: Set[int] = set()
 
         def ask() -> None:
-            from .test_examples_etcd import get_json
-
             answer = get_json(f"http://127.0.0.1:{port}/peers")
             if answer["peers"] == [record["address"]]:
                 pids.add(answer["pid"])
 
         def both_workers_see_it() -> bool:
-            askers = [threading.Thread(target=ask) for _ in range(4)]
-            for t in askers:
-                t.start()
-            for t in askers:
-                t.join(30)
+            ask_concurrently(ask)
             return len(pids) == 2
 
         wait_until(both_workers_see_it, timeout=30, interval=0.05)
