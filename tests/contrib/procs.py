@@ -72,12 +72,11 @@ class Proc:
         return "\n".join(self.lines[-60:])
 
     def close(self) -> None:
-        """Kill the whole process group if still running (gunicorn workers and registrar included)."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Kill the whole process group (gunicorn workers and registrar included, even orphaned ones)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.popen.wait(30)
         self._reader.join(10)
 

@@ -129,3 +129,14 @@ def test_greeter_demo_loses_no_call_when_servers_die(procs: List[Proc]) -> None:
     assert "answered by greeter a" in out[:kill_line]
     assert ">> SIGTERM greeter b" in out
     assert "greeter b exited with 0" in out and out.rstrip().endswith("etcd stopped; demo done")
+
+
+def test_a_killed_gunicorn_master_is_deregistered_by_its_registrar(etcd_endpoints: List[str], etcd_client: Any,
+                                                                  procs: List[Proc]) -> None:
+    port = free_port()
+    master = Proc([sys.executable, "-m", "gunicorn", "-c", str(EXAMPLES / "gunicorn.conf.py")],
+                  env={"PORT": str(port), "FYERREG_ETCD": endpoints_arg(etcd_endpoints)})
+    procs.append(master)
+    wait_until(lambda: instances(etcd_client, "hello-flask"), timeout=30)
+    master.signal(signal.SIGKILL)
+    wait_until(lambda: instances(etcd_client, "hello-flask") == [], timeout=GONE_WITHIN)
