@@ -24,8 +24,8 @@ def test_child_reconnects_and_never_touches_the_parents_registrations(etcd_endpo
     # In a fresh interpreter: the app forked is one holding a registry, not this test process.
     namespace = f"fork{os.getpid()}"
     result = subprocess.run(
-        [sys.executable, str(HERE / "fork" / "fork_registry.py"), ",".join(etcd_endpoints), namespace],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "tests.contrib.fork.fork_registry", ",".join(etcd_endpoints), namespace],
+        capture_output=True, text=True, timeout=120, cwd=HERE.parent.parent,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,4 +1,4 @@
-"""Run by test_fork_etcd in a fresh interpreter: an EtcdRegistry and a Discovery used in a forked child.
+"""An EtcdRegistry and a Discovery used in a forked child (run as ``python -m tests.contrib.fork.fork_registry``).
 
 The pytest process carries gRPC state from hundreds of earlier tests, and forking it is a
 different (and uncontrolled) experiment from forking an app that holds one registry;
@@ -9,31 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from fyerreg import Discovery, Instance
 from fyerreg.registry.etcd import EtcdRegistry
-
-
-def wait_until(predicate, timeout):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-def wait_child(pid: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        time.sleep(0.02)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("the forked child hung")
+from tests.discovery.test_fork import wait_child
+from tests.helpers import wait_until
 
 
 def ids(instances):  # type: ignore[no-untyped-def]
