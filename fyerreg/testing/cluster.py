@@ -137,19 +137,23 @@ class EtcdCluster:
         return member
 
     def leader(self, timeout: float = 10.0) -> EtcdServer:
-        """The member that leads the cluster now, as the running members report it.
+        """The member that leads the cluster now: the one a majority of the members report as leader.
 
+        (A leader cut off from the others goes on calling itself leader for a while.)
         Waits up to ``timeout`` for an election to finish; :class:`EtcdServerError` after that.
         """
         deadline = time.monotonic() + timeout
         while True:
             ids = self._member_ids()
+            votes: Dict[int, int] = {}
             for member in self.running:
                 status = self._call(member, "/v3/maintenance/status", {}, timeout=1.0)
                 leader_id = int(status.get("leader", 0)) if status else 0
-                for candidate, member_id in ids.items():
-                    if member_id == leader_id and candidate in self.running:
-                        return candidate
+                if leader_id:
+                    votes[leader_id] = votes.get(leader_id, 0) + 1
+            for candidate, member_id in ids.items():
+                if votes.get(member_id, 0) > len(self.members) // 2 and candidate in self.running:
+                    return candidate
             if time.monotonic() >= deadline:
                 raise EtcdServerError(f"no leader among the running members after {timeout:g}s")
             time.sleep(_POLL_INTERVAL)
