@@ -4,7 +4,7 @@ subscribers, and consumer code that raises never stopping the flow of snapshots.
 from __future__ import annotations
 
 import threading
-from typing import List
+from typing import Iterator, List
 
 import pytest
 
@@ -22,6 +22,33 @@ WRITES = 300
 
 def _watch_threads() -> List[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("fyerreg-watch-") and t.is_alive()]
+
+
+class _Flaky:
+    """A writer, a watcher, and a Discovery on the watcher whose filter (consumer code) raises
+    while ``broken`` is set."""
+
+    def __init__(self, registries) -> None:
+        self.writer, self.watcher = registries.new(), registries.new()
+        self.broken = threading.Event()
+        self.discovery = Discovery(self.watcher, filters=[where(self._lookup)])
+
+    def _lookup(self, inst: Instance) -> bool:
+        if self.broken.is_set():
+            raise RuntimeError("the zone service is down")
+        return True
+
+    def ids(self) -> List[str]:
+        return ids(self.discovery.instances(SERVICE, "v1"))
+
+
+@pytest.fixture
+def flaky(registries) -> Iterator[_Flaky]:
+    made = _Flaky(registries)
+    try:
+        yield made
+    finally:
+        made.discovery.close()
 
 
 def test_a_subscriber_that_never_reads_holds_at_most_maxsize_and_wakes_to_the_latest(
@@ -54,84 +81,58 @@ def test_a_subscriber_that_never_reads_holds_at_most_maxsize_and_wakes_to_the_la
     assert ids(next_snapshot(stuck)) == sorted([*everyone, "after-wake"])
 
 
-def test_consumer_code_that_raises_stops_neither_the_watch_nor_later_picks(registries):
-    writer, watcher = registries.new(), registries.new()
-    broken = threading.Event()
+def test_consumer_code_that_raises_stops_neither_the_watch_nor_later_picks(flaky):
+    flaky.writer.register(make_instance("a"))
+    assert flaky.ids() == ["a"]
+    threads = _watch_threads()
+    flaky.broken.set()
+    flaky.writer.register(make_instance("b", port=8001))
 
-    def config_lookup(inst: Instance) -> bool:
-        if broken.is_set():
-            raise RuntimeError("the zone service is down")
-        return True
+    def picking_fails() -> bool:
+        try:
+            flaky.discovery.select(SERVICE, "v1")
+        except RuntimeError:
+            return True  # the consumer's own error, raised to the caller
+        return False
 
-    writer.register(make_instance("a"))
-    with Discovery(watcher, filters=[where(config_lookup)]) as discovery:
-        assert ids(discovery.instances(SERVICE, "v1")) == ["a"]
-        threads = _watch_threads()
-        broken.set()
-        writer.register(make_instance("b", port=8001))
+    wait_until(picking_fails, timeout=10)
+    flaky.writer.register(make_instance("c", port=8002))
+    with pytest.raises(RuntimeError):
+        flaky.discovery.select(SERVICE, "v1")
+    assert all(t.is_alive() for t in threads)
 
-        def picking_fails() -> bool:
-            try:
-                discovery.select(SERVICE, "v1")
-            except RuntimeError:
-                return True  # the consumer's own error, raised to the caller
-            return False
+    flaky.broken.clear()  # the consumer works again: it serves the newest state, not the one before the failure
+    assert flaky.ids() == ["a", "b", "c"]
+    assert {flaky.discovery.select(SERVICE, "v1").id for _ in range(9)} == {"a", "b", "c"}
+    flaky.writer.deregister(make_instance("a"))
+    wait_until(lambda: flaky.ids() == ["b", "c"], timeout=10)
 
-        wait_until(picking_fails, timeout=10)
-        writer.register(make_instance("c", port=8002))
+
+def test_consumer_code_that_raises_at_the_first_pick_opens_one_subscription_only(flaky):
+    flaky.broken.set()
+    flaky.writer.register(make_instance("a"))
+    for _ in range(5):
         with pytest.raises(RuntimeError):
-            discovery.select(SERVICE, "v1")
-        assert all(t.is_alive() for t in threads)
-
-        broken.clear()  # the consumer works again: it serves the newest state, not the one before the failure
-        assert ids(discovery.instances(SERVICE, "v1")) == ["a", "b", "c"]
-        assert {discovery.select(SERVICE, "v1").id for _ in range(9)} == {"a", "b", "c"}
-        writer.deregister(make_instance("a"))
-        wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["b", "c"], timeout=10)
+            flaky.discovery.select(SERVICE, "v1")
+    assert flaky.watcher.stats()["subscriptions"] == 1
+    flaky.broken.clear()
+    assert flaky.discovery.select(SERVICE, "v1").id == "a"
+    flaky.discovery.close()
+    assert flaky.watcher.stats()["subscriptions"] == 0
 
 
-def test_consumer_code_that_raises_at_the_first_pick_opens_one_subscription_only(registries):
-    writer, watcher = registries.new(), registries.new()
-    broken = threading.Event()
-    broken.set()
-    writer.register(make_instance("a"))
+def test_consumer_code_that_raises_while_discovery_resubscribes_does_not_end_its_thread(flaky):
+    flaky.writer.register(make_instance("a"))
+    assert flaky.ids() == ["a"]
+    flaky.broken.set()
+    flaky.watcher.unsubscribe(SERVICE, "v1")  # the subscription ends: discovery subscribes again, in its thread
+    flaky.ids()  # a pick notices the end
+    wait_until(lambda: flaky.watcher.stats()["subscriptions"] == 1, timeout=10, message="discovery subscribed again")
+    flaky.broken.clear()
+    flaky.writer.register(make_instance("b", port=8001))
+    wait_until(lambda: flaky.ids() == ["a", "b"], timeout=10)
 
-    def config_lookup(inst: Instance) -> bool:
-        if broken.is_set():
-            raise RuntimeError("the zone service is down")
-        return True
-
-    with Discovery(watcher, filters=[where(config_lookup)]) as discovery:
-        for _ in range(5):
-            with pytest.raises(RuntimeError):
-                discovery.select(SERVICE, "v1")
-        assert watcher.stats()["subscriptions"] == 1
-        broken.clear()
-        assert discovery.select(SERVICE, "v1").id == "a"
-    assert watcher.stats()["subscriptions"] == 0
-
-
-def test_consumer_code_that_raises_while_discovery_resubscribes_does_not_end_its_thread(registries):
-    writer, watcher = registries.new(), registries.new()
-    broken = threading.Event()
-
-    def config_lookup(inst: Instance) -> bool:
-        if broken.is_set():
-            raise RuntimeError("the zone service is down")
-        return True
-
-    writer.register(make_instance("a"))
-    with Discovery(watcher, filters=[where(config_lookup)]) as discovery:
-        assert ids(discovery.instances(SERVICE, "v1")) == ["a"]
-        broken.set()
-        watcher.unsubscribe(SERVICE, "v1")  # the subscription ends: discovery subscribes again, in its thread
-        discovery.instances(SERVICE, "v1")  # a pick notices the end
-        wait_until(lambda: watcher.stats()["subscriptions"] == 1, timeout=10, message="discovery subscribed again")
-        broken.clear()
-        writer.register(make_instance("b", port=8001))
-        wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["a", "b"], timeout=10)
-
-        watcher.unsubscribe(SERVICE, "v1")  # and once more: the resubscribing thread is still there
-        discovery.instances(SERVICE, "v1")
-        writer.register(make_instance("c", port=8002))
-        wait_until(lambda: ids(discovery.instances(SERVICE, "v1")) == ["a", "b", "c"], timeout=10)
+    flaky.watcher.unsubscribe(SERVICE, "v1")  # and once more: the resubscribing thread is still there
+    flaky.ids()
+    flaky.writer.register(make_instance("c", port=8002))
+    wait_until(lambda: flaky.ids() == ["a", "b", "c"], timeout=10)
