@@ -1,0 +1,162 @@
+"""1. Propagation latency, and 6a: graceful deregister -> subscriber (another process).
+
+A child process subscribes (fyerreg) and also watches a raw prefix with a plain watch
+callback. For each change the parent arms the child, takes ``t0 = time.monotonic()``,
+makes the change, and the child answers the monotonic time it saw it: for fyerreg
+when the snapshot containing it comes out of ``Subscription.get()``; for the floor
+when python-etcd3's watch callback runs for a raw ``put``. Changes alternate between
+fyerreg's (register, update_service, deregister of one instance) and the floor's, so
+both see the same machine load.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from typing import Any, Callable, Dict, List, Tuple
+
+from fyerreg import Instance
+
+from . import _worker
+from .context import PENDING_ETCD, Context
+from .report import Row, Section, markdown_table
+from .stats import ms, spread, summary
+
+KINDS = ("register", "update", "deregister")
+WARMUP = 10
+P50_GOAL = 1.3
+P99_GOAL = 2.0
+DEREGISTER_P99_GOAL = 0.050
+
+
+class _Child:
+    def __init__(self, ctx: Context, namespace: str, raw_prefix: str) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.conn, child = spawn.Pipe()
+        self.proc = spawn.Process(target=_worker.subscriber, daemon=True, args=(
+            child, ctx.endpoints, namespace, "prop", raw_prefix, ctx.has_etcd_backend))
+        self.proc.start()
+        child.close()
+        self._expect("ready", 60.0)
+
+    def _expect(self, what: str, timeout: float) -> Tuple[Any, ...]:
+        if not self.conn.poll(timeout):
+            raise RuntimeError(f"the subscriber process did not answer {what!r} within {timeout:g} s")
+        message: Tuple[Any, ...] = self.conn.recv()
+        if message[0] != what:
+            raise RuntimeError(f"the subscriber process answered {message!r}, expected {what!r}")
+        return message
+
+    def measure(self, change: Callable[[], object], via: str, *expect: Any) -> Tuple[float, float]:
+        """Latency of ``change`` as the child sees it, and how long ``change()`` itself took."""
+        self.conn.send(("expect", via, *expect))
+        self._expect("armed", 10.0)
+        t0 = time.monotonic()
+        change()
+        returned = time.monotonic()
+        seen = self._expect("seen", _worker.WAIT + 5.0)[1]
+        return seen - t0, returned - t0
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("stop",))
+        except OSError:
+            pass
+        self.proc.join(10.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5.0)
+        self.conn.close()
+
+
+def run(ctx: Context) -> Section:
+    section = Section("propagation", "Propagation latency", __doc__ or "")
+    changes = ctx.profile.propagation_changes
+    namespace = ctx.namespace("prop")
+    raw_prefix = f"/{namespace}/raw/"
+    latency: Dict[str, List[float]] = {kind: [] for kind in ("floor", *KINDS)}
+    call: Dict[str, List[float]] = {kind: [] for kind in ("floor", *KINDS)}
+    child = _Child(ctx, namespace, raw_prefix)
+    registry: Any = ctx.registry(namespace, ttl=10) if ctx.has_etcd_backend else None
+    try:
+        for i in range(changes + WARMUP):
+            keep = i >= WARMUP
+            value = str(i)
+            lat, took = child.measure(functools.partial(ctx.raw.put, raw_prefix + "k", value), "raw", value)
+            if keep:
+                latency["floor"].append(lat)
+                call["floor"].append(took)
+            if registry is None:
+                continue
+            inst = Instance.new("prop", "1.0.0", "127.0.0.1:8080", id=f"c{i:05d}", metadata={"seq": "0"})
+            updated = inst.replace(metadata={"seq": "1"})
+            steps: List[Tuple[str, Callable[[], object], Tuple[Any, ...]]] = [
+                ("register", functools.partial(registry.register, inst), ("present", inst.id)),
+                ("update", functools.partial(registry.update_service, updated), ("meta", inst.id, "1")),
+                ("deregister", functools.partial(registry.deregister, updated), ("absent", inst.id)),
+            ]
+            for kind, change, expect in steps:
+                lat, took = child.measure(change, "fyerreg", *expect)
+                if keep:
+                    latency[kind].append(lat)
+                    call[kind].append(took)
+    finally:
+        child.close()
+        if registry is not None:
+            registry.close()
+        ctx.wipe(namespace)
+    for kind in latency:
+        if latency[kind]:
+            ctx.log(f"propagation {kind}: {spread(latency[kind])}")
+    section.data = {"latency": latency, "call": call}
+    _rows(section, latency, call)
+    if registry is None:
+        section.pending = PENDING_ETCD
+    return section
+
+
+def _rows(section: Section, latency: Dict[str, List[float]], call: Dict[str, List[float]]) -> None:
+    floor = summary(latency["floor"])
+    for kind in KINDS:
+        if not latency[kind]:
+            continue
+        s = summary(latency[kind])
+        section.add(
+            Row(f"{kind} p50", ms(s["p50"]), ms(floor["p50"]), "ms", f"<= {P50_GOAL}x floor",
+                s["p50"] <= P50_GOAL * floor["p50"], "raw put->watch"),
+            Row(f"{kind} p99", ms(s["p99"]), ms(floor["p99"]), "ms", f"<= {P99_GOAL}x floor",
+                s["p99"] <= P99_GOAL * floor["p99"], "raw put->watch"),
+        )
+    if not latency["register"]:
+        section.add(Row("raw put->watch p50 (floor)", None, ms(floor["p50"]), "ms"),
+                    Row("raw put->watch p99 (floor)", None, ms(floor["p99"]), "ms"))
+    headers = ["change", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "call p50 ms", "seen after call p50 ms"]
+    rows = []
+    for kind in ("floor", *KINDS):
+        if not latency[kind]:
+            continue
+        s, c = summary(latency[kind]), summary(call[kind])
+        after = summary([lat - took for lat, took in zip(latency[kind], call[kind])])
+        rows.append([kind if kind != "floor" else "raw put (floor)", str(len(latency[kind])),
+                     *(f"{ms(s[k]):.2f}" for k in ("p50", "p90", "p99", "max")),
+                     f"{ms(c['p50']):.2f}", f"{ms(after['p50']):.2f}"])
+    section.details.append(markdown_table(headers, rows))
+    section.details.append(
+        "\"call\" is how long the call itself took to return in the writing process; "
+        "\"seen after call\" is the rest: watch delivery, decoding and the snapshot reaching the subscriber."
+    )
+
+
+def deregister_rows(ctx: Context, propagation: Section) -> List[Row]:
+    """6a, from the same run: graceful deregister -> subscriber."""
+    samples = propagation.data.get("latency", {}).get("deregister", [])
+    if not samples:
+        return []
+    s = summary(samples)
+    floor = summary(propagation.data["latency"]["floor"])
+    return [
+        Row("deregister -> subscriber p50", ms(s["p50"]), ms(floor["p50"]), "ms", "", None, "raw put->watch"),
+        Row("deregister -> subscriber p99", ms(s["p99"]), ms(floor["p99"]), "ms",
+            f"< {ms(DEREGISTER_P99_GOAL):.0f} ms", s["p99"] < DEREGISTER_P99_GOAL, "raw put->watch"),
+    ]
