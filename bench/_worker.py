@@ -58,15 +58,18 @@ def subscriber(conn: Connection, endpoints: List[str], namespace: str, service: 
 
     For each ``("expect", via, ...)`` message: answer ``"armed"``, wait until the change is
     seen, answer ``("seen", monotonic time)``. ``via`` is ``"fyerreg"`` (the time the
-    snapshot comes out of the subscription queue) or ``"raw"`` (the time the watch
-    callback runs: the floor).
+    snapshot comes out of the subscription queue; expecting ``("present"|"absent", id)``
+    or ``("meta", id, seq)``) or ``"raw"`` (the time the watch callback runs: the floor;
+    expecting ``(key, "put"|"delete")``).
     """
-    raw_events: queue.SimpleQueue[Tuple[bytes, float]] = queue.SimpleQueue()
+    from pyetcd.events import DeleteEvent
+
+    raw_events: queue.SimpleQueue[Tuple[str, str, float]] = queue.SimpleQueue()
 
     def on_watch(response: Any) -> None:
         now = time.monotonic()
         for event in getattr(response, "events", ()):
-            raw_events.put((event.value, now))
+            raw_events.put((event.key.decode(), "delete" if isinstance(event, DeleteEvent) else "put", now))
 
     client: Any = raw_client(endpoints, timeout=30.0)
     client.add_watch_prefix_callback(raw_prefix, on_watch)
@@ -88,13 +91,15 @@ def subscriber(conn: Connection, endpoints: List[str], namespace: str, service: 
             try:
                 if via == "raw":
                     while True:
-                        value, seen = raw_events.get(timeout=WAIT)
-                        if value.decode() == expect[0]:
+                        key, kind, seen = raw_events.get(timeout=WAIT)
+                        if (key, kind) == expect:
                             break
                 else:
-                    while not _satisfied(latest, expect):
+                    while True:
                         latest = sub.get(timeout=WAIT)
-                    seen = time.monotonic()
+                        seen = time.monotonic()
+                        if _satisfied(latest, expect):
+                            break
             except queue.Empty:
                 conn.send(("timeout", expect))
                 continue
@@ -231,3 +236,29 @@ def run_child(target: Callable[..., None], *args: Any, timeout: float = 120.0) -
             proc.kill()
             proc.join(5.0)
         parent.close()
+
+
+# -- calls: the seed's greeter, served by fyerreg.api in a process of its own ------------------------------
+
+
+class GreeterService:
+    """The seed's GreeterService: ``SayHello({"name": ...}) -> {"message": ...}``."""
+
+    def SayHello(self, req: Dict[str, Any]) -> Dict[str, str]:
+        return {"message": f"Hello {req.get('name', '')}"}
+
+
+def greeter(conn: Connection, endpoints: List[str], namespace: str) -> None:
+    """Serve GreeterService with ``fyerreg.api.Server``, registered as ``greeter-service``; stop on request."""
+    import importlib
+
+    api: Any = importlib.import_module("fyerreg.api")
+    with etcd_registry(endpoints=endpoints, namespace=namespace) as registry:
+        server = api.Server(api.ServerOptions(address="127.0.0.1:0", enable_registry=True, registry=registry,
+                                              service_name="greeter-service", service_version="1.0.0",
+                                              drain_delay=0.0))
+        server.register(GreeterService(), "GreeterService")
+        server.start()
+        conn.send(("ready", server.address))
+        conn.recv()
+        server.stop(grace=5.0)
