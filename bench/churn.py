@@ -98,7 +98,9 @@ def run(ctx: Context) -> Section:
     results: Dict[str, Dict[int, float]] = {"raw": {}, "fyerreg": {}}
     try:
         raw_loop(0, 0)  # warm the connection
-        loops = {"raw": raw_loop, **({"fyerreg": fyerreg_loop} if registry is not None else {})}
+        loops: Dict[str, Callable[[int, int], None]] = {"raw": raw_loop}
+        if registry is not None:
+            loops["fyerreg"] = fyerreg_loop
         for threads in ctx.profile.churn_threads:
             for name, rate in _alternating(threads, ctx.profile.churn_seconds, loops).items():
                 results[name][threads] = rate
