@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 DEMOS = {
     "memory": HERE / "memory_quickstart.py",
+    "etcd": HERE / "etcd_demo.py",
 }
 
 

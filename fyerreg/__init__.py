@@ -26,6 +26,7 @@ from .errors import (
 )
 from .naming import Instance, Status
 from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
+from .registry.etcd import EtcdOptions, EtcdRegistry
 from .retry import Retry
 
 __version__ = "0.1.0"
@@ -36,6 +37,8 @@ __all__ = [
     "Balancer",
     "Discovery",
     "Ejection",
+    "EtcdOptions",
+    "EtcdRegistry",
     "Instance",
     "InstanceFilter",
     "InvalidInstanceError",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import uuid
 from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import pytest
@@ -42,9 +43,18 @@ def _memory_ttl(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=30.0)
 
 
+def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+
+    endpoints = request.getfixturevalue("etcd_endpoints")
+    # ttl=3: a takeover is noticed by the old owner's next heartbeat, a second later.
+    return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
+
+
 BACKENDS: Dict[str, _Spec] = {
     "memory": _Spec(_memory),
     "memory-ttl": _Spec(_memory_ttl),
+    "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,)),
 }
 
 

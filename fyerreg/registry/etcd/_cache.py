@@ -1,0 +1,121 @@
+"""The ``list_services`` cache: a watch-kept local state per listed (service, version)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ...errors import RegistryUnavailableError
+from ...metrics import Metrics
+from ...naming import Instance
+from ..subscription import Snapshot
+from ._watch import PrefixWatch
+
+__all__ = ["ServiceCache"]
+
+log = logging.getLogger("fyerreg.registry.etcd")
+
+CATCH_UP_WAIT = 0.5
+"""How long a cached read waits for the watch to show this registry's own latest write."""
+
+Key = Tuple[str, Optional[str]]
+
+
+class _Entry:
+    def __init__(self, watch: PrefixWatch) -> None:
+        self.watch = watch
+        self.last_used = time.monotonic()
+        self.serving_stale = False
+        self.last_read: Optional[Snapshot] = None  # a direct read may be ahead of the watch
+
+
+class ServiceCache:
+    """Answers ``list_services`` from watches; serves the last known state while etcd is unreachable.
+
+    An entry not listed for ``ttl`` seconds is dropped and its watch stopped.
+    """
+
+    def __init__(self, make_watch: Callable[[str, Optional[str]], PrefixWatch], metrics: Metrics, *,
+                 ttl: float, join_timeout: float) -> None:
+        self._make_watch = make_watch
+        self._metrics = metrics
+        self._ttl = ttl
+        self._join_timeout = join_timeout
+        self._entries: Dict[Key, _Entry] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def list(self, service: str, version: Optional[str], *, min_revision: int,
+             read: Callable[[], Snapshot], deadline: Optional[float]) -> List[Instance]:
+        """The instances of (service, version): from the watch when it is current and shows
+        revision ``min_revision`` (this registry's last write), else from ``read()``; when that
+        fails for want of etcd, the last known state with a warning."""
+        self._evict_idle()
+        entry = self._entry(service, version, deadline)
+        if entry is None:
+            return list(read())
+        entry.last_used = time.monotonic()
+        watch = entry.watch
+        if watch.connected and (watch.revision >= min_revision
+                                or watch.wait_for_revision(min_revision, CATCH_UP_WAIT)):
+            self._metrics.inc("cache_hits")
+            entry.serving_stale = False
+            return list(watch.snapshot())
+        try:
+            found = read()
+        except RegistryUnavailableError as exc:
+            snapshot = watch.snapshot(stale=True)
+            if entry.last_read is not None and entry.last_read.revision > snapshot.revision:
+                snapshot = entry.last_read
+            self._metrics.inc("cache_stale_reads")
+            if not entry.serving_stale:  # once per outage, not once per call
+                entry.serving_stale = True
+                log.warning("etcd unreachable; serving the cached state of %s/%s (revision %d) until it is back: %s",
+                            service, version or "*", snapshot.revision, exc,
+                            extra={"service": service, "version": version or "*"})
+            return list(snapshot)
+        entry.serving_stale = False
+        entry.last_read = found
+        return list(found)
+
+    def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:
+        key = (service, version)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None or self._closed:
+                return entry
+        watch = self._make_watch(service, version)
+        watch.load(deadline=deadline)  # unreachable etcd: raises, nothing is cached yet
+        with self._lock:
+            if self._closed or key in self._entries:
+                existing = self._entries.get(key)
+                racing = True
+            else:
+                existing = self._entries[key] = _Entry(watch)
+                racing = False
+        if racing:
+            return existing
+        watch.start()
+        return existing
+
+    def _evict_idle(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            idle = [key for key, entry in self._entries.items() if now - entry.last_used > self._ttl]
+            entries = [self._entries.pop(key) for key in idle]
+        for entry in entries:
+            entry.watch.stop(self._join_timeout)
+
+    def close(self) -> None:
+        """Stop every watch and join its thread."""
+        with self._lock:
+            self._closed = True
+            entries = list(self._entries.values())
+            self._entries.clear()
+        for entry in entries:
+            entry.watch.stop(self._join_timeout)

@@ -1,0 +1,183 @@
+"""Writing and removing instance records bound to leases, without clobbering another owner's key.
+
+Every write is an etcd transaction guarded on the key's lease: a key that another
+registry took over (same id, its own lease) is never overwritten nor deleted by us.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ...errors import AlreadyRegisteredError, RegistryError
+from ...naming import Instance
+from ..base import RegistrationState
+from ._client import Compare, Deadline, Delete, EtcdClient, Get, KeyValue, Put, Timeout, Txn, TxnResult
+from ._keys import KeyLayout
+
+__all__ = ["Registration", "RecordWriter", "instance_extra"]
+
+log = logging.getLogger("fyerreg.registry.etcd")
+
+
+def instance_extra(instance: Instance, lease_id: Optional[int] = None, **more: Any) -> Dict[str, Any]:
+    """The structured log fields of an instance."""
+    extra: Dict[str, Any] = {"service": instance.service, "version": instance.version, "instance_id": instance.id}
+    if lease_id is not None:
+        extra["lease_id"] = lease_id
+    extra.update(more)
+    return extra
+
+
+class Registration:
+    """What this registry knows about one instance it registered. Mutated under ``lock``.
+
+    ``active``: the record is ours and kept alive; False once another registry took
+    the key over (``taken_over_by`` its lease) or after deregistration (``finished``).
+    """
+
+    def __init__(self, instance: Instance, key: str) -> None:
+        self.instance = instance
+        self.key = key
+        self.lock = threading.RLock()
+        self.lease_id = 0
+        self.active = False
+        self.finished = False
+        self.taken_over_by: Optional[int] = None
+        self.last_refresh: Optional[float] = None
+        self.reregistrations = 0
+        self.last_error: Optional[str] = None
+        self.keepalive: Any = None
+        self.retired: List[Any] = []
+
+    def keepers(self) -> List[Any]:
+        """Every keepalive this registration started (the current one last)."""
+        return [*self.retired, *([self.keepalive] if self.keepalive is not None else [])]
+
+    def state(self) -> RegistrationState:
+        """A consistent copy for ``registration_state``."""
+        with self.lock:
+            return RegistrationState(
+                registered=self.active and not self.finished,
+                lease_id=self.lease_id or None,
+                last_refresh=self.last_refresh,
+                reregistrations=self.reregistrations,
+                last_error=self.last_error,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteOutcome:
+    """``written`` True when the record now holds our value; else ``holder`` is the other owner's key."""
+
+    written: bool
+    revision: int
+    holder: Optional[KeyValue] = None
+    previous: Optional[KeyValue] = None
+
+
+CLEANUP_TIMEOUT = 2.0
+"""Seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RecordWriter:
+    """Lease and record operations of the keepalive threads and the registry."""
+
+    def __init__(self, client: EtcdClient, layout: KeyLayout, ttl: int) -> None:
+        self.client = client
+        self.layout = layout
+        self.ttl = ttl
+
+    def stamp(self, instance: Instance) -> Tuple[Instance, bytes]:
+        """The instance as written now (``updated_at`` set) and its wire bytes."""
+        stamped = instance.replace(updated_at=_now_ms())
+        return stamped, stamped.to_json().encode("utf-8")
+
+    def revoke_quietly(self, lease_id: int, deadline: Timeout) -> None:
+        """Revoke a lease, logging (not raising) failures: an unrevoked lease expires anyway."""
+        if not lease_id:
+            return
+        try:
+            self.client.revoke(lease_id, deadline=deadline)
+        except RegistryError as exc:
+            log.info("could not revoke lease %x (it expires by itself): %s", lease_id, exc,
+                     extra={"lease_id": lease_id})
+
+    def create(self, instance: Instance, *, exclusive: bool,
+               deadline: Timeout) -> Tuple[int, Instance, WriteOutcome]:
+        """Grant a lease and write the record bound to it.
+
+        ``exclusive``: only when the key is absent, else AlreadyRegisteredError with
+        nothing written. Otherwise another holder is taken over (the outcome's
+        ``previous`` names it).
+        """
+        key = self.layout.instance_key(instance)
+        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
+        lease_id = self.client.grant(self.ttl, deadline=deadline)
+        try:
+            stamped, value = self.stamp(instance)
+            if exclusive:
+                result = self.client.txn(
+                    Txn([Compare(key, "create", 0)], [Put(key, value, lease_id)], [Get(key)]), deadline=deadline)
+                holder = None if result.succeeded else _kv(result, 0)
+                # A retried transaction may find our own first attempt: that is a success.
+                if holder is not None and holder.lease != lease_id:
+                    raise AlreadyRegisteredError(
+                        f"{key} is already registered (held by lease {holder.lease:x}); "
+                        "exclusive=True leaves it alone"
+                    )
+                outcome = WriteOutcome(True, result.revision)
+            else:
+                result = self.client.txn(Txn([], [Put(key, value, lease_id)], []), deadline=deadline)
+                previous = _kv(result, 0)
+                if previous is not None and previous.lease == lease_id:
+                    previous = None
+                outcome = WriteOutcome(True, result.revision, previous=previous)
+        except BaseException:
+            self.revoke_quietly(lease_id, deadline=CLEANUP_TIMEOUT)
+            raise
+        return lease_id, stamped, outcome
+
+    def guarded_put(self, key: str, value: bytes, *, owner_lease: int, put_lease: int,
+                    deadline: Timeout) -> WriteOutcome:
+        """Write ``value`` bound to ``put_lease`` if the key is absent, lease-less or bound to
+        ``owner_lease``; else leave it and return its holder. Raises LeaseNotFoundError
+        when ``put_lease`` is gone."""
+        txn = Txn(
+            [Compare(key, "lease", owner_lease)],
+            [Put(key, value, put_lease)],
+            [Txn([Compare(key, "lease", 0)], [Put(key, value, put_lease)], [Get(key)])],
+        )
+        result = self.client.txn(txn, deadline=deadline)
+        if result.succeeded:
+            return WriteOutcome(True, result.revision, previous=_kv(result, 0))
+        nested = result.results[0]
+        assert isinstance(nested, TxnResult)
+        if nested.succeeded:
+            return WriteOutcome(True, result.revision, previous=_kv(nested, 0))
+        holder = _kv(nested, 0)
+        if holder is not None and holder.lease == put_lease:
+            return WriteOutcome(True, result.revision)  # our own retried write
+        return WriteOutcome(False, result.revision, holder=holder)
+
+    def remove(self, key: str, lease_id: int, *, deadline: Timeout) -> Tuple[bool, int]:
+        """Delete the key if it is still bound to ``lease_id``, then revoke the lease.
+
+        Returns whether the key was deleted and the store revision.
+        """
+        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
+        result = self.client.txn(Txn([Compare(key, "lease", lease_id)], [Delete(key)], []), deadline=deadline)
+        self.client.revoke(lease_id, deadline=deadline)
+        return result.succeeded, result.revision
+
+
+def _kv(result: TxnResult, index: int) -> Optional[KeyValue]:
+    value = result.results[index] if len(result.results) > index else None
+    return value if isinstance(value, KeyValue) else None

@@ -1,0 +1,242 @@
+"""One thread per watched (service, version): a local copy of its instances, kept by an etcd watch.
+
+The state is read at revision R and watched from R+1, so nothing between the read and
+the watch is lost. Events are applied incrementally and each watch response that
+changes the state produces one snapshot. A broken stream is re-established with
+backoff (on whichever endpoint works) after reading the state again at R' and
+watching from R'+1: a snapshot is pushed when the state changed meanwhile. A
+compacted start revision makes it read the state again and push a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Dict, Optional
+
+from ..._threads import join_thread, start_thread
+from ...errors import RegistryError
+from ...metrics import Metrics
+from ...naming import Instance
+from ...retry import Retry
+from ..subscription import Snapshot
+from ._client import EtcdClient, Timeout, WatchBatch, WatchStream
+from ._decode import RecordDecoder
+
+__all__ = ["PrefixWatch"]
+
+log = logging.getLogger("fyerreg.registry.etcd")
+
+Sink = Callable[[Snapshot], bool]
+"""Receives each new snapshot; returning False ends the watch (the consumer is gone)."""
+
+
+class _Resync(Exception):
+    """The local state must be read again from etcd (compaction or a rolled-back store)."""
+
+
+class PrefixWatch:
+    """The instances of (``service``, ``version``) kept current by a watch on a thread of its own."""
+
+    def __init__(self, client: EtcdClient, decoder: RecordDecoder, metrics: Metrics, *,
+                 service: str, version: Optional[str], retry: Retry, thread_name: str) -> None:
+        self.client = client
+        self.decoder = decoder
+        self.metrics = metrics
+        self.service = service
+        self.version = version
+        self.prefix = decoder.layout.prefix(service, version)
+        self.retry = retry
+        self.thread_name = thread_name
+        self.sink: Optional[Sink] = None
+        self._state: Dict[str, Instance] = {}
+        self._revision = 0
+        self._connected = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Optional[WatchStream] = None
+        self._thread: Optional[threading.Thread] = None
+        self._updated = threading.Condition(self._lock)
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The store revision the local state reflects."""
+        return self._revision
+
+    @property
+    def connected(self) -> bool:
+        """True while the watch stream is established (the state is current)."""
+        return self._connected and not self._stop.is_set()
+
+    def snapshot(self, *, stale: bool = False) -> Snapshot:
+        """The current local state."""
+        with self._lock:
+            return Snapshot(self._state.values(), revision=self._revision, stale=stale)
+
+    def wait_connected(self, timeout: Optional[float]) -> bool:
+        """Wait until the watch stream is established (True) or ``timeout`` passes (False)."""
+        with self._updated:
+            return self._updated.wait_for(lambda: self._connected or self._stop.is_set(), timeout)
+
+    def wait_for_revision(self, revision: int, timeout: float) -> bool:
+        """Wait until the state reflects ``revision`` (True) or ``timeout`` passes (False)."""
+        with self._updated:
+            return self._updated.wait_for(lambda: self._revision >= revision and self._connected, timeout)
+
+    def load(self, *, deadline: Timeout) -> Snapshot:
+        """Read the current state (the first snapshot); call before :meth:`start`."""
+        self._read_state(deadline=deadline)
+        return self.snapshot()
+
+    def _read_state(self, *, deadline: Timeout) -> bool:
+        """Replace the local state by a fresh read; True when it changed."""
+        result = self.client.get_prefix(self.prefix, deadline=deadline, stop=self._stop)
+        state = self.decoder.decode_all(result.kvs, self.service, self.version)
+        with self._updated:
+            changed = state != self._state
+            self._state = state
+            self._revision = result.revision
+            self._updated.notify_all()
+        return changed
+
+    # -- thread -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching from the loaded revision + 1."""
+        self._thread = start_thread(self.thread_name, self._run)
+
+    def stop(self, timeout: float) -> bool:
+        """End the watch and join its thread; True when it has ended."""
+        self._stop.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.cancel()
+        return self._thread is None or join_thread(self._thread, timeout)
+
+    def _deliver(self) -> bool:
+        sink = self.sink
+        if sink is None:
+            return True
+        delivered = sink(self.snapshot())
+        if delivered:
+            self.metrics.inc("snapshots_delivered")
+        return delivered
+
+    def _run(self) -> None:
+        failures = 0
+        resync: Optional[str] = None
+        while not self._stop.is_set():
+            try:
+                if resync is not None:
+                    changed = self._read_state(deadline=self.client.options.dial_timeout)
+                    if (changed or resync == "compacted") and not self._deliver():
+                        break
+                    resync = None
+                self._watch_once(failures)
+                failures = 0
+            except _Resync as exc:
+                resync = str(exc)
+            except RegistryError as exc:
+                if self._stop.is_set():
+                    break
+                # Read the state again before watching: resuming from our last revision
+                # would miss everything if etcd came back wiped or restored from a
+                # snapshot whose revisions have since passed ours.
+                resync = "reconnect"
+                self._connected = False
+                failures += 1
+                if failures == 1:
+                    log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
+                                extra=self._extra(attempt=failures))
+                else:
+                    log.debug("watch of %s still broken: %s", self.prefix, exc, extra=self._extra(attempt=failures))
+                self._stop.wait(self.retry.wait_time(failures))
+            except Exception:  # a bug must never end the watch silently
+                if self._stop.is_set():
+                    break
+                resync = "reconnect"
+                self._connected = False
+                failures += 1
+                log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
+                              extra=self._extra(attempt=failures))
+                self._stop.wait(self.retry.wait_time(failures))
+        self._connected = False
+
+    def _extra(self, **more: object) -> Dict[str, object]:
+        extra: Dict[str, object] = {"service": self.service, "version": self.version or "*"}
+        extra.update(more)
+        return extra
+
+    def _watch_once(self, failures: int) -> None:
+        """Run one watch stream until it ends; raises _Resync or a RegistryError."""
+        stream = self.client.watch(self.prefix, self._revision + 1)
+        with self._lock:
+            self._stream = stream
+        try:
+            if self._stop.is_set():
+                return
+            for batch in stream:
+                if self._stop.is_set():
+                    return
+                if not self._handle(batch, failures, stream):
+                    self._stop.set()
+                    return
+        finally:
+            stream.cancel()
+            with self._lock:
+                self._stream = None
+            self._connected = False
+
+    def _handle(self, batch: WatchBatch, failures: int, stream: WatchStream) -> bool:
+        """Apply one watch response; False when the consumer is gone."""
+        if batch.compact_revision:
+            self.metrics.inc("compaction_recoveries")
+            log.warning("watch of %s: revision %d is compacted (oldest kept: %d); reading the state again",
+                        self.prefix, self._revision + 1, batch.compact_revision, extra=self._extra())
+            raise _Resync("compacted")
+        if batch.created:
+            if batch.revision < self._revision:
+                log.warning("etcd at revision %d went back before %d (restored or wiped); reading %s again",
+                            batch.revision, self._revision, self.prefix,
+                            extra=self._extra(endpoint=stream.endpoint))
+                raise _Resync("rolled back")
+            with self._updated:
+                self._connected = True
+                self._updated.notify_all()
+            if failures:
+                self.metrics.inc("watch_reconnects")
+                log.info("watch of %s resumed at revision %d", self.prefix, self._revision + 1,
+                         extra=self._extra(endpoint=stream.endpoint, attempt=failures))
+            return True
+        if batch.canceled:
+            raise _Cancelled(f"etcd cancelled the watch of {self.prefix}: {batch.cancel_reason or 'no reason given'}")
+        return self._apply(batch)
+
+    def _apply(self, batch: WatchBatch) -> bool:
+        changed = False
+        with self._updated:
+            for event in batch.events:
+                key = event.kv.key
+                if event.kv.mod_revision <= self._revision:
+                    continue  # already reflected (never expected; harmless)
+                instance = None if event.deleted else self.decoder.decode(event.kv, self.service, self.version)
+                if instance is None:
+                    changed = self._state.pop(key, None) is not None or changed
+                elif self._state.get(key) != instance:
+                    self._state[key] = instance
+                    changed = True
+            if batch.events:
+                self._revision = max(self._revision, max(ev.kv.mod_revision for ev in batch.events))
+            else:
+                # A progress notification: every later event has a higher revision.
+                self._revision = max(self._revision, batch.revision)
+            self._updated.notify_all()
+        return self._deliver() if changed else True
+
+
+class _Cancelled(RegistryError):
+    """etcd ended the watch (no leader, permissions changed): resume it after a backoff."""
+

@@ -1,0 +1,54 @@
+"""Fixtures of the etcd backend tests: registries on the shared etcd or on a private one."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any, Iterator, List
+
+import pytest
+
+from fyerreg.registry.etcd import EtcdRegistry
+
+
+class Registries:
+    """Makes registries for one test (namespace unique to the test); closes them all at teardown."""
+
+    def __init__(self, endpoints: List[str], namespace: str) -> None:
+        self.endpoints = endpoints
+        self.namespace = namespace
+        self._made: List[EtcdRegistry] = []
+
+    def new(self, **options: Any) -> EtcdRegistry:
+        options.setdefault("endpoints", self.endpoints)
+        options.setdefault("namespace", self.namespace)
+        options.setdefault("ttl", 3)
+        options.setdefault("dial_timeout", 3.0)
+        options.setdefault("retry_interval", 0.2)
+        registry = EtcdRegistry(**options)
+        self._made.append(registry)
+        return registry
+
+    def close(self) -> None:
+        for registry in reversed(self._made):
+            registry.close(timeout=5.0)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def registries(etcd_endpoints: List[str], namespace: str) -> Iterator[Registries]:
+    """Registries on the shared etcd; no fyerreg thread may outlive them."""
+    before = set(threading.enumerate())
+    made = Registries(etcd_endpoints, namespace)
+    try:
+        yield made
+    finally:
+        made.close()
+    leaked = [t.name for t in threading.enumerate()
+              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
+    assert not leaked, f"threads left running after close: {leaked}"
