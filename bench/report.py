@@ -95,11 +95,12 @@ HEADERS = ["benchmark", "metric", "fyerreg", "baseline", "ratio", "goal", ""]
 def text_table(sections: Sequence[Section]) -> str:
     """The console table: one line per row, aligned columns."""
     lines: List[List[str]] = []
+    notes: List[str] = []
     for section in sections:
         if section.error:
-            lines.append([section.title, "ERROR", section.error.splitlines()[-1][:80], "", "", "", ""])
-        elif section.pending and not section.rows:
-            lines.append([section.title, "pending", section.pending[:80], "", "", "", ""])
+            notes.append(f"{section.title}: ERROR {section.error.strip().splitlines()[-1]}")
+        elif section.pending:
+            notes.append(f"{section.title}: pending, {section.pending}")
         lines.extend(_cells(section, row) for row in section.rows)
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(HEADERS)]
     out = ["  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip()]
@@ -111,7 +112,7 @@ def text_table(sections: Sequence[Section]) -> str:
             shown[0] = ""
         previous = line[0]
         out.append("  ".join(cell.ljust(w) for cell, w in zip(shown, widths)).rstrip())
-    return "\n".join(out)
+    return "\n".join([*out, *notes])
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
