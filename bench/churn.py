@@ -11,9 +11,13 @@ the same share of whatever else the machine is doing.
 
 from __future__ import annotations
 
+import cProfile
+import io
+import os
+import pstats
 import threading
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fyerreg import Instance
 
@@ -24,8 +28,25 @@ GOAL = 0.8
 WINDOW = 0.5
 
 
-def _window(threads: int, seconds: float, loop: Callable[[int, int], None], first: int) -> Tuple[int, float]:
-    """Loops done by ``threads`` threads each calling ``loop(thread, n)`` for ``seconds``, and the time taken."""
+class _Window:
+    """What one measuring window counted: loops, wall seconds, CPU seconds of this process and of etcd."""
+
+    def __init__(self) -> None:
+        self.loops = 0
+        self.seconds = 0.0
+        self.cpu = 0.0
+        self.etcd_cpu = 0.0
+
+    def add(self, other: _Window) -> None:
+        self.loops += other.loops
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.etcd_cpu += other.etcd_cpu
+
+
+def _window(threads: int, seconds: float, loop: Callable[[int, int], None], first: int,
+            etcd_pid: Optional[int]) -> _Window:
+    """Loops done by ``threads`` threads each calling ``loop(thread, n)`` for ``seconds``, and their cost."""
     counts = [0] * threads
     errors: List[BaseException] = []
     stop = threading.Event()
@@ -47,29 +68,58 @@ def _window(threads: int, seconds: float, loop: Callable[[int, int], None], firs
     for worker in workers:
         worker.start()
     barrier.wait()
-    start = time.monotonic()
+    start, cpu, etcd_cpu = time.monotonic(), time.process_time(), process_cpu(etcd_pid)
     stop.wait(seconds)
     stop.set()
     for worker in workers:
         worker.join(60.0)
-    elapsed = time.monotonic() - start
+    result = _Window()
+    result.seconds = time.monotonic() - start
+    result.cpu = time.process_time() - cpu
+    result.etcd_cpu = process_cpu(etcd_pid) - etcd_cpu
     if errors:
         raise errors[0]
-    return sum(counts), elapsed
+    result.loops = sum(counts)
+    return result
 
 
-def _alternating(threads: int, seconds: float, loops: Dict[str, Callable[[int, int], None]]) -> Dict[str, float]:
-    """Operations per second of each loop, measured in alternating windows of about ``WINDOW`` seconds."""
+def _alternating(threads: int, seconds: float, loops: Dict[str, Callable[[int, int], None]],
+                 etcd_pid: Optional[int]) -> Dict[str, _Window]:
+    """Each loop's totals over alternating windows of about ``WINDOW`` seconds."""
     rounds = max(1, round(seconds / WINDOW))
-    done = {name: 0 for name in loops}
-    spent = {name: 0.0 for name in loops}
+    totals = {name: _Window() for name in loops}
     names = list(loops)
     for r in range(rounds):
         for name in names if r % 2 == 0 else reversed(names):
-            count, elapsed = _window(threads, seconds / rounds, loops[name], first=done[name] + r * 100_000)
-            done[name] += count
-            spent[name] += elapsed
-    return {name: 2 * done[name] / spent[name] for name in names}
+            totals[name].add(_window(threads, seconds / rounds, loops[name], totals[name].loops + r * 100_000,
+                                     etcd_pid))
+    return totals
+
+
+def process_cpu(pid: Optional[int]) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _profile(loop: Callable[[int, int], None], cycles: int) -> str:
+    """The functions where one thread running ``loop`` spends its own CPU (cProfile, thread CPU clock)."""
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    for n in range(cycles):
+        loop(99, 9_000_000 + n)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(18)
+    text = out.getvalue()
+    return text[text.index("   ncalls"):].rstrip() if "   ncalls" in text else text
 
 
 def run(ctx: Context) -> Section:
@@ -96,30 +146,48 @@ def run(ctx: Context) -> Section:
         registry.deregister(instance)
 
     results: Dict[str, Dict[int, float]] = {"raw": {}, "fyerreg": {}}
+    cpu: Dict[str, Dict[int, Tuple[float, float]]] = {"raw": {}, "fyerreg": {}}
+    etcd_pid = ctx.server.pid if ctx.server is not None else None
+    profile = ""
     try:
         raw_loop(0, 0)  # warm the connection
         loops: Dict[str, Callable[[int, int], None]] = {"raw": raw_loop}
         if registry is not None:
             loops["fyerreg"] = fyerreg_loop
         for threads in ctx.profile.churn_threads:
-            for name, rate in _alternating(threads, ctx.profile.churn_seconds, loops).items():
-                results[name][threads] = rate
+            for name, total in _alternating(threads, ctx.profile.churn_seconds, loops, etcd_pid).items():
+                results[name][threads] = 2 * total.loops / total.seconds
+                cpu[name][threads] = (total.cpu / total.loops, total.etcd_cpu / total.loops)
             ctx.log(f"churn {threads} threads: raw {results['raw'][threads]:.0f}/s, "
                     f"fyerreg {results['fyerreg'].get(threads, float('nan')):.0f}/s")
+        if registry is not None:
+            profile = _profile(fyerreg_loop, max(20, int(ctx.profile.churn_seconds * 100)))
     finally:
         if registry is not None:
             registry.close()
         ctx.wipe(namespace)
-    section.data = {"ops_per_second": results}
+    section.data = {"ops_per_second": results, "cpu_per_loop": cpu}
     rows = []
     for threads, base in results["raw"].items():
         value = results["fyerreg"].get(threads)
         met = None if value is None else value >= GOAL * base
         section.add(Row(f"{threads} thread{'s' if threads > 1 else ''}", value, base, "ops/s", f">= {GOAL}x raw", met,
                         "raw lease+put+delete+revoke"))
+        ours = cpu["fyerreg"].get(threads)
         rows.append([str(threads), f"{value:.0f}" if value is not None else "-", f"{base:.0f}",
-                     f"{value / base:.2f}" if value is not None else "-"])
-    section.details.append(markdown_table(["threads", "fyerreg ops/s", "raw ops/s", "ratio"], rows))
+                     f"{value / base:.2f}" if value is not None else "-",
+                     f"{ours[0] * 1e6:.0f}" if ours else "-", f"{cpu['raw'][threads][0] * 1e6:.0f}",
+                     f"{ours[1] * 1e6:.0f}" if ours else "-", f"{cpu['raw'][threads][1] * 1e6:.0f}"])
+    section.details.append(markdown_table(
+        ["threads", "fyerreg ops/s", "raw ops/s", "ratio", "fyerreg CPU µs/loop", "raw CPU µs/loop",
+         "etcd CPU µs/loop (fyerreg)", "etcd CPU µs/loop (raw)"], rows))
+    section.details.append(
+        "CPU per loop (one registration and one deregistration) is this process's CPU time, all its "
+        "threads (gRPC's included), divided by the loops done, and the same for the etcd process.")
+    if profile:
+        section.details.append("Where one thread running fyerreg's loop spends its own CPU (cProfile on the "
+                               "thread CPU clock, top 18 by own time; gRPC's C threads are not in it):\n\n"
+                               f"```\n{profile}\n```")
     if registry is None:
         section.pending = PENDING_ETCD
     return section
