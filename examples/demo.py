@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 DEMOS = {
     "memory": HERE / "memory_quickstart.py",
     "etcd": HERE / "etcd_demo.py",
+    "greeter": HERE / "greeter_demo.py",
 }
 
 

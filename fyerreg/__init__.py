@@ -1,5 +1,7 @@
 """fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
 
+from . import logging
+from .api import Client, ClientOptions, Server, ServerOptions
 from .discovery import (
     Balancer,
     Discovery,
@@ -16,6 +18,9 @@ from .discovery import (
 from .errors import (
     AlreadyRegisteredError,
     AuthenticationError,
+    CallConnectionError,
+    CallError,
+    CallTimeoutError,
     InvalidInstanceError,
     NoInstanceAvailableError,
     NotRegisteredError,
@@ -23,6 +28,7 @@ from .errors import (
     RegistryClosedError,
     RegistryError,
     RegistryUnavailableError,
+    RemoteError,
 )
 from .naming import Instance, Status
 from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
@@ -35,6 +41,11 @@ __all__ = [
     "AlreadyRegisteredError",
     "AuthenticationError",
     "Balancer",
+    "CallConnectionError",
+    "CallError",
+    "CallTimeoutError",
+    "Client",
+    "ClientOptions",
     "Discovery",
     "Ejection",
     "EtcdOptions",
@@ -52,11 +63,15 @@ __all__ = [
     "RegistryClosedError",
     "RegistryError",
     "RegistryUnavailableError",
+    "RemoteError",
     "Retry",
+    "Server",
+    "ServerOptions",
     "Snapshot",
     "Status",
     "Subscription",
     "__version__",
+    "logging",
     "balancer_names",
     "chain",
     "match_metadata",

@@ -14,6 +14,10 @@ __all__ = [
     "AuthenticationError",
     "PermissionDeniedError",
     "NoInstanceAvailableError",
+    "CallError",
+    "RemoteError",
+    "CallTimeoutError",
+    "CallConnectionError",
 ]
 
 
@@ -69,3 +73,31 @@ class NoInstanceAvailableError(RegistryError):
         self.service = service
         self.version = version
         self.reason = reason
+
+
+class CallError(RegistryError):
+    """A call to a service instance (``fyerreg.api.Client``, ``fyerreg.contrib.requests``) failed."""
+
+
+class RemoteError(CallError):
+    """The remote instance answered with an error.
+
+    ``remote_type`` is the remote exception's type name (or ``BadRequest``,
+    ``MethodNotFound``, ... for protocol errors), ``remote_message`` its message,
+    ``status`` the HTTP status code and ``address`` the instance that answered.
+    """
+
+    def __init__(self, remote_type: str, remote_message: str, *, status: int, address: str = "") -> None:
+        super().__init__(f"{remote_type}: {remote_message} (HTTP {status} from {address or 'remote'})")
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.status = status
+        self.address = address
+
+
+class CallTimeoutError(CallError):
+    """The call did not complete within its timeout (which bounds the whole call, retries included)."""
+
+
+class CallConnectionError(CallError):
+    """The call could not be delivered, or its answer was lost, on every attempt allowed."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Protocol, Tuple
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "Series", "SupportsStats", "iter_series", "COUNTER_NAMES"]
 
 LabelKey = Tuple[Tuple[str, str], ...]
 
@@ -95,3 +95,84 @@ class Metrics:
                 "gauges": flat(self._gauges, lambda v: v),
                 "histograms": flat(self._histograms, lambda h: h.as_dict()),
             }
+
+
+class SupportsStats(Protocol):
+    """Anything with a ``stats()`` returning plain data (registries, discoveries)."""
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class Series(NamedTuple):
+    """One series of a stats snapshot: ``kind`` is "counter", "gauge" or "histogram";
+    a histogram's ``value`` is its ``{"count", "sum", "min", "max", "mean"}`` dict."""
+
+    kind: str
+    name: str
+    labels: Dict[str, str]
+    value: Any
+
+
+COUNTER_NAMES = frozenset({
+    "registrations", "deregistrations", "lease_losses", "reregistrations", "watch_reconnects",
+    "compaction_recoveries", "snapshots_delivered", "snapshots_conflated", "invalid_records_skipped",
+    "cache_hits", "cache_stale_reads", "picks", "calls", "errors", "ejections", "returns",
+})
+"""Names that are counters wherever they appear in a ``stats()`` result (outside ``counters`` too)."""
+
+_KINDS = {"counters": "counter", "gauges": "gauge", "histograms": "histogram"}
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if name.endswith("s") and len(name) > 1 else name
+
+
+def iter_series(
+    stats: Mapping[str, Any], *, prefix: str = "", labels: Optional[Dict[str, str]] = None
+) -> Iterator[Series]:
+    """Every numeric series of a ``stats()`` result, whatever its layout.
+
+    - ``counters`` / ``gauges`` / ``histograms`` sections (the :meth:`Metrics.snapshot`
+      shape) keep their kind and labels;
+    - other numbers are counters when their name is in :data:`COUNTER_NAMES`, else
+      gauges; booleans are 0/1 gauges;
+    - a nested mapping prefixes its names with its key (``cache: {hits}`` -> ``cache_hits``);
+    - a list of mappings (``services: [{service, version, instances: [{id, picks}]}]``)
+      turns each item's string fields into labels (``id`` becomes ``instance_id`` in an
+      ``instances`` list) and names its numbers by the singular of its key alone
+      (``service_revision``, and ``instance_picks`` for the instances of a service).
+
+    Anything else (strings, None) is skipped.
+    """
+    base = dict(labels or {})
+    for key, value in stats.items():
+        kind = _KINDS.get(key)
+        if kind is not None and isinstance(value, Mapping):
+            yield from _typed_section(kind, value, prefix, base)
+        elif isinstance(value, bool):
+            yield Series("gauge", prefix + key, base, int(value))
+        elif isinstance(value, (int, float)):
+            yield Series("counter" if key in COUNTER_NAMES else "gauge", prefix + key, base, value)
+        elif isinstance(value, Mapping):
+            yield from iter_series(value, prefix=f"{prefix}{key}_", labels=base)
+        elif isinstance(value, list):
+            item_prefix = f"{_singular(key)}_"  # instances inside services: instance_picks
+            for item in value:
+                if isinstance(item, Mapping):
+                    item_labels = dict(base)
+                    for field, text in item.items():
+                        if isinstance(text, str):
+                            item_labels[f"{_singular(key)}_id" if field == "id" else field] = text
+                    yield from iter_series(item, prefix=item_prefix, labels=item_labels)
+
+
+def _typed_section(kind: str, section: Mapping[str, Any], prefix: str, base: Dict[str, str]) -> Iterator[Series]:
+    for name, entry in section.items():
+        if isinstance(entry, list):
+            for item in entry:
+                if isinstance(item, Mapping) and "value" in item:
+                    item_labels = dict(base)
+                    item_labels.update((str(k), str(v)) for k, v in dict(item.get("labels") or {}).items())
+                    yield Series(kind, prefix + name, item_labels, item["value"])
+        else:
+            yield Series(kind, prefix + name, dict(base), entry)

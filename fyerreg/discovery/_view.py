@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Sequence
+from typing import Any, Callable, Collection, Deque, Dict, FrozenSet, List, Optional, Sequence, Set
 
 from ..errors import NoInstanceAvailableError
 from ..metrics import Metrics
@@ -87,8 +87,11 @@ class ServiceView:
 
     # -- the hot path ------------------------------------------------------------------
 
-    def select(self, key: Optional[str]) -> Instance:
-        """Pick one instance, refreshing first if a snapshot or a timed event is due."""
+    def select(self, key: Optional[str], exclude: Collection[Instance] = ()) -> Instance:
+        """Pick one instance, refreshing first if a snapshot or a timed event is due.
+
+        Instances in ``exclude`` (already tried by the caller) are avoided while others remain.
+        """
         deadline = self._deadline
         if self._pending or (deadline is not None and self._clock() >= deadline):
             self.refresh(block=self._snapshot is None)
@@ -97,10 +100,23 @@ class ServiceView:
             raise NoInstanceAvailableError(self._describe(reason), service=self.service, version=self.version,
                                            reason=reason)
         inst = self.balancer.select(key)
+        if exclude:
+            inst = self._avoid(inst, key, {instance_key(i) for i in exclude})
         counts = self._counts_by_id.get(id(inst))
         if counts is not None:
             counts.picks += 1  # unlocked: exact single-threaded, may undercount under heavy contention
         return inst
+
+    def _avoid(self, inst: Instance, key: Optional[str], excluded: Set[InstanceKey]) -> Instance:
+        # Ask the balancer again a few times (keeps its policy); a deterministic one (a hash of
+        # ``key``) keeps answering the same, so then take the first candidate not excluded.
+        candidates = self._candidates
+        for _ in range(len(candidates)):
+            if instance_key(inst) not in excluded:
+                return inst
+            inst = self.balancer.select(key)
+        others = [c for c in candidates if instance_key(c) not in excluded]
+        return others[0] if others else inst
 
     def candidates(self) -> List[Instance]:
         """The instances picks are drawn from now."""
@@ -152,6 +168,10 @@ class ServiceView:
             self.needs_subscription = False
         if sub is not None:
             sub.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent's thread may have held this one)."""
+        self._lock = threading.Lock()
 
     # -- refreshing ----------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ import os
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Type, Union
 
+from .. import _fork
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ..metrics import Metrics
 from ..naming import Instance
@@ -98,15 +99,21 @@ class Discovery:
         self._views: Dict[ViewKey, ServiceView] = {}
         self._open_lock = threading.Lock()
         self._closed = False
+        self._resubscribe = resubscribe
         self._resubscriber = Resubscriber(registry, self._views_needing_subscription, retry=resubscribe,
                                           timeout=subscribe_timeout)
+        _fork.track(self)
 
     # -- picking -----------------------------------------------------------------------
 
-    def select(self, service: str, version: Optional[str] = None, *, key: Optional[str] = None) -> Instance:
+    def select(
+        self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
+        exclude: Collection[Instance] = (),
+    ) -> Instance:
         """One instance of ``service`` (``version``, or any version when None) to call now.
 
-        ``key`` routes with key-based balancers (``consistent_hash``). Raises
+        ``key`` routes with key-based balancers (``consistent_hash``). ``exclude``: instances
+        to avoid while others can be picked (those a retried call already failed on). Raises
         :class:`~fyerreg.errors.NoInstanceAvailableError` when none can be picked.
         """
         if self._closed:
@@ -114,16 +121,19 @@ class Discovery:
         view = self._views.get((service, version))
         if view is None:
             view = self._open(service, version)
-        return view.select(key)
+        return view.select(key, exclude)
 
-    def pick(self, service: str, version: Optional[str] = None, *, key: Optional[str] = None) -> _Pick:
+    def pick(
+        self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
+        exclude: Collection[Instance] = (),
+    ) -> _Pick:
         """``with discovery.pick(service) as inst:`` selects an instance and reports on the call.
 
         The block's duration is its latency; an exception escaping it (as judged by
         ``failure``) marks the call failed and is re-raised. Calls in flight are
         counted for the ``least_requests`` and ``p2c`` balancers.
         """
-        return _Pick(self, service, version, key)
+        return _Pick(self, service, version, key, exclude)
 
     def report(self, instance: Instance, *, latency: float, error: Union[bool, BaseException, None] = None) -> None:
         """Tell the balancer and outlier detection how a call to ``instance`` went.
@@ -224,6 +234,18 @@ class Discovery:
                 log.warning("closing the subscription to %s/%s failed: %s", view.service, view.version or "*",
                             exc, extra={"service": view.service, "version": view.version})
 
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks and a fresh (not yet started) resubscribe thread.
+
+        A registry that ended its subscriptions at the fork (the etcd one does) makes each
+        view subscribe again on its next pick; until then it serves the inherited set.
+        """
+        self._open_lock = threading.Lock()
+        self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
+                                          retry=self._resubscribe, timeout=self._subscribe_timeout)
+        for view in self._views.values():
+            view.after_fork()
+
     def __enter__(self) -> Discovery:
         if self._closed:
             raise RegistryClosedError("Discovery is closed")
@@ -247,20 +269,22 @@ class Discovery:
 class _Pick:
     """The context manager returned by :meth:`Discovery.pick`."""
 
-    __slots__ = ("_discovery", "_service", "_version", "_key", "_view", "_instance", "_start")
+    __slots__ = ("_discovery", "_service", "_version", "_key", "_exclude", "_view", "_instance", "_start")
 
-    def __init__(self, discovery: Discovery, service: str, version: Optional[str], key: Optional[str]) -> None:
+    def __init__(self, discovery: Discovery, service: str, version: Optional[str], key: Optional[str],
+                 exclude: Collection[Instance] = ()) -> None:
         self._discovery = discovery
         self._service = service
         self._version = version
         self._key = key
+        self._exclude = exclude
         self._view: Optional[ServiceView] = None
         self._instance: Optional[Instance] = None
         self._start = 0.0
 
     def __enter__(self) -> Instance:
         d = self._discovery
-        inst = d.select(self._service, self._version, key=self._key)
+        inst = d.select(self._service, self._version, key=self._key, exclude=self._exclude)
         view = d._views[(self._service, self._version)]
         view.balancer.begin(inst)
         self._view, self._instance = view, inst

@@ -145,6 +145,19 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         if ended and callback is not None:
             callback(self)
 
+    def _end_after_fork(self) -> None:
+        """In a forked child: renew the locks (a parent's thread may have held them) and end.
+
+        The watch feeding this subscription is the parent's; the child subscribes again.
+        """
+        self.mutex = threading.Lock()
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+        self._close_lock = threading.Lock()
+        self._on_close = None
+        self._end()
+
     def drain(self) -> Optional[Snapshot]:
         """Consume every pending item without blocking and return the newest snapshot.
 

@@ -315,12 +315,14 @@ class EtcdServer:
         proc = self._require_running("pause")
         proc.send_signal(signal.SIGSTOP)
         self._paused = True
+        _wait_for_threads(proc.pid, stopped=True)
 
     def resume(self) -> None:
         """Unfreeze etcd after :meth:`pause` (SIGCONT)."""
         proc = self._require_running("resume")
         proc.send_signal(signal.SIGCONT)
         self._paused = False
+        _wait_for_threads(proc.pid, stopped=False)
 
     def wipe(self) -> None:
         """Stop etcd and empty its data dir; the next :meth:`start` brings up an empty etcd."""
@@ -452,3 +454,21 @@ class EtcdServer:
     def _check_open(self) -> None:
         if self._closed:
             raise EtcdServerError("this EtcdServer was closed; create a new one")
+
+
+def _wait_for_threads(pid: int, *, stopped: bool, timeout: float = 5.0) -> None:
+    # A signal reaches each thread of a process on its own: until every thread of etcd
+    # has stopped, one of them may still answer a request.
+    deadline = time.monotonic() + timeout
+    task_dir = f"/proc/{pid}/task"
+    while time.monotonic() < deadline:
+        try:
+            states = []
+            for tid in os.listdir(task_dir):
+                with open(f"{task_dir}/{tid}/stat", "rb") as f:
+                    states.append(f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"))
+        except OSError:
+            return  # no /proc (not Linux) or the process is gone: nothing more to wait for
+        if states and all(state == stopped for state in states):
+            return
+        time.sleep(0.005)

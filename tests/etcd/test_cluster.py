@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator, List
 
 import pytest
@@ -30,7 +31,7 @@ def cluster() -> Iterator[List[EtcdServer]]:
             member.close()
 
 
-def test_members_learned_by_auto_sync_take_over_when_the_only_configured_one_dies(cluster, registries):
+def test_members_learned_by_auto_sync_take_over_when_the_only_configured_one_dies(cluster, registries, caplog):
     first = cluster[0]
     registry = registries.new(endpoints=first.endpoints, auto_sync_interval=0.3, ttl=3, dial_timeout=2)
     watcher = registries.new(endpoints=first.endpoints, auto_sync_interval=0.3, dial_timeout=2)
@@ -43,9 +44,12 @@ def test_members_learned_by_auto_sync_take_over_when_the_only_configured_one_die
         wait_until(lambda reg=reg: set(reg._client._client.endpoints) == everyone, timeout=10)
 
     first.kill()
-    registry.register(make_instance("after"))
+    with caplog.at_level(logging.WARNING, logger="fyerreg.registry.etcd"):
+        registry.register(make_instance("after"))
     next_snapshot(sub, lambda s: ids(s) == ["after", "before"], timeout=20)
     assert registry.registration_state(make_instance("before")).registered
+    failovers = [r for r in caplog.records if r.getMessage().startswith("etcd failover")]
+    assert any(r.previous_endpoint == first.endpoint for r in failovers)  # type: ignore[attr-defined]
 
 
 def test_a_frozen_member_is_left_for_a_live_one(cluster, registries):

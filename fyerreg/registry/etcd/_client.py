@@ -359,6 +359,7 @@ class EtcdClient:
         self._closed = False
         self._token: Optional[str] = None
         self._token_renewed_at = 0.0
+        self._last_answered: Optional[str] = None
         self._conns: Dict[str, _Conn] = {}
         self._grpc_opts = _grpc_options(options)
         self._creds = self._channel_credentials() if options.uses_tls else None
@@ -544,13 +545,16 @@ class EtcdClient:
             if end is not None:
                 timeout = max(0.05, min(timeout, end - time.monotonic()))
             try:
-                return func(conn, timeout, self._metadata())
+                result = func(conn, timeout, self._metadata())
             except grpc.RpcError as exc:
                 raise self._translate(exc, conn, what) from None
             except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
                 if self._closed:
                     raise RegistryClosedError("the etcd client is closed") from None
                 raise RegistryUnavailableError(f"etcd {what} at {conn.netloc} failed: {exc}") from None
+            if conn.netloc != self._last_answered:
+                self._answered_from(conn.netloc)
+            return result
 
         def once_renewed() -> T:
             try:
@@ -565,6 +569,13 @@ class EtcdClient:
         policy = retry or self.retry
         return policy.call(once_renewed, retry_on=(RegistryUnavailableError,), stop=stop,
                            on_retry=on_retry, deadline=deadline)
+
+    def _answered_from(self, netloc: str) -> None:
+        with self._lock:
+            previous, self._last_answered = self._last_answered, netloc
+        if previous is not None and previous != netloc:
+            log.warning("etcd failover: %s answers now, instead of %s", netloc, previous,
+                        extra={"endpoint": netloc, "previous_endpoint": previous})
 
     def get_prefix(self, prefix: str, *, deadline: Timeout = None,
                    stop: Optional[threading.Event] = None) -> RangeResult:
@@ -639,6 +650,19 @@ class EtcdClient:
             return self.call("lease revoke", run, deadline=deadline)
         except LeaseNotFoundError:
             return False
+
+    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+        """Seconds left on a lease; -1 when etcd does not know it (expired or revoked)."""
+        request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id, keys=False)
+
+        def run(conn: _Conn, timeout: float, md: Any) -> int:
+            resp = conn.lease.LeaseTimeToLive(request, timeout, metadata=md)
+            return int(resp.TTL)
+
+        try:
+            return self.call("lease time-to-live", run, deadline=deadline)
+        except LeaseNotFoundError:
+            return -1
 
     def member_urls(self, *, deadline: Timeout = None) -> List[str]:
         """The client URLs of every cluster member."""

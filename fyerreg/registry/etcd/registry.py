@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ... import _fork
 from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
@@ -72,10 +74,51 @@ class EtcdRegistry(Registry):
         self._conflated_closed = 0
         self._write_revisions: Dict[str, int] = {}
         self._join_timeout = self.options.dial_timeout + 1.0
-        self._cache: Optional[ServiceCache] = None
-        if self.options.cache.enabled:
-            self._cache = ServiceCache(lambda s, v: self._new_watch(s, v, "cache"), self._metrics,
-                                       ttl=self.options.cache.ttl, join_timeout=self._join_timeout)
+        self._cache = self._new_cache()
+        self._forked = False
+        self._inherited: List[Any] = []
+        _fork.track(self)
+
+    def _new_cache(self) -> Optional[ServiceCache]:
+        if not self.options.cache.enabled:
+            return None
+        return ServiceCache(lambda s, v: self._new_watch(s, v, "cache"), self._metrics,
+                            ttl=self.options.cache.ttl, join_timeout=self._join_timeout)
+
+    # -- fork safety ----------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's connection, leases, watches and threads are not ours.
+
+        They are dropped without a word to etcd (the parent keeps its instances registered;
+        closing this registry in the child never deregisters them), the child's
+        subscriptions end (subscribe again), and the first use connects again.
+        """
+        # Kept referenced and never closed: closing them here would act on the parent's connections.
+        self._inherited.append((self._client, self._regs, self._subs, self._cache))
+        subs = [sub for sub, _ in self._subs.values()]
+        self._state_lock = threading.RLock()
+        self._lock = threading.RLock()
+        self._regs, self._subs, self._write_revisions = {}, {}, {}
+        self._cache = self._new_cache()
+        self._forked = True
+        for sub in subs:
+            sub._end_after_fork()
+
+    def _check_open(self) -> None:
+        super()._check_open()
+        if self._forked:
+            self._reconnect_after_fork()
+
+    def _reconnect_after_fork(self) -> None:
+        with self._lock:
+            if not self._forked:
+                return
+            log.info("EtcdRegistry used in a forked child (pid %d): connecting again; the parent's "
+                     "registrations stay the parent's", os.getpid())
+            self._client = EtcdClient(self.options)
+            self._writer = RecordWriter(self._client, self._layout, self.options.ttl)
+            self._forked = False
 
     def __repr__(self) -> str:
         endpoints = ",".join(ep.netloc for ep in self.options.endpoints)
@@ -306,7 +349,8 @@ class EtcdRegistry(Registry):
             sub.close()
         if self._cache is not None:
             self._cache.close()
-        self._client.close()
+        if not self._forked:
+            self._client.close()
 
     def _abandon(self, reg: Registration) -> None:
         with reg.lock:

@@ -1,0 +1,59 @@
+"""Running a callback on SIGTERM/SIGINT before the process's previous handling of the signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any, Callable, Dict, Optional, Sequence
+
+logger = logging.getLogger("fyerreg.signals")
+
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install(
+    callback: Callable[[int], None],
+    signals: Sequence[int] = TERMINATION_SIGNALS,
+    *,
+    chain: bool = True,
+) -> Callable[[], None]:
+    """Call ``callback(signum)`` on each of ``signals``; return a function restoring the old handlers.
+
+    With ``chain`` the signal is then handed to the handler that was installed before
+    (the default action terminates the process, Python's SIGINT handler raises
+    KeyboardInterrupt). Signal handlers can only be set from the main thread: elsewhere
+    this installs nothing and logs a warning.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        logger.warning("signal handlers not installed: not called from the main thread")
+        return lambda: None
+    previous: Dict[int, Any] = {}
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, old)
+
+    def handler(signum: int, frame: Optional[FrameType]) -> None:
+        try:
+            callback(signum)
+        finally:
+            if chain:
+                old = previous.get(signum, signal.SIG_DFL)
+                restore()
+                _deliver(signum, frame, old)
+
+    for signum in signals:
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, handler)
+    return restore
+
+
+def _deliver(signum: int, frame: Optional[FrameType], old: Any) -> None:
+    if callable(old):
+        old(signum, frame)
+    elif old == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)

@@ -1,0 +1,237 @@
+"""A small threaded HTTP/1.1 WSGI server from the standard library, with keep-alive and graceful close.
+
+``wsgiref`` closes the connection after every request (HTTP/1.0), which defeats the
+client's connection pool, so this gateway builds on ``http.server`` instead.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import logging
+import socket
+import socketserver
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from urllib.parse import unquote
+
+from .._threads import join_thread, start_thread
+from ._address import family_for
+
+logger = logging.getLogger("fyerreg.api.server")
+
+WsgiApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_MAX_DISCARD = 64 * 1024
+
+
+class _Input(io.RawIOBase):
+    """The request body: at most ``Content-Length`` bytes of the connection's stream."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.remaining <= 0:
+            return 0
+        data = self._stream.read(min(len(buffer), self.remaining))
+        buffer[: len(data)] = data
+        self.remaining -= len(data)
+        return len(data)
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return self._take(self._stream.read, size)
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def _take(self, reader: Callable[[int], bytes], size: Optional[int]) -> bytes:
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        if size <= 0:
+            return b""
+        data = reader(size)
+        self.remaining -= len(data)
+        return data
+
+
+class _Errors(io.TextIOBase):
+    def write(self, text: str) -> int:
+        if text.strip():
+            logger.error("wsgi.errors: %s", text.rstrip())
+        return len(text)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: with Nagle, the body would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
+    server: HttpServer
+
+    def setup(self) -> None:
+        # StreamRequestHandler applies this class attribute as the socket timeout: the keep-alive idle limit.
+        self.timeout = self.server.idle_timeout  # type: ignore[misc]
+        super().setup()
+
+    def _run_wsgi(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._plain(411, b"Content-Length is required")
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._plain(400, b"bad Content-Length")
+            return
+        body_in = _Input(self.rfile, length)
+        environ = self._environ(body_in)
+        state: Dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: List[Tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            state["status"], state["headers"] = status, headers
+            return lambda data: state.setdefault("written", []).append(data)
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                body = b"".join([*state.get("written", []), *result])
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            logger.error("WSGI app failed on %s %s", self.command, self.path, exc_info=True)
+            self._plain(500, b"internal error")
+            return
+        if body_in.remaining > _MAX_DISCARD:
+            self.close_connection = True
+        elif body_in.remaining:
+            body_in.read()
+        self._respond(state["status"], state["headers"], body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _run_wsgi
+
+    def _environ(self, body_in: _Input) -> Dict[str, Any]:
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]
+        environ: Dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, "iso-8859-1"),
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": self.headers.get("Content-Length", ""),
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": body_in,
+            "wsgi.errors": _Errors(),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = name.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ["HTTP_" + key] = value
+        return environ
+
+    def _respond(self, status: str, headers: List[Tuple[str, str]], body: bytes) -> None:
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason or None)
+        names = set()
+        for name, value in headers:
+            names.add(name.lower())
+            self.send_header(name, value)
+        if "content-length" not in names:
+            self.send_header("Content-Length", str(len(body)))
+        if self.server.draining:
+            self.close_connection = True
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _plain(self, code: int, message: bytes) -> None:
+        self.close_connection = True
+        self._respond(f"{code} {http.server.BaseHTTPRequestHandler.responses[code][0]}",
+                      [("Content-Type", "text/plain")], message)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+
+class HttpServer(socketserver.TCPServer):
+    """Serves a WSGI app on one listening socket, one ``fyerreg-`` thread per connection."""
+
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, host: str, port: int, app: WsgiApp, *, idle_timeout: float = 60.0) -> None:
+        self.address_family = family_for(host)
+        self.app = app
+        self.idle_timeout = idle_timeout
+        self.draining = False
+        self._conns: Set[socket.socket] = set()
+        self._threads: Set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._serve_thread: Optional[threading.Thread] = None
+        super().__init__((host, port), _Handler)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful when asked for port 0)."""
+        return int(self.server_address[1])
+
+    def start(self) -> None:
+        """Start accepting connections in a background thread."""
+        self._serve_thread = start_thread(f"http-{self.port}", self.serve_forever, 0.1)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._conns.add(request)
+            self._threads.add(start_thread(f"http-{self.port}-conn", self._serve_connection, request, client_address))
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            logger.debug("connection from %s failed", client_address, exc_info=True)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._conns.discard(request)
+                self._threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("connection from %s failed", client_address, exc_info=True)
+
+    def close(self, timeout: float) -> None:
+        """Stop accepting, end idle keep-alive connections and join every thread."""
+        end = time.monotonic() + timeout
+        self.draining = True
+        if self._serve_thread is not None:
+            self.shutdown()
+            join_thread(self._serve_thread, timeout)
+        self.server_close()
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for conn in conns:
+            try:
+                # A handler waiting for the next request reads EOF and ends; one writing a response finishes it.
+                conn.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        for thread in threads:
+            join_thread(thread, max(end - time.monotonic(), 0.05))

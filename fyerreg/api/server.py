@@ -1,0 +1,234 @@
+"""``Server``: expose an object's methods over JSON/HTTP and register where it listens."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Dict, List, Mapping, Optional
+
+from .. import _signals
+from .._log import instance_extra
+from ..errors import InvalidInstanceError, RegistryClosedError, RegistryError
+from ..naming import DEFAULT_WEIGHT, Instance, Status
+from ..registry.base import Registry
+from ._address import advertise_address, join_host_port, split_host_port
+from ._app import DEFAULT_MAX_BODY, ServiceApp
+from ._http import HttpServer
+
+__all__ = ["ServerOptions", "Server"]
+
+logger = logging.getLogger("fyerreg.api.server")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """How a :class:`Server` listens and registers (the Go ``api.ServerOptions``, plus a few).
+
+    ``address`` is where to bind (``":8000"`` = every interface, port 0 = any free
+    port). ``advertise_address`` is what others dial; when binding every interface and
+    none is given, the host's outbound IP is advertised, never ``0.0.0.0``. With
+    ``enable_registry`` the server registers ``service_name``/``service_version`` in
+    ``registry`` once it answers. ``drain_delay`` is how long a stopping server keeps
+    serving after deregistering, so that clients see the removal before it closes.
+    """
+
+    address: str = ":8000"
+    enable_registry: bool = False
+    registry: Optional[Registry] = None
+    service_name: str = ""
+    service_version: str = "1.0.0"
+    weight: int = DEFAULT_WEIGHT
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    advertise_address: Optional[str] = None
+    instance_id: Optional[str] = None
+    drain_delay: float = 0.5
+    idle_timeout: float = 60.0
+    max_body: int = DEFAULT_MAX_BODY
+    register_timeout: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        split_host_port(self.address, field="address")
+        if self.advertise_address is not None:
+            advertise_address("127.0.0.1", 1, self.advertise_address)
+        for name in ("drain_delay", "idle_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.max_body < 1:
+            raise ValueError("max_body must be >= 1")
+        if self.enable_registry:
+            if not isinstance(self.registry, Registry):
+                raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
+            try:
+                self._instance("127.0.0.1:1").validate()
+            except InvalidInstanceError as exc:
+                option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
+                raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
+
+    def _instance(self, address: str) -> Instance:
+        return Instance.new(self.service_name, self.service_version, address, id=self.instance_id,
+                            weight=self.weight, metadata=self.metadata)
+
+
+_OPTION_OF_FIELD = {"service": "service_name", "version": "service_version", "id": "instance_id"}
+
+
+class Server:
+    """Serves registered objects as ``POST /<Service>/<Method>`` and registers itself.
+
+    ``start()`` binds, starts serving, and only then registers, so no client is sent
+    to a port that does not answer yet. ``stop(grace)`` deregisters first, keeps
+    serving for ``drain_delay`` while clients learn of it, waits for calls in flight,
+    then closes. The same app is :attr:`wsgi_app`, for gunicorn, waitress, Flask or
+    Django. A server is a context manager (start on enter, stop on exit).
+    """
+
+    def __init__(self, options: Optional[ServerOptions] = None) -> None:
+        self.options = options or ServerOptions()
+        self._app = ServiceApp(max_body=self.options.max_body)
+        self._lock = threading.Lock()
+        self._http: Optional[HttpServer] = None
+        self._instance: Optional[Instance] = None
+        self._registered = False
+        self._stopped = threading.Event()
+        self._stop_requested = threading.Event()
+        self._was_stopped = False
+
+    def register(self, obj: object, name: Optional[str] = None) -> List[str]:
+        """Expose ``obj``'s public methods as ``<name>.<Method>`` (name defaults to the class name).
+
+        Each method takes at most one argument, the request (a dataclass when annotated
+        with one, else the decoded JSON), and returns something JSON-able or a dataclass.
+        Returns the names exposed.
+        """
+        return self._app.add(obj, name)
+
+    @property
+    def wsgi_app(self) -> ServiceApp:
+        """The WSGI application serving the registered methods."""
+        return self._app
+
+    @property
+    def address(self) -> Optional[str]:
+        """The local ``host:port`` bound, once started."""
+        if self._http is None:
+            return None
+        host = self._http.server_address[0]
+        return join_host_port(str(host), self._http.port)
+
+    @property
+    def instance(self) -> Optional[Instance]:
+        """The instance this server advertises (``address`` is what others dial), once started."""
+        return self._instance
+
+    def start(self) -> None:
+        """Bind, serve in background threads, then register. A second call does nothing.
+
+        Raises OSError when the address cannot be bound, and the registry's error when
+        registration fails (the server is then closed again).
+        """
+        opts = self.options
+        with self._lock:
+            if self._was_stopped:
+                raise RegistryClosedError("this server was stopped; create a new one")
+            if self._http is not None:
+                return
+            host, port = split_host_port(opts.address, field="address")
+            bind_host = "" if host == "*" else host
+            http = HttpServer(bind_host, port, self._app, idle_timeout=opts.idle_timeout)
+            http.start()
+            self._http = http
+            self._instance = opts._instance(advertise_address(bind_host, http.port, opts.advertise_address))
+        logger.info("serving %s on %s", ", ".join(self._app.methods) or "nothing", self.address,
+                    extra={"service": opts.service_name, "endpoint": self._instance.address})
+        if opts.enable_registry and opts.registry is not None:
+            try:
+                opts.registry.register(self._instance, timeout=opts.register_timeout)
+            except BaseException:
+                with self._lock:
+                    self._http = None
+                http.close(1.0)
+                raise
+            self._registered = True
+            logger.info("registered %s %s at %s", opts.service_name, opts.service_version, self._instance.address,
+                        extra=self._extra())
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Deregister, keep serving ``drain_delay`` seconds, wait up to ``grace`` for calls in flight, close.
+
+        Idempotent; errors from the registry are logged, never stop the shutdown.
+        """
+        with self._lock:
+            http, self._http = self._http, None
+            self._was_stopped = True
+        end = time.monotonic() + grace
+        self._deregister()
+        if http is not None:
+            if self._instance is not None and self.options.enable_registry:
+                # Clients still holding the old instance set may send a few more calls: serve them.
+                time.sleep(min(self.options.drain_delay, grace))
+            http.draining = True
+            if not self._app.wait_idle(max(end - time.monotonic(), 0.0)):
+                logger.warning("stopping with %d calls still in flight after %.1fs", self._app.in_flight, grace,
+                               extra=self._extra())
+            http.close(max(end - time.monotonic(), 1.0))
+            logger.info("stopped serving on %s", join_host_port(str(http.server_address[0]), http.port),
+                        extra=self._extra())
+        self._stopped.set()
+        self._stop_requested.set()
+
+    def _deregister(self) -> None:
+        registry = self.options.registry
+        if not self._registered or registry is None or self._instance is None:
+            return
+        self._registered = False
+        try:
+            registry.deregister(self._instance, timeout=self.options.register_timeout)
+            logger.info("deregistered %s %s at %s", self.options.service_name, self.options.service_version,
+                        self._instance.address, extra=self._extra())
+        except RegistryError as exc:
+            logger.warning("deregistration failed: %s", exc, extra=self._extra())
+
+    def set_status(self, status: Status) -> None:
+        """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""
+        registry = self.options.registry
+        if self._instance is None or registry is None or not self._registered:
+            raise RegistryClosedError("the server is not registered")
+        self._instance = self._instance.replace(status=status)
+        registry.update_service(self._instance, timeout=self.options.register_timeout)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the server has stopped or ``timeout`` passed; True when stopped."""
+        return self._stopped.wait(timeout)
+
+    def serve_forever(self, *, grace: float = 10.0, handle_signals: bool = True) -> None:
+        """Start, block until SIGTERM/SIGINT (or :meth:`stop` from another thread), then stop gracefully."""
+        self.start()
+        restore = _signals.install(lambda signum: self._stop_requested.set(), chain=False) if handle_signals \
+            else (lambda: None)
+        try:
+            while not self._stop_requested.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            try:
+                self.stop(grace)
+            finally:
+                restore()
+
+    def _extra(self) -> Dict[str, str]:
+        if self._instance is None:
+            return {"service": self.options.service_name}
+        return instance_extra(self._instance)
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Server {self.options.service_name or '-'} {self.address or 'not started'}>"

@@ -1,0 +1,48 @@
+"""Opening the etcd registry the shared connection options describe."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any, Dict, Optional
+
+from ..errors import RegistryError
+from ._errors import EXIT_USAGE, CommandError
+
+__all__ = ["open_registry", "connection_options"]
+
+
+def connection_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ``EtcdRegistry`` keyword arguments for the shared options in ``args``."""
+    options: Dict[str, Any] = {
+        "endpoints": list(args.endpoints),
+        "namespace": args.namespace,
+        "dial_timeout": args.dial_timeout,
+    }
+    if args.user:
+        password: Optional[str] = args.password
+        if password is None and sys.stdin.isatty():
+            password = getpass.getpass(f"password for etcd user {args.user}: ")
+        options["username"] = args.user
+        options["password"] = password or ""
+    elif args.password:
+        raise CommandError("--password needs --user (or $FYERREG_USER)", EXIT_USAGE)
+    if args.cert or args.key or args.cacert:
+        if bool(args.cert) != bool(args.key):
+            raise CommandError("--cert and --key go together", EXIT_USAGE)
+        options["tls"] = {"ca": args.cacert, "cert": args.cert, "key": args.key}
+    return options
+
+
+def open_registry(args: argparse.Namespace, **extra: Any) -> Any:
+    """An ``EtcdRegistry`` connected per ``args`` (errors propagate as fyerreg errors)."""
+    options = connection_options(args)
+    from ..registry.etcd import EtcdRegistry
+
+    try:
+        return EtcdRegistry(**options, **extra)
+    except RegistryError:
+        raise
+    except (ValueError, TypeError) as exc:  # an invalid option: the message names it
+        raise CommandError(str(exc), EXIT_USAGE) from None

@@ -1,0 +1,136 @@
+"""``fyerreg register`` (a sidecar keeping one instance registered) and ``fyerreg deregister``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from ..errors import RegistryError
+from ..naming import Instance
+from ._connect import open_registry
+from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from ._output import emit
+from ._signals import ignore_interrupts, interrupt_on_sigterm
+
+__all__ = ["add_register_parser", "add_deregister_parser", "run_register", "run_deregister", "parse_metadata"]
+
+_SHUTDOWN_TIMEOUT = 10.0
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return int(text)
+
+
+def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
+    """Add ``register --service S --version V --address HOST:PORT [...]``."""
+    parser = subparsers.add_parser(
+        "register",
+        parents=parents,
+        help="register an instance and keep it alive until Ctrl-C/SIGTERM, then deregister it",
+        description="Register an instance and keep its lease alive until Ctrl-C or SIGTERM, then "
+        "deregister it: a sidecar for processes that are not written in Python.",
+    )
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--address", required=True, metavar="HOST:PORT")
+    parser.add_argument("--id", help="instance id (default: a random one, printed)")
+    parser.add_argument("--weight", type=_non_negative_int, default=None, help="weight (default 100)")
+    parser.add_argument("--meta", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="metadata entries (repeatable)")
+    parser.add_argument("--ttl", type=_non_negative_int, default=None, help="lease TTL in seconds (default 30)")
+    parser.set_defaults(func=run_register, default_log_level="info")
+
+
+def add_deregister_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
+    """Add ``deregister --service S --version V --id ID``."""
+    parser = subparsers.add_parser(
+        "deregister",
+        parents=parents,
+        help="remove an instance from the registry (operator action)",
+        description="Remove one instance's record. A process still running keeps its lease alive and "
+        "writes its record again: stop the process to take it out for good.",
+    )
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--id", required=True)
+    parser.set_defaults(func=run_deregister)
+
+
+def parse_metadata(groups: List[List[str]]) -> Dict[str, str]:
+    """``[["a=1", "b=2"], ["c=3"]]`` -> ``{"a": "1", "b": "2", "c": "3"}``."""
+    metadata: Dict[str, str] = {}
+    for item in (entry for group in groups for entry in group):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--meta {item!r}: expected KEY=VALUE", EXIT_USAGE)
+        metadata[key] = value
+    return metadata
+
+
+def run_register(args: argparse.Namespace) -> int:
+    """Register, wait for Ctrl-C/SIGTERM, deregister; exit 0 when the record was removed."""
+    options: Dict[str, Any] = {"metadata": parse_metadata(args.meta)}
+    if args.weight is not None:
+        options["weight"] = args.weight
+    instance = Instance.new(args.service, args.version, args.address, id=args.id, **options)
+    instance.validate()  # before connecting: bad input is a usage error
+    extra = {"ttl": args.ttl} if args.ttl is not None else {}
+    name = f"{instance.service}/{instance.version}/{instance.id}"
+    registry: Optional[Any] = None
+    registered = False
+    code = EXIT_OK
+    idle = threading.Event()
+    try:
+        with interrupt_on_sigterm():
+            registry = open_registry(args, **extra)
+            registry.register(instance)
+            registered = True
+            emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
+            while True:
+                idle.wait(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if registry is not None:
+            with ignore_interrupts():
+                if registered:
+                    code = _deregister(registry, instance, name)
+                registry.close(timeout=_SHUTDOWN_TIMEOUT)
+    return code
+
+
+def _deregister(registry: Any, instance: Instance, name: str) -> int:
+    if not registry.registration_state(instance).registered:
+        sys.stderr.write(f"fyerreg: {name} is not registered by this process any more "
+                         "(taken over by another, or its lease was lost); nothing to remove\n")
+        return EXIT_OK
+    try:
+        registry.deregister(instance, timeout=_SHUTDOWN_TIMEOUT)
+    except RegistryError as exc:
+        sys.stderr.write(f"fyerreg: could not deregister {name} ({exc}); its lease expires on its own\n")
+        return EXIT_UNAVAILABLE
+    emit(f"deregistered {name}")
+    return EXIT_OK
+
+
+def run_deregister(args: argparse.Namespace) -> int:
+    """Remove the instance's record and revoke its lease; exit 1 when there is none."""
+    registry = open_registry(args)
+    from ..registry.etcd.admin import remove
+
+    try:
+        removed = remove(registry, args.service, args.version, args.id)
+    finally:
+        registry.close()
+    name = f"{args.service}/{args.version}/{args.id}"
+    if removed is None:
+        raise CommandError(f"no instance {name} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
+    emit(f"deregistered {name} ({removed.instance.address})")
+    if removed.lease_id:
+        sys.stderr.write("fyerreg: note: a process still running with this instance registers it again "
+                         "within a third of its TTL; stop that process to remove it for good\n")
+    return EXIT_OK

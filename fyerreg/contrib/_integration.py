@@ -1,0 +1,192 @@
+"""What the Flask and Django integrations share: settings, a lazily built registry and discovery,
+and the app's registration."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import importlib
+import logging
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+from ..registry.base import Registry
+from .wsgi import ServiceRegistration
+
+if TYPE_CHECKING:
+    from ..discovery import Discovery
+
+logger = logging.getLogger("fyerreg.contrib")
+
+RegistrySource = Union[Registry, Callable[[], Registry], None]
+
+_registered_by_server: Optional[str] = None
+"""Set (to the hook's name) when a process manager registers on the app's behalf, e.g. a gunicorn master."""
+
+
+def registered_by_server(name: str) -> None:
+    """Tell apps in this process and its forked children that the server registers them."""
+    global _registered_by_server
+    _registered_by_server = name
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The ``FYERREG`` settings of an app, from Flask's ``FYERREG_*`` keys or Django's ``FYERREG`` dict."""
+
+    service_name: str
+    service_version: str = "1.0.0"
+    address: str = "127.0.0.1:8000"
+    advertise_address: Optional[str] = None
+    instance_id: Optional[str] = None
+    weight: int = 100
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    register: Union[bool, str] = "auto"
+    registry: Any = None
+    endpoints: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1:2379"])
+    namespace: str = "fyerrpc"
+    ttl: Optional[float] = None
+    registry_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    balancer: str = "round_robin"
+    discovery_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    handle_signals: bool = False
+    drain_delay: float = 0.5
+    ready_timeout: float = 60.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, prefix: str, source: str, **defaults: Any) -> Settings:
+        """Read ``<prefix><NAME>`` keys (``NAME`` upper-case); an unknown key raises ValueError naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = dict(defaults)
+        for key, value in data.items():
+            if not isinstance(key, str) or not key.startswith(prefix):
+                continue
+            name = key[len(prefix):].lower()
+            if name not in names:
+                raise ValueError(f"unknown setting {source}{key!r}; known: "
+                                 + ", ".join(prefix + n.upper() for n in sorted(names)))
+            values[name] = value
+        if not values.get("service_name"):
+            raise ValueError(f"{source}{prefix}SERVICE_NAME is required")
+        if values.get("register", "auto") not in (True, False, "auto"):
+            raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
+        return cls(**values)
+
+
+class Integration:
+    """One app's fyerreg state: ``registry``, ``discovery`` (both built on first use) and ``registration``."""
+
+    def __init__(self, settings: Settings, *, register: bool) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._registry: Optional[Registry] = None
+        self._owns_registry = False
+        self._discovery: Optional[Discovery] = None
+        self._pid = os.getpid()
+        self._closed = False
+        self.registration: Optional[ServiceRegistration] = None
+        if register:
+            self.registration = ServiceRegistration(
+                self.registry, settings.service_name, settings.service_version,
+                address=settings.address, advertise_address=settings.advertise_address,
+                instance_id=settings.instance_id, weight=settings.weight, metadata=settings.metadata,
+                ready_timeout=settings.ready_timeout, handle_signals=settings.handle_signals,
+                drain_delay=settings.drain_delay, deregister_at_exit=False,
+            )
+        atexit.register(self.close)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry: the one configured, or an ``EtcdRegistry`` built from the settings."""
+        with self._lock:
+            if self._registry is None:
+                self._registry, self._owns_registry = _build_registry(self.settings)
+            return self._registry
+
+    @property
+    def discovery(self) -> Discovery:
+        """A ``Discovery`` on :attr:`registry`, to find the services this app calls."""
+        registry = self.registry
+        with self._lock:
+            if self._discovery is None:
+                from ..discovery import Discovery
+
+                self._discovery = Discovery(registry, balancer=self.settings.balancer,
+                                            **dict(self.settings.discovery_options))
+            return self._discovery
+
+    def start(self) -> None:
+        """Register the app as soon as it serves (when registration is on)."""
+        if self.registration is not None:
+            self.registration.start()
+
+    def close(self) -> None:
+        """Deregister, then close the discovery and the registry this integration built. Idempotent."""
+        if os.getpid() != self._pid:
+            return  # a forked child: the parent owns the registration
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            discovery, registry, owns = self._discovery, self._registry, self._owns_registry
+        if self.registration is not None:
+            self.registration.stop()
+        if discovery is not None:
+            discovery.close()
+        if registry is not None and owns:
+            registry.close()
+        atexit.unregister(self.close)
+
+
+def _build_registry(settings: Settings) -> Tuple[Registry, bool]:
+    source = settings.registry
+    if isinstance(source, Registry):
+        return source, False
+    if source is None:
+        options: Dict[str, Any] = {"endpoints": list(settings.endpoints), "namespace": settings.namespace}
+        if settings.ttl is not None:
+            options["ttl"] = settings.ttl
+        source = {**options, **settings.registry_options}
+    elif callable(source):
+        built = source()
+        if not isinstance(built, Registry):
+            raise TypeError(f"the REGISTRY factory returned {type(built).__name__}, not a Registry")
+        return built, True
+    return build_registry(source), True
+
+
+def build_registry(spec: Any) -> Registry:
+    """A registry from ``"module:factory"`` (called with no arguments) or a dict of ``EtcdRegistry`` options."""
+    if isinstance(spec, str):
+        module, _, name = spec.partition(":")
+        if not module or not name:
+            raise ValueError(f"registry {spec!r} must be 'module:factory'")
+        registry = getattr(importlib.import_module(module), name)()
+    elif isinstance(spec, Mapping):
+        from ..registry.etcd import EtcdRegistry
+
+        registry = EtcdRegistry(**dict(spec))
+    else:
+        raise TypeError("REGISTRY must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry options")
+    if not isinstance(registry, Registry):
+        raise TypeError(f"{spec!r} gave {type(registry).__name__}, not a Registry")
+    return registry
+
+
+def should_register(setting: Union[bool, str], *, auto: bool, why_not: str) -> bool:
+    """Resolve a ``REGISTER`` setting: explicit booleans win; ``"auto"`` follows ``auto``."""
+    if setting is True or setting is False:
+        return setting
+    if _registered_by_server is not None:
+        logger.info("not registering from the app: %s registers it", _registered_by_server)
+        return False
+    if not auto:
+        logger.info("not registering: %s (set REGISTER to True to force it)", why_not)
+    return auto
+
+
+def reloader_parent(run_main_var: str) -> bool:
+    """True in a development server's file-watching parent process, which does not serve requests."""
+    return os.environ.get(run_main_var) != "true" and "--noreload" not in sys.argv and "--no-reload" not in sys.argv

@@ -1,0 +1,23 @@
+"""Django integration: an AppConfig that registers the site while it serves.
+
+Add ``"fyerreg.contrib.django"`` to ``INSTALLED_APPS`` and a ``FYERREG`` dict to settings::
+
+    FYERREG = {
+        "SERVICE_NAME": "user-service",
+        "SERVICE_VERSION": "1.0.0",
+        "ENDPOINTS": ["etcd:2379"],
+    }
+
+Keys are those of the Flask extension without the ``FYERREG_`` prefix. ``ADDRESS``
+defaults to the ``runserver`` address (or ``127.0.0.1:8000``). ``REGISTER`` ``"auto"``
+registers under ``manage.py runserver`` (in the process that serves, not the
+autoreloader's parent); under gunicorn use ``fyerreg.contrib.gunicorn``, under any other
+server set ``"REGISTER": True``. The state is :func:`state` (``.registry``,
+``.discovery``, ``.registration``).
+"""
+
+from __future__ import annotations
+
+from .apps import FyerRegConfig, state
+
+__all__ = ["FyerRegConfig", "state"]

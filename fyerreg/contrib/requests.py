@@ -1,0 +1,142 @@
+"""A requests transport adapter: ``http://user-service/path`` goes to an instance of ``user-service``.
+
+::
+
+    session = requests.Session()
+    session.mount("http://user-service/", DiscoveryAdapter(discovery, versions={"user-service": "1.0.0"}))
+    session.get("http://user-service/users/42", timeout=5)
+
+or ``fyerreg.contrib.requests.session(discovery, {"user-service": "1.0.0"})``.
+
+The host part of the URL is the service name (no port); the version comes from
+``versions`` (or ``version`` for every service). Each request is sent to an instance
+picked through discovery, whose outlier detection hears about every call (connection
+failures, timeouts and 5xx answers count as failures). Failover follows the rules of
+``fyerreg.api.Client``: a request that never reached an instance (connection refused,
+connect timeout) is retried on another one, up to ``retries`` times; one that may have
+reached it (the connection broke afterwards) is retried only for idempotent HTTP
+methods. Errors are requests' own exceptions; no instance at all raises
+:class:`NoInstanceError`, both a ``requests.ConnectionError`` and a
+:class:`~fyerreg.errors.NoInstanceAvailableError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Collection, List, Mapping, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from ..errors import NoInstanceAvailableError
+from ..naming import Instance
+
+if TYPE_CHECKING:
+    from ..discovery import Discovery
+
+__all__ = ["DiscoveryAdapter", "NoInstanceError", "session"]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class NoInstanceError(RequestsConnectionError, NoInstanceAvailableError):
+    """No instance of the service in the URL can be picked."""
+
+
+class _Failed(Exception):
+    """Raised inside a pick so discovery counts the call as failed."""
+
+    def __init__(self, outcome: Union[requests.Response, BaseException]) -> None:
+        super().__init__(repr(outcome))
+        self.outcome = outcome
+
+
+class DiscoveryAdapter(HTTPAdapter):
+    """Sends requests for ``http://<service>/...`` to instances picked through ``discovery``."""
+
+    def __init__(
+        self,
+        discovery: Discovery,
+        *,
+        versions: Optional[Mapping[str, Optional[str]]] = None,
+        version: Optional[str] = None,
+        retries: int = 2,
+        idempotent_methods: Collection[str] = IDEMPOTENT_METHODS,
+        **kwargs: Any,
+    ) -> None:
+        from ..discovery import Discovery
+
+        if not isinstance(discovery, Discovery):
+            raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        super().__init__(max_retries=0, **kwargs)
+        self.discovery = discovery
+        self.versions = dict(versions or {})
+        self.version = version
+        self.retries = retries
+        self.idempotent_methods = frozenset(m.upper() for m in idempotent_methods)
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Union[bool, str] = True, cert: Any = None, proxies: Optional[Mapping[str, str]] = None
+             ) -> requests.Response:
+        """Send ``request`` to an instance of the service named by its host, failing over per the rules above."""
+        parts = urlsplit(request.url or "")
+        service = parts.hostname or ""
+        if parts.port is not None or not service:
+            raise ValueError(f"{request.url!r}: the host must be a service name, without a port")
+        version = self.versions.get(service, self.version)
+        resend = (request.method or "GET").upper() in self.idempotent_methods
+        tried: List[Instance] = []
+        while True:
+            try:
+                with self.discovery.pick(service, version, exclude=tried) as inst:
+                    tried.append(inst)
+                    sent = request.copy()
+                    sent.url = urlunsplit((parts.scheme, inst.address, parts.path, parts.query, parts.fragment))
+                    try:
+                        response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                                                proxies=proxies)
+                    except (requests.RequestException, OSError) as exc:
+                        raise _Failed(exc) from exc
+                    if response.status_code >= 500:
+                        raise _Failed(response)
+                    return response
+            except NoInstanceAvailableError as exc:
+                raise NoInstanceError(str(exc), request=request) from exc
+            except _Failed as failed:
+                outcome = failed.outcome
+                if isinstance(outcome, requests.Response):
+                    return outcome
+                retry = len(tried) <= self.retries and (_undelivered(outcome) or resend)
+                if not retry:
+                    raise outcome from None
+
+
+def _undelivered(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectTimeout):
+        return True
+    if isinstance(exc, RequestsConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+def session(
+    discovery: Discovery,
+    services: Mapping[str, Optional[str]],
+    *,
+    scheme: str = "http",
+    **adapter_options: Any,
+) -> requests.Session:
+    """A ``requests.Session`` resolving ``<scheme>://<service>/`` for each of ``services`` (name -> version)."""
+    sess = requests.Session()
+    adapter = DiscoveryAdapter(discovery, versions=services, **adapter_options)
+    for name in services:
+        sess.mount(f"{scheme}://{name}/", adapter)
+    return sess

@@ -1,0 +1,113 @@
+"""contrib.requests: http://<service>/... through discovery, with real Flask apps behind it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator, List, Tuple
+
+import pytest
+import requests
+from flask import Flask, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from fyerreg import Instance, MemoryRegistry, NoInstanceAvailableError
+from fyerreg.contrib.requests import DiscoveryAdapter, NoInstanceError, session
+from fyerreg.discovery import Discovery
+from tests.api.fakes import fake_instance, read_request
+
+SERVICE = "user-service"
+
+
+def user_app(label: str, status: int = 200) -> Flask:
+    app = Flask(label)
+
+    @app.route("/users/<uid>", methods=["GET", "POST"])
+    def user(uid: str) -> Tuple[dict, int]:
+        return {"uid": uid, "by": label, "method": request.method, "host": request.host}, status
+
+    return app
+
+
+class Apps:
+    def __init__(self) -> None:
+        self.registry = MemoryRegistry()
+        self.discovery = Discovery(self.registry, balancer="round_robin")
+        self.servers: List[Tuple[BaseWSGIServer, threading.Thread]] = []
+
+    def serve(self, label: str, status: int = 200) -> Instance:
+        server = make_server("127.0.0.1", 0, user_app(label, status), threaded=True)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        self.servers.append((server, thread))
+        inst = Instance.new(SERVICE, "1.0.0", f"127.0.0.1:{server.server_port}", id=label)
+        self.registry.register(inst)
+        return inst
+
+    def close(self) -> None:
+        for server, thread in self.servers:
+            server.shutdown()
+            thread.join(10)
+            server.server_close()
+        self.discovery.close()
+        self.registry.close()
+
+
+@pytest.fixture
+def apps() -> Iterator[Apps]:
+    a = Apps()
+    yield a
+    a.close()
+
+
+def test_urls_name_the_service_and_reach_its_instances(apps: Apps) -> None:
+    apps.serve("a")
+    apps.serve("b")
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        answers = [http.get(f"http://{SERVICE}/users/{i}", timeout=5).json() for i in range(4)]
+    assert sorted(a["by"] for a in answers) == ["a", "a", "b", "b"]
+    assert [a["uid"] for a in answers] == ["0", "1", "2", "3"]
+
+
+def test_a_refused_connection_fails_over_even_for_post(apps: Apps) -> None:
+    dead = Instance.new(SERVICE, "1.0.0", "127.0.0.1:1", id="dead")
+    apps.registry.register(dead)
+    apps.serve("b")
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        for _ in range(3):
+            assert http.post(f"http://{SERVICE}/users/1", timeout=5).json()["by"] == "b"
+
+
+def test_a_connection_broken_after_sending_is_retried_for_get_not_for_post(apps: Apps) -> None:
+    _, fake, hung_up = fake_instance(apps.registry, SERVICE, read_request, connections=2)
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        with pytest.raises(requests.ConnectionError):
+            http.post(f"http://{SERVICE}/users/1", timeout=5)
+        assert hung_up.acquire(timeout=10)
+        apps.serve("b")
+        # Round robin over the fake and b: within two GETs one goes to the fake and is retried on b.
+        assert [http.get(f"http://{SERVICE}/users/1", timeout=5).json()["by"] for _ in range(2)] == ["b", "b"]
+        assert hung_up.acquire(timeout=10)
+    fake.join(10)
+
+
+def test_5xx_answers_are_returned_and_count_as_failures_for_ejection(apps: Apps) -> None:
+    apps.serve("sick", status=503)
+    apps.serve("well")
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        statuses = [http.get(f"http://{SERVICE}/users/1", timeout=5).status_code for _ in range(30)]
+    assert 503 in statuses
+    assert statuses[-10:] == [200] * 10, "the failing instance was never ejected"
+
+
+def test_no_instance_is_both_a_requests_and_a_fyerreg_error(apps: Apps) -> None:
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http, pytest.raises(NoInstanceError) as err:
+        http.get(f"http://{SERVICE}/users/1", timeout=5)
+    assert isinstance(err.value, requests.ConnectionError)
+    assert isinstance(err.value, NoInstanceAvailableError)
+
+
+def test_a_port_in_the_url_is_rejected(apps: Apps) -> None:
+    http = requests.Session()
+    http.mount(f"http://{SERVICE}", DiscoveryAdapter(apps.discovery))
+    with pytest.raises(ValueError, match="service name"):
+        http.get(f"http://{SERVICE}:80/users/1", timeout=5)

@@ -1,0 +1,46 @@
+"""A Discovery used in a forked child: fresh locks there, so a lock held at fork time cannot hang it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fyerreg import Discovery, Instance, MemoryRegistry
+
+
+def wait_child(pid: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung")
+
+
+def test_child_picks_although_a_parent_thread_held_the_locks_at_fork() -> None:
+    with MemoryRegistry() as registry, Discovery(registry) as discovery:
+        registry.register(Instance.new("svc", "1", "127.0.0.1:8001", id="a"))
+        assert discovery.select("svc", "1").id == "a"
+        view = discovery._views[("svc", "1")]
+        # As if other threads were inside a refresh and a first subscribe when the fork happened.
+        view._lock.acquire()
+        discovery._open_lock.acquire()
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    registry.register(Instance.new("svc", "1", "127.0.0.1:8002", id="b"))
+                    seen = sorted(i.id for i in discovery.instances("svc", "1"))  # refreshes: takes the view lock
+                    other = discovery.instances("other", "1")  # opens a view: takes the open lock
+                    code = 0 if (seen, other) == (["a", "b"], []) else 1
+                finally:
+                    os._exit(code)
+        finally:
+            view._lock.release()
+            discovery._open_lock.release()
+        assert wait_child(pid) == 0
+        assert discovery.select("svc", "1").id == "a"

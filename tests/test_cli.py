@@ -1,0 +1,161 @@
+"""The fyerreg command without etcd: options, environment variables, usage errors (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+from fyerreg import logging as fyerreg_logging
+from fyerreg.cli import _COMMANDS, main
+from fyerreg.cli._connect import connection_options
+from fyerreg.cli._errors import CommandError
+from fyerreg.cli._parser import apply_environment, build_parser
+from fyerreg.cli._sidecar import parse_metadata
+from fyerreg.cli._watch import diff
+from fyerreg.naming import Instance, Status
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    yield
+    fyerreg_logging.reset()
+
+
+def _parse(argv: List[str], environ: Optional[Dict[str, str]] = None) -> argparse.Namespace:
+    args = build_parser(_COMMANDS).parse_args(argv)
+    apply_environment(args, environ or {})
+    return args
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_defaults_without_environment() -> None:
+    args = _parse(["list", "orders"])
+    assert args.endpoints == ["127.0.0.1:2379"]
+    assert args.namespace == "fyerrpc"
+    assert args.dial_timeout == 5.0
+    assert args.user is None and args.password is None
+    assert args.log_format == "text"
+
+
+def test_environment_variables_fill_every_connection_option() -> None:
+    env = {
+        "FYERREG_ENDPOINTS": "10.0.0.1:2379,10.0.0.2:2379",
+        "FYERREG_NAMESPACE": "prod",
+        "FYERREG_USER": "ops",
+        "FYERREG_PASSWORD": "s3cret",
+        "FYERREG_CACERT": "/ca.pem",
+        "FYERREG_CERT": "/c.pem",
+        "FYERREG_KEY": "/k.pem",
+        "FYERREG_DIAL_TIMEOUT": "1.5",
+        "FYERREG_LOG_FORMAT": "json",
+        "FYERREG_LOG_LEVEL": "DEBUG",
+    }
+    args = _parse(["services"], env)
+    assert args.endpoints == ["10.0.0.1:2379", "10.0.0.2:2379"]
+    assert args.log_format == "json" and args.log_level == "debug"
+    assert connection_options(args) == {
+        "endpoints": ["10.0.0.1:2379", "10.0.0.2:2379"],
+        "namespace": "prod",
+        "dial_timeout": 1.5,
+        "username": "ops",
+        "password": "s3cret",
+        "tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"},
+    }
+
+
+def test_command_line_wins_over_environment_before_or_after_the_command() -> None:
+    env = {"FYERREG_NAMESPACE": "env-ns", "FYERREG_ENDPOINTS": "env:1"}
+    before = _parse(["--namespace", "cli-ns", "list", "orders"], env)
+    after = _parse(["list", "orders", "--namespace", "cli-ns", "--endpoints", "a:1", "--endpoints", "b:2,c:3"], env)
+    assert before.namespace == after.namespace == "cli-ns"
+    assert before.endpoints == ["env:1"]
+    assert after.endpoints == ["a:1", "b:2", "c:3"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "needle"),
+    [
+        (["frobnicate"], {}, "invalid choice"),
+        (["list"], {}, "service"),
+        (["register", "--service", "s"], {}, "--version"),
+        (["list", "s", "--log-format", "xml"], {}, "xml"),
+        (["list", "s", "--dial-timeout", "-1"], {}, "--dial-timeout"),
+        (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "--dial-timeout"),
+        (["list", "s"], {"FYERREG_LOG_LEVEL": "loud"}, "FYERREG_LOG_LEVEL"),
+        (["list", "s", "--endpoints", ","], {}, "endpoint"),
+        (["list", "s", "--password", "p"], {}, "--user"),
+        (["list", "s", "--cert", "c.pem"], {}, "--key"),
+        (["register", "--service", "s", "--version", "v", "--address", "nohost"], {}, "address"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1", "--meta", "novalue"], {}, "KEY=VALUE"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1", "--weight", "-3"], {}, "weight"),
+        (["etcd", "--port", "70000"], {}, "port"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1", "--ttl", "1"], {}, "ttl"),
+        (["list", "s"], {"FYERREG_ENDPOINTS": "ftp://h:1"}, "ftp"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: List[str], environ: Dict[str, str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv, environ) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fyerreg")
+    assert needle in line
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"], {}) == 0
+    out = capsys.readouterr().out
+    for command in ("services", "list", "watch", "register", "deregister", "etcd"):
+        assert command in out
+    assert "FYERREG_PASSWORD" in out
+
+
+def test_parse_metadata_accepts_repeated_and_grouped_entries() -> None:
+    assert parse_metadata([["zone=a", "tier=web"], ["url=http://x/?a=b"]]) == {
+        "zone": "a", "tier": "web", "url": "http://x/?a=b"}
+    with pytest.raises(CommandError):
+        parse_metadata([["=v"]])
+
+
+def test_diff_reports_joined_left_and_changed_fields_but_not_updated_at() -> None:
+    a = Instance.new("s", "v1", "h:1", id="a")
+    b = Instance.new("s", "v1", "h:2", id="b")
+    c = Instance.new("s", "v1", "h:3", id="c")
+    before = {("v1", "a"): a, ("v1", "b"): b}
+    after = {
+        ("v1", "a"): a.replace(status=Status.DISABLED, weight=5, updated_at=99),
+        ("v1", "c"): c,
+    }
+    events = diff(before, after)
+    assert [(e, i.id) for e, i, _ in events] == [("changed", "a"), ("left", "b"), ("joined", "c")]
+    assert events[0][2] == {"status": (Status.ENABLED, Status.DISABLED), "weight": (100, 5)}
+    assert diff(after, {("v1", "a"): after[("v1", "a")].replace(updated_at=100), ("v1", "c"): c}) == []
+
+
+def test_readme_operating_section_shows_every_command_and_variable() -> None:
+    from pathlib import Path
+
+    from fyerreg.cli._parser import ENV_DEFAULTS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("\n## Operating fyerreg\n")
+    end = readme.find("\n## ", start + 1)
+    section = readme[start:] if end < 0 else readme[start:end]
+    for command in ("etcd", "register", "services", "list", "watch", "deregister"):
+        assert f"$ fyerreg {command}" in section, command
+    for env, _, _ in ENV_DEFAULTS.values():
+        assert f"`{env}`" in section, env
+    help_text = build_parser(_COMMANDS).format_help()
+    for flag in ("--endpoints", "--namespace", "--user", "--password", "--cacert", "--cert", "--key",
+                 "--dial-timeout", "--log-format", "--log-level"):
+        assert flag in help_text and f"`{flag}" in section, flag

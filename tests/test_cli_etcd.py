@@ -1,0 +1,376 @@
+"""Every ``fyerreg`` subcommand run as a subprocess against a real etcd."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import pytest
+
+from fyerreg.naming import Instance, Status
+
+TIMEOUT = 30.0
+
+
+def _cli_env(endpoints: List[str], namespace: str, **extra: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FYERREG_")}
+    env.update(FYERREG_ENDPOINTS=",".join(endpoints), FYERREG_NAMESPACE=namespace, PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: Dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fyerreg", *args], env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fyerreg: ")
+    return lines[0]
+
+
+class CliProcess:
+    """A long-running ``fyerreg`` subprocess whose output lines are read as they come."""
+
+    def __init__(self, *args: str, env: Dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "fyerreg", *args], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stdout: queue.Queue[Optional[str]] = queue.Queue()
+        self.stderr_lines: List[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout.put), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr_line), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _stderr_line(self, line: Optional[str]) -> None:
+        if line is not None:
+            self.stderr_lines.append(line)
+
+    @staticmethod
+    def _pump(stream: Any, sink: Callable[[Any], None]) -> None:
+        for line in stream:
+            sink(line.rstrip("\n"))
+        sink(None)
+
+    def next_line(self, timeout: float = TIMEOUT) -> str:
+        try:
+            line = self.stdout.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout}s; stderr: {self.stderr_lines}") from None
+        if line is None:
+            raise AssertionError(f"process ended (rc={self.proc.wait()}); stderr: {self.stderr_lines}")
+        return line
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        while True:
+            line = self.next_line(timeout)
+            if predicate(line):
+                return line
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = TIMEOUT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return rc
+
+    def rest(self) -> List[str]:
+        lines = []
+        while True:
+            line = self.stdout.get(timeout=TIMEOUT)
+            if line is None:
+                return lines
+            lines.append(line)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(TIMEOUT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"cli-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def env(etcd_endpoints: List[str], namespace: str) -> Dict[str, str]:
+    return _cli_env(etcd_endpoints, namespace)
+
+
+@pytest.fixture
+def registry(etcd_endpoints: List[str], namespace: str) -> Iterator[Any]:
+    from fyerreg.registry.etcd import EtcdRegistry
+
+    reg = EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, ttl=10)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[List[CliProcess]]:
+    started: List[CliProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+ORDERS_A = Instance.new("orders", "v1", "10.0.0.1:8080", id="a", metadata={"zone": "eu-1"})
+ORDERS_B = Instance.new("orders", "v1", "10.0.0.2:8080", id="b", status=Status.DISABLED, weight=5)
+ORDERS_C = Instance.new("orders", "v2", "10.0.0.3:8080", id="c")
+PAYMENTS = Instance.new("payments", "v1", "10.0.0.9:9000", id="p")
+
+
+def test_services_lists_every_service_version_with_counts(registry: Any, env: Dict[str, str]) -> None:
+    for inst in (ORDERS_A, ORDERS_B, ORDERS_C, PAYMENTS):
+        registry.register(inst)
+
+    result = run_cli("services", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "SERVICE   VERSION  INSTANCES  ENABLED",
+        "orders    v1       2          1",
+        "orders    v2       1          1",
+        "payments  v1       1          1",
+    ]
+
+    as_json = run_cli("services", "--json", env=env)
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout) == [
+        {"service": "orders", "version": "v1", "instances": 2, "enabled": 1},
+        {"service": "orders", "version": "v2", "instances": 1, "enabled": 1},
+        {"service": "payments", "version": "v1", "instances": 1, "enabled": 1},
+    ]
+
+
+def test_services_with_nothing_registered_exits_1(env: Dict[str, str]) -> None:
+    result = run_cli("services", env=env)
+    assert result.returncode == 1
+    assert "no services" in assert_one_line_error(result)
+    assert result.stdout == ""
+
+
+def test_list_prints_an_aligned_table_with_lease_ttl_left(registry: Any, env: Dict[str, str]) -> None:
+    for inst in (ORDERS_A, ORDERS_B, ORDERS_C, PAYMENTS):
+        registry.register(inst)
+
+    result = run_cli("list", "orders", env=env)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["ID", "VERSION", "ADDRESS", "STATUS", "WEIGHT", "METADATA", "TTL"]
+    assert [row.split()[:6] for row in rows] == [
+        ["a", "v1", "10.0.0.1:8080", "enabled", "100", "zone=eu-1"],
+        ["b", "v1", "10.0.0.2:8080", "disabled", "5", "-"],
+        ["c", "v2", "10.0.0.3:8080", "enabled", "100", "-"],
+    ]
+    for column in ("ADDRESS", "STATUS", "TTL"):  # aligned: every cell starts under its header
+        start = header.index(column)
+        assert all(row[start - 2:start] == "  " and row[start] != " " for row in rows), column
+    for row in rows:
+        ttl = row.split()[-1]
+        assert ttl.endswith("s") and 0 < int(ttl[:-1]) <= 10
+
+
+def test_list_json_parses_and_filters_by_version(registry: Any, env: Dict[str, str]) -> None:
+    for inst in (ORDERS_A, ORDERS_B, ORDERS_C):
+        registry.register(inst)
+
+    result = run_cli("list", "orders", "--version", "v1", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [d["id"] for d in data] == ["a", "b"]
+    first = data[0]
+    assert first["address"] == "10.0.0.1:8080"
+    assert first["status"] == "enabled"
+    assert first["metadata"] == {"zone": "eu-1"}
+    assert first["weight"] == 100
+    assert 0 < first["lease_ttl"] <= 10
+
+
+def test_list_unknown_service_exits_1(env: Dict[str, str]) -> None:
+    result = run_cli("list", "nosuch", env=env)
+    assert result.returncode == 1
+    assert "nosuch" in assert_one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["services"],
+        ["list", "orders"],
+        ["watch", "orders"],
+        ["register", "--service", "s", "--version", "v", "--address", "127.0.0.1:1"],
+        ["deregister", "--service", "s", "--version", "v", "--id", "x"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_unreachable_etcd_exits_3(argv: List[str]) -> None:
+    env = _cli_env([f"127.0.0.1:{_closed_port()}"], "unreachable", FYERREG_DIAL_TIMEOUT="1")
+    result = run_cli(*argv, env=env)
+    assert result.returncode == 3
+    assert "unreachable" in assert_one_line_error(result)
+
+
+def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str],
+                                               processes: List[CliProcess]) -> None:
+    registry.register(ORDERS_A)
+    watch = CliProcess("watch", "orders", "--json", env=env)
+    processes.append(watch)
+
+    present = json.loads(watch.next_line())
+    assert (present["event"], present["instance"]["id"]) == ("present", "a")
+
+    registry.register(ORDERS_C)
+    joined = json.loads(watch.next_line())
+    assert (joined["event"], joined["instance"]["id"], joined["instance"]["version"]) == ("joined", "c", "v2")
+    assert joined["time"].endswith("Z") and joined["revision"] > present["revision"]
+
+    registry.update_service(ORDERS_A.replace(status=Status.DISABLED, weight=7))
+    changed = json.loads(watch.next_line())
+    assert changed["event"] == "changed"
+    assert changed["changes"] == {"status": ["enabled", "disabled"], "weight": [100, 7]}
+
+    registry.deregister(ORDERS_C)
+    left = json.loads(watch.next_line())
+    assert (left["event"], left["instance"]["id"]) == ("left", "c")
+
+    assert watch.stop(signal.SIGINT) == 0
+    assert watch.rest() == []
+    assert not any("Traceback" in line for line in watch.stderr_lines)
+
+
+def test_watch_text_output(registry: Any, env: Dict[str, str], processes: List[CliProcess]) -> None:
+    registry.register(ORDERS_A)
+    watch = CliProcess("watch", "orders", "--version", "v1", env=env)
+    processes.append(watch)
+    line = watch.next_line()
+    assert line.split()[1:] == ["present", "orders/v1/a", "10.0.0.1:8080", "enabled", "weight=100",
+                                "metadata=zone=eu-1"]
+    registry.deregister(ORDERS_A)
+    assert watch.next_line().split()[1:] == ["left", "orders/v1/a", "10.0.0.1:8080"]
+    assert watch.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_register_keeps_the_instance_until_signalled_then_deregisters(
+    registry: Any, env: Dict[str, str], processes: List[CliProcess], sig: int
+) -> None:
+    sidecar = CliProcess("register", "--service", "legacy", "--version", "v3", "--address", "127.0.0.1:7000",
+                         "--id", "side-1", "--weight", "30", "--meta", "lang=go", "tier=web", "--ttl", "5",
+                         env=env)
+    processes.append(sidecar)
+    assert sidecar.next_line().startswith("registered legacy/v3/side-1 at 127.0.0.1:7000")
+
+    [inst] = registry.list_services("legacy", "v3")
+    assert (inst.id, inst.address, inst.weight) == ("side-1", "127.0.0.1:7000", 30)
+    assert dict(inst.metadata) == {"lang": "go", "tier": "web"}
+
+    assert sidecar.stop(sig) == 0
+    assert sidecar.rest() == ["deregistered legacy/v3/side-1"]
+    assert registry.list_services("legacy", "v3") == []  # removed at once, not after the TTL
+
+
+def test_register_logs_json_lines_with_structured_extras(
+    env: Dict[str, str], processes: List[CliProcess]
+) -> None:
+    sidecar = CliProcess("register", "--service", "logged", "--version", "v1", "--address", "127.0.0.1:7001",
+                         "--id", "log-1", "--log-format", "json", env=env)
+    processes.append(sidecar)
+    sidecar.next_line()
+    assert sidecar.stop() == 0
+    records = [json.loads(line) for line in sidecar.stderr_lines if line]
+    assert records, "the sidecar logged nothing at info level"
+    assert all({"timestamp", "level", "logger", "message"} <= r.keys() for r in records)
+    assert all(r["logger"].startswith("fyerreg") for r in records)
+    ours = [r for r in records if r.get("instance_id") == "log-1"]
+    assert ours and all(r["service"] == "logged" and r["version"] == "v1" for r in ours)
+
+
+def test_deregister_removes_records_and_exits_1_when_absent(
+    etcd_client: Any, namespace: str, env: Dict[str, str]
+) -> None:
+    # What operators remove: a crashed process's record whose lease has not expired yet,
+    # and a record bound to no lease at all (Go's UpdateService leaves those forever).
+    root = f"/{namespace}/services/payments/v1"
+    lease = etcd_client.lease(60)
+    etcd_client.put(f"{root}/p", PAYMENTS.to_json(), lease=lease)
+    ghost = PAYMENTS.replace(id="ghost", address="10.0.0.8:9000")
+    etcd_client.put(f"{root}/ghost", ghost.to_json())
+
+    result = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "p", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deregistered payments/v1/p (10.0.0.9:9000)"
+    assert "registers it again" in result.stderr  # it had a lease: a live owner would be back
+    assert lease.remaining_ttl == -1  # revoked, not left to expire
+
+    result = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "ghost", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deregistered payments/v1/ghost (10.0.0.8:9000)"
+    assert result.stderr == ""
+    assert run_cli("list", "payments", env=env).returncode == 1
+
+    again = run_cli("deregister", "--service", "payments", "--version", "v1", "--id", "p", env=env)
+    assert again.returncode == 1
+    assert "payments/v1/p" in assert_one_line_error(again)
+
+
+def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, processes: List[CliProcess]) -> None:
+    data_dir = tmp_path / "etcd-data"
+    server = CliProcess("etcd", "--port", "0", "--data-dir", str(data_dir), env=_cli_env([], "unused"))
+    processes.append(server)
+    first = server.next_line(timeout=60)
+    assert first.startswith("etcd listening on http://127.0.0.1:")
+    endpoint = first.split("http://", 1)[1].split()[0]
+
+    result = run_cli("services", env=_cli_env([endpoint], "fresh"))
+    assert result.returncode == 1  # reachable and empty, not 3
+    assert "no services" in result.stderr
+
+    assert server.stop(signal.SIGINT) == 0
+    assert server.rest()[-1] == "etcd stopped"
+    assert (data_dir / "member").is_dir()  # a given data dir is kept
+    assert run_cli("services", env=_cli_env([endpoint], "fresh", FYERREG_DIAL_TIMEOUT="1")).returncode == 3
+
+
+def test_wrong_password_exits_3_and_the_right_one_from_the_environment_works(etcd_server: Any) -> None:
+    etcdctl = os.path.join(os.path.dirname(etcd_server.binary), "etcdctl")
+    for argv in (["user", "add", "root", "--new-user-password=rootpw"], ["user", "grant-role", "root", "root"],
+                 ["auth", "enable"]):
+        subprocess.run([etcdctl, "--endpoints", etcd_server.endpoint, *argv], check=True, capture_output=True,
+                       timeout=TIMEOUT)
+    env = _cli_env(etcd_server.endpoints, "auth", FYERREG_USER="root")
+
+    wrong = run_cli("services", "--password", "nope", env=env)
+    assert wrong.returncode == 3
+    assert "credentials" in assert_one_line_error(wrong)
+    assert "nope" not in wrong.stderr
+
+    right = run_cli("services", env=dict(env, FYERREG_PASSWORD="rootpw"))
+    assert right.returncode == 1, right.stderr  # authenticated; nothing registered
+    assert "no services" in right.stderr
