@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import BENCHMARKS, main
+from bench.calls import api_available
 from bench.context import etcd_backend_available
 from bench.report import Row, Section, fmt, text_table
 from bench.stats import percentile, summary
@@ -40,15 +41,18 @@ def test_every_benchmark_reports_rows_beside_a_baseline(smoke_run: Path) -> None
     assert list(sections) == [key for key, _ in BENCHMARKS]
     for key, section in sections.items():
         assert section["error"] is None, (key, section["error"])
-    measured_without_api = ["propagation", "churn", "subscriber", "select", "footprint"]
-    for key in measured_without_api:
+    always = ["propagation", "churn", "subscriber", "select", "footprint"]
+    for key in always:
         assert sections[key]["rows"], key
         assert any(row["baseline"] is not None for row in sections[key]["rows"]), key
     if etcd_backend_available():
-        for key in [*measured_without_api, "failure"]:
-            assert any(row["value"] is not None for row in sections[key]["rows"]), key
+        for key in [*always, "failure", *(["calls"] if api_available() else [])]:
+            rows = sections[key]["rows"]
+            assert any(row["value"] is not None and row["baseline"] is not None for row in rows), key
         kills = sections["failure"]["data"]["sigkill_removal"]["2"]
         assert kills and all(t > 0 for t in kills)
+        delivered = sections["propagation"]["data"]["delivered"]
+        assert all(len(delivered[k]) == len(sections["propagation"]["data"]["latency"][k]) for k in delivered)
 
 
 def test_report_has_machine_table_and_the_plots_it_references(smoke_run: Path) -> None:
