@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _worker
 from .context import PENDING_ETCD, Context
 from .report import Row, Section, markdown_table
-from .stats import summary
+from .stats import summary, timed_threads
 
 THREADS = 8
 WINDOW = 0.5
@@ -60,35 +60,8 @@ class _Direct:
 
 
 def _throughput(threads: int, seconds: float, call: Callable[[str], Any]) -> float:
-    counts = [0] * threads
-    errors: List[BaseException] = []
-    stop = threading.Event()
-    barrier = threading.Barrier(threads + 1)
-
-    def work(t: int) -> None:
-        barrier.wait()
-        n = 0
-        try:
-            while not stop.is_set():
-                call(f"t{t}")
-                n += 1
-        except BaseException as exc:
-            errors.append(exc)
-        counts[t] = n
-
-    workers = [threading.Thread(target=work, args=(t,), name=f"bench-calls-{t}", daemon=True)
-               for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
-    start = time.monotonic()
-    stop.wait(seconds)
-    stop.set()
-    for worker in workers:
-        worker.join(30.0)
-    if errors:
-        raise errors[0]
-    return sum(counts) / (time.monotonic() - start)
+    calls, elapsed, _ = timed_threads(threads, seconds, lambda t, n: call(f"t{t}"))
+    return calls / elapsed
 
 
 def run(ctx: Context) -> Section:

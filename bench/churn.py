@@ -15,7 +15,6 @@ import cProfile
 import io
 import os
 import pstats
-import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -23,6 +22,7 @@ from fyerreg import Instance
 
 from .context import PENDING_ETCD, Context, record_key
 from .report import Row, Section, markdown_table
+from .stats import timed_threads
 
 GOAL = 0.8
 WINDOW = 0.5
@@ -47,39 +47,9 @@ class _Window:
 def _window(threads: int, seconds: float, loop: Callable[[int, int], None], first: int,
             etcd_pid: Optional[int]) -> _Window:
     """Loops done by ``threads`` threads each calling ``loop(thread, n)`` for ``seconds``, and their cost."""
-    counts = [0] * threads
-    errors: List[BaseException] = []
-    stop = threading.Event()
-    barrier = threading.Barrier(threads + 1)
-
-    def work(t: int) -> None:
-        barrier.wait()
-        n = first
-        try:
-            while not stop.is_set():
-                loop(t, n)
-                n += 1
-        except BaseException as exc:
-            errors.append(exc)
-        counts[t] = n - first
-
-    workers = [threading.Thread(target=work, args=(t,), name=f"bench-churn-{t}", daemon=True)
-               for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
-    start, cpu, etcd_cpu = time.monotonic(), time.process_time(), process_cpu(etcd_pid)
-    stop.wait(seconds)
-    stop.set()
-    for worker in workers:
-        worker.join(60.0)
     result = _Window()
-    result.seconds = time.monotonic() - start
-    result.cpu = time.process_time() - cpu
-    result.etcd_cpu = process_cpu(etcd_pid) - etcd_cpu
-    if errors:
-        raise errors[0]
-    result.loops = sum(counts)
+    result.loops, result.seconds, (result.cpu, result.etcd_cpu) = timed_threads(
+        threads, seconds, loop, first=first, meter=lambda: (time.process_time(), process_cpu(etcd_pid)))
     return result
 
 

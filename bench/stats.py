@@ -6,7 +6,7 @@ import gc
 import math
 import threading
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -80,6 +80,46 @@ def threaded_per_call(func: Callable[[], object], threads: int, calls: int, repe
         finally:
             gc.enable()
     return best
+
+
+def timed_threads(threads: int, seconds: float, step: Callable[[int, int], object], *, first: int = 0,
+                  meter: Callable[[], Sequence[float]] = lambda: ()) -> Tuple[int, float, List[float]]:
+    """``threads`` threads call ``step(thread, n)`` (n counting from ``first``) for ``seconds``.
+
+    Returns the calls made, the wall time, and how much each reading of ``meter`` (taken
+    when the threads start and once they have stopped) grew meanwhile. The first
+    exception a step raises is re-raised.
+    """
+    counts = [0] * threads
+    errors: List[BaseException] = []
+    stop = threading.Event()
+    barrier = threading.Barrier(threads + 1)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        n = first
+        try:
+            while not stop.is_set():
+                step(t, n)
+                n += 1
+        except BaseException as exc:
+            errors.append(exc)
+        counts[t] = n - first
+
+    workers = [threading.Thread(target=work, args=(t,), name=f"bench-worker-{t}", daemon=True)
+               for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start, before = time.monotonic(), meter()
+    stop.wait(seconds)
+    stop.set()
+    for worker in workers:
+        worker.join(60.0)
+    elapsed, after = time.monotonic() - start, meter()
+    if errors:
+        raise errors[0]
+    return sum(counts), elapsed, [b - a for a, b in zip(before, after)]
 
 
 def ms(seconds: float) -> float:
