@@ -100,7 +100,7 @@ def _explain(section: Section, cpu: Dict[str, Dict[int, Tuple[float, float]]]) -
     per = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {cpu['fyerreg'][t][0] * 1e6:.0f} µs against "
                     f"{cpu['raw'][t][0] * 1e6:.0f}" for t in cpu["fyerreg"])
     return [
-        f"**Missed in this run:** {', '.join(f'{r.metric} ({r.ratio:.2f}x, goal {r.goal})' for r in missed)}.",
+        f"**Missed in this run:** {', '.join(f'{r.metric} ({r.ratio:.3g}x, goal {r.goal})' for r in missed)}.",
         "**What bounds it.** Both loops make the same four etcd calls, but fyerreg's costs more CPU in this "
         f"process per registration + deregistration ({per}), and the machine has two cores for etcd, this "
         "process and everything else, so with more threads throughput follows CPU per loop. The extra CPU "

@@ -178,6 +178,8 @@ def _calls(plt: Any, data: Dict[str, Any]) -> Any:
 
     latency = data["latency"]
     names = list(latency)
+    labels = [{"fyerreg": "api.Client.call", "direct": "http.client (floor)"}.get(n, n) for n in names]
+    colors = [BASELINE if n == "direct" else FYERREG for n in names]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     p50 = [summary(latency[n])["p50"] * 1e3 for n in names]
     p99 = [summary(latency[n])["p99"] * 1e3 for n in names]
@@ -185,16 +187,16 @@ def _calls(plt: Any, data: Dict[str, Any]) -> Any:
     axes[0].bar([i - 0.2 for i in x], p50, 0.4, color=FYERREG, label="p50")
     axes[0].bar([i + 0.2 for i in x], p99, 0.4, color=OTHER, label="p99")
     axes[0].set_xticks(x)
-    axes[0].set_xticklabels(names, fontsize=8)
+    axes[0].set_xticklabels(labels, fontsize=8)
     axes[0].set_ylabel("ms per call")
     axes[0].set_title("Call latency")
     axes[0].legend()
     throughput = data.get("throughput", {})
-    axes[1].bar(range(len(throughput)), list(throughput.values()), color=FYERREG)
-    axes[1].set_xticks(range(len(throughput)))
-    axes[1].set_xticklabels(list(throughput), fontsize=8)
+    axes[1].bar(range(len(names)), [throughput.get(n, 0) for n in names], color=colors)
+    axes[1].set_xticks(range(len(names)))
+    axes[1].set_xticklabels(labels, fontsize=8)
     axes[1].set_ylabel("calls per second")
-    axes[1].set_title("Throughput")
+    axes[1].set_title("Throughput, 8 threads (higher is better)")
     for ax in axes:
         ax.grid(axis="y", alpha=0.3)
     return fig

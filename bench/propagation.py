@@ -209,7 +209,7 @@ def _explain(section: Section, latency: Dict[str, List[float]], delivered: Dict[
         return ms(summary(values)["p50"])
 
     floor, grant_put, delete = p50(latency["floor"]), p50(latency["raw grant+put"]), p50(latency["raw delete"])
-    lines = [f"**Missed in this run:** {', '.join(f'{r.metric} ({r.ratio:.2f}x, goal {r.goal})' for r in missed)}."]
+    lines = [f"**Missed in this run:** {', '.join(f'{r.metric} ({r.ratio:.3g}x, goal {r.goal})' for r in missed)}."]
     if delivered["register"]:
         side = {k: p50([a - b for a, b in zip(latency[k], delivered[k])]) for k in KINDS}
         lines.append(
@@ -232,6 +232,8 @@ def _explain(section: Section, latency: Dict[str, List[float]], delivered: Dict[
             "pay.\n\n"
             "Neither side has one dominant cost left to remove: the overhead is a few hundred microseconds of "
             "Python per change, split between etcd's transaction, encoding and a thread hand-off. "
+            "The p99 figures move from run to run with whatever else shares this machine's two cores "
+            "(see the load average above); the p50 ratios are the stable ones. "
             "Two fixes found by this benchmark are in: update_service writes before it heartbeats (it used to "
             "heartbeat first: a whole round trip more, ~3x the floor), and deregister no longer joins the "
             "keepalive thread before deleting."

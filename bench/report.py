@@ -75,7 +75,7 @@ def fmt(value: Optional[float], unit: str = "") -> str:
 
 def _ratio(row: Row) -> str:
     ratio = row.ratio
-    return "-" if ratio is None else f"{ratio:.2f}x"
+    return "-" if ratio is None else f"{ratio:.3g}x"
 
 
 def _verdict(row: Row) -> str:
@@ -151,7 +151,8 @@ def write_markdown(path: str, *, title: str, intro: str, machine: str, sections:
                      + ". Each benchmark's part below says by how much and what bounds it.")
     for number, section in enumerate(sections, 1):
         parts.append(f"## {number}. {section.title}")
-        parts.append(section.method)
+        # The docstring's first line repeats the title.
+        parts.append(section.method.split("\n", 1)[1] if "\n" in section.method else section.method)
         if section.error:
             parts.append(f"**This benchmark failed in this run:**\n\n```\n{section.error}\n```")
         if section.pending:

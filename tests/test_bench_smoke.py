@@ -72,7 +72,7 @@ def test_table_shows_ratio_and_missed_goals() -> None:
                 Row("slow", 3.0, 2.0, "ms", "<= 1.3x", False, "floor"),
                 Row("alone", None, 2.0, "ms"))
     table = text_table([section])
-    assert "0.50x" in table and "1.50x" in table and "MISSED" in table
+    assert "0.5x" in table and "1.5x" in table and "MISSED" in table
     assert [r.metric for r in section.missed] == ["slow"]
     assert fmt(None) == "-" and fmt(1234.5, "ops/s") == "1,234 ops/s" and fmt(0.1234, "ms") == "0.123 ms"
 
