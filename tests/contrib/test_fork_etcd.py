@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, List, Set
 
 import pytest
 
-from fyerreg import Discovery, Instance
-from fyerreg.registry.etcd import EtcdRegistry
-from tests.discovery.test_fork import wait_child
 from tests.helpers import wait_until
 
 from .procs import Proc, ask_concurrently, free_port, get_json, instances
@@ -23,28 +21,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_child_reconnects_and_never_touches_the_parents_registrations(etcd_endpoints: List[str]) -> None:
+    # In a fresh interpreter: the app forked is one holding a registry, not this test process.
     namespace = f"fork{os.getpid()}"
-    with EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, ttl=5) as registry, \
-            Discovery(registry) as discovery:
-        parent = Instance.new("svc", "1", "127.0.0.1:8001", id="parent")
-        registry.register(parent)
-        assert [i.id for i in discovery.instances("svc", "1")] == ["parent"]
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                registry.register(Instance.new("svc", "1", "127.0.0.1:8002", id="child"))
-                wait_until(lambda: [i.id for i in discovery.instances("svc", "1")] == ["child", "parent"],
-                           timeout=20)
-                discovery.close()
-                registry.close()  # deregisters the child's instance only
-                code = 0
-            finally:
-                os._exit(code)
-        assert wait_child(pid, timeout=60) == 0
-        assert [i.id for i in registry.list_services("svc", "1")] == ["parent"]
-        assert registry.registration_state(parent).registered
-        wait_until(lambda: [i.id for i in discovery.instances("svc", "1")] == ["parent"], timeout=10)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.contrib.fork.fork_registry", ",".join(etcd_endpoints), namespace],
+        capture_output=True, text=True, timeout=120, cwd=HERE.parent.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_gunicorn_preloaded_discovery_works_in_both_workers(etcd_endpoints: List[str], etcd_client: Any) -> None:
