@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,20 @@ test: $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
-	$(PY) -m ruff check fyerreg tests examples
+	$(PY) -m ruff check fyerreg tests examples bench
 	$(PY) -m mypy
 
 demo: $(VENV)/.demo-installed
 	$(PY) examples/demo.py
 
+# Starts its own etcd, runs every benchmark, prints the table, writes BENCHMARKS.md and bench/plots/.
+# BENCH_ARGS passes options: make bench BENCH_ARGS="--only churn,select" (see python -m bench --help).
 bench: $(VENV)/.bench-installed
-	@for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) -m bench $(BENCH_ARGS)
+
+# About a minute; written under bench/out/ so the committed full results stay as they are.
+bench-quick: $(VENV)/.bench-installed
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
