@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench soak clean
+.PHONY: test lint demo bench bench-quick soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ lint: $(VENV)/.dev-installed
 demo: $(VENV)/.demo-installed
 	$(PY) examples/demo.py
 
+# Starts its own etcd, runs every benchmark, prints the table, writes BENCHMARKS.md and bench/plots/.
+# BENCH_ARGS passes options: make bench BENCH_ARGS="--only churn,select" (see python -m bench --help).
 bench: $(VENV)/.bench-installed
-	@for script in bench/*_bench.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) -m bench $(BENCH_ARGS)
+
+# About a minute; written under bench/out/ so the committed full results stay as they are.
+bench-quick: $(VENV)/.bench-installed
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 # Not in CI (a 30-second version runs in the test suite): `make soak SOAK_ARGS="--seconds 60"`.
 soak: $(VENV)/.test-installed

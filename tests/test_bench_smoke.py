@@ -1,25 +1,84 @@
-"""The select() benchmark still runs (on tiny sizes), so it cannot rot."""
+"""The benchmarks still run end to end (tiny sizes, their own etcd), so they cannot rot.
+
+Nothing here asserts a speed: only that every benchmark ran, reported its rows
+beside a baseline, and wrote BENCHMARKS.md, its plots and the raw results.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import threading
 from pathlib import Path
 
 import pytest
 
-from fyerreg.discovery import balancer_names
+from bench.__main__ import BENCHMARKS, main
+from bench.calls import api_available
+from bench.context import etcd_backend_available
+from bench.report import Row, Section, fmt, text_table
+from bench.stats import percentile, summary
+from fyerreg.testing import find_etcd_binary
+from fyerreg.testing.server import EtcdBinaryNotFoundError
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "select_bench.py"
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        find_etcd_binary()
+    except EtcdBinaryNotFoundError as exc:
+        pytest.skip(f"no etcd binary: {exc}")
+    out = tmp_path_factory.mktemp("bench")
+    before = {t.ident for t in threading.enumerate()}
+    assert main(["--profile", "smoke", "--out", str(out), "--quiet"]) == 0
+    leftover = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("fyerreg-")]
+    assert not leftover, leftover
+    return out
 
 
-def test_select_bench_runs_and_reports_every_balancer(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("select_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--sizes", "3,20", "--picks", "50"]) == 0
-    out = capsys.readouterr().out
-    assert "floor ns" in out
-    rows = {tuple(line.split()[:2]) for line in out.splitlines() if len(line.split()) >= 6}
-    for name in balancer_names():
-        assert (name, "3") in rows and (name, "20") in rows, name
+def test_every_benchmark_reports_rows_beside_a_baseline(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "bench" / "plots" / "results.json").read_text())
+    sections = {s["key"]: s for s in results["sections"]}
+    assert list(sections) == [key for key, _ in BENCHMARKS]
+    for key, section in sections.items():
+        assert section["error"] is None, (key, section["error"])
+    always = ["propagation", "churn", "subscriber", "select", "footprint"]
+    for key in always:
+        assert sections[key]["rows"], key
+        assert any(row["baseline"] is not None for row in sections[key]["rows"]), key
+    if etcd_backend_available():
+        for key in [*always, "failure", *(["calls"] if api_available() else [])]:
+            rows = sections[key]["rows"]
+            assert any(row["value"] is not None and row["baseline"] is not None for row in rows), key
+        kills = sections["failure"]["data"]["sigkill_removal"]["2"]
+        assert kills and all(t > 0 for t in kills)
+        delivered = sections["propagation"]["data"]["delivered"]
+        assert all(len(delivered[k]) == len(sections["propagation"]["data"]["latency"][k]) for k in delivered)
+
+
+def test_report_has_machine_table_and_the_plots_it_references(smoke_run: Path) -> None:
+    report = (smoke_run / "BENCHMARKS.md").read_text()
+    assert "## Machine" in report and "etcd Version" in report
+    assert "| benchmark | metric | fyerreg | baseline | ratio | goal |" in report
+    plots = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert plots
+    for plot in plots:
+        assert (smoke_run / plot).stat().st_size > 1000, plot
+    assert {"churn.png", "select.png", "subscriber.png"} <= {Path(p).name for p in plots}
+
+
+def test_table_shows_ratio_and_missed_goals() -> None:
+    section = Section("x", "Example", "")
+    section.add(Row("fast", 1.0, 2.0, "ms", "<= 1.3x", True, "floor"),
+                Row("slow", 3.0, 2.0, "ms", "<= 1.3x", False, "floor"),
+                Row("alone", None, 2.0, "ms"))
+    table = text_table([section])
+    assert "0.5x" in table and "1.5x" in table and "MISSED" in table
+    assert [r.metric for r in section.missed] == ["slow"]
+    assert fmt(None) == "-" and fmt(1234.5, "ops/s") == "1,234 ops/s" and fmt(0.1234, "ms") == "0.123 ms"
+
+
+def test_percentiles_interpolate() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    s = summary([float(v) for v in range(1, 101)])
+    assert s["p50"] == 50.5 and s["max"] == 100 and round(s["p99"], 2) == 99.01

@@ -46,6 +46,16 @@ class Snapshot(List[Instance]):
         return (f"Snapshot({list.__repr__(self)}, revision={self.revision}, "
                 f"taken_at={self.taken_at:.3f}, stale={self.stale})")
 
+    @classmethod
+    def _presorted(cls, instances: Iterable[Instance], *, revision: int, stale: bool = False) -> Snapshot:
+        """A snapshot of ``instances`` that are already in snapshot order (by id, then version): no sort."""
+        snapshot = cls.__new__(cls)
+        list.__init__(snapshot, instances)
+        snapshot.revision = revision
+        snapshot.taken_at = time.time()
+        snapshot.stale = stale
+        return snapshot
+
     def copy(self) -> Snapshot:  # type: ignore[override]
         """A shallow copy with the same revision, time and staleness."""
         return Snapshot(self, revision=self.revision, taken_at=self.taken_at, stale=self.stale)

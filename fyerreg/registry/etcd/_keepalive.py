@@ -134,23 +134,25 @@ class LeaseKeeper:
         reg = self.reg
         lost = f"lease {reg.lease_id:x} was lost"
         deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
-        ttl = self.writer.client.refresh(reg.lease_id, deadline=deadline)
+        # Write first, so watchers see the update one round trip after the call; a lost
+        # lease fails the write (LeaseNotFoundError), and the heartbeat follows it.
         revision: Optional[int] = None
-        if ttl > 0:
-            stamped, value = self.writer.stamp(instance)
-            try:
-                outcome = self.writer.guarded_put(reg.key, value, owner_lease=reg.lease_id,
-                                                  put_lease=reg.lease_id, deadline=deadline)
-            except LeaseNotFoundError:
-                revision = self._recover(instance, deadline=deadline, reason=lost)
+        stamped, value = self.writer.stamp(instance)
+        try:
+            outcome = self.writer.guarded_put(reg.key, value, owner_lease=reg.lease_id,
+                                              put_lease=reg.lease_id, deadline=deadline)
+        except LeaseNotFoundError:
+            revision = self._recover(instance, deadline=deadline, reason=lost)
+        else:
+            if not outcome.written:
+                self._taken_over(outcome.holder)
             else:
-                if outcome.written:
-                    reg.instance = stamped
+                reg.instance = stamped  # what the record holds now, whatever the heartbeat says
+                if self.writer.client.refresh(reg.lease_id, deadline=deadline) > 0:
                     self._note_success()
                     return outcome.revision
-                self._taken_over(outcome.holder)
-        else:
-            revision = self._recover(instance, deadline=deadline, reason=lost)
+                # Expired between the write and the heartbeat, taking the record with it.
+                revision = self._recover(instance, deadline=deadline, reason=lost)
         if revision is None:
             raise NotRegisteredError(
                 f"{reg.key} was taken over by another registry (lease {reg.taken_over_by or 0:x})")

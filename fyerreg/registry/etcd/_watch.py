@@ -10,9 +10,10 @@ compacted start revision makes it read the state again and push a fresh snapshot
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryError
@@ -29,6 +30,40 @@ log = logging.getLogger("fyerreg.registry.etcd")
 
 Sink = Callable[[Snapshot], bool]
 """Receives each new snapshot; returning False ends the watch (the consumer is gone)."""
+
+
+class _Ordered:
+    """The instances of a watch in snapshot order, kept sorted as events arrive.
+
+    A snapshot is then a list copy instead of a sort: at 10 000 instances the sort
+    cost over a millisecond per change, the copy some tens of microseconds. Within
+    one watch (service, version, id) is unique (the decoder checks each record
+    against its key), so (id, version) orders the instances without ties.
+    """
+
+    def __init__(self, instances: Iterable[Instance] = ()) -> None:
+        self.items = sorted(instances, key=_order)
+        self.keys = [_order(inst) for inst in self.items]
+
+    def put(self, instance: Instance) -> None:
+        key = _order(instance)
+        at = bisect.bisect_left(self.keys, key)
+        if at < len(self.keys) and self.keys[at] == key:
+            self.items[at] = instance
+        else:
+            self.keys.insert(at, key)
+            self.items.insert(at, instance)
+
+    def remove(self, instance: Instance) -> None:
+        key = _order(instance)
+        at = bisect.bisect_left(self.keys, key)
+        if at < len(self.keys) and self.keys[at] == key:
+            del self.keys[at]
+            del self.items[at]
+
+
+def _order(instance: Instance) -> Tuple[str, str]:
+    return (instance.id, instance.version)
 
 
 class _Resync(Exception):
@@ -50,6 +85,7 @@ class PrefixWatch:
         self.thread_name = thread_name
         self.sink: Optional[Sink] = None
         self._state: Dict[str, Instance] = {}
+        self._ordered = _Ordered()
         self._revision = 0
         self._connected = False
         self._stop = threading.Event()
@@ -73,7 +109,7 @@ class PrefixWatch:
     def snapshot(self, *, stale: bool = False) -> Snapshot:
         """The current local state."""
         with self._lock:
-            return Snapshot(self._state.values(), revision=self._revision, stale=stale)
+            return Snapshot._presorted(self._ordered.items, revision=self._revision, stale=stale)
 
     def wait_connected(self, timeout: Optional[float]) -> bool:
         """Wait until the watch stream is established (True) or ``timeout`` passes (False)."""
@@ -97,6 +133,7 @@ class PrefixWatch:
         with self._updated:
             changed = state != self._state
             self._state = state
+            self._ordered = _Ordered(state.values())
             self._revision = result.revision
             self._updated.notify_all()
         return changed
@@ -224,9 +261,13 @@ class PrefixWatch:
                     continue  # already reflected (never expected; harmless)
                 instance = None if event.deleted else self.decoder.decode(event.kv, self.service, self.version)
                 if instance is None:
-                    changed = self._state.pop(key, None) is not None or changed
+                    gone = self._state.pop(key, None)
+                    if gone is not None:
+                        self._ordered.remove(gone)
+                        changed = True
                 elif self._state.get(key) != instance:
                     self._state[key] = instance
+                    self._ordered.put(instance)
                     changed = True
             if batch.events:
                 self._revision = max(self._revision, max(ev.kv.mod_revision for ev in batch.events))

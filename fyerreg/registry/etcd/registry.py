@@ -217,7 +217,10 @@ class EtcdRegistry(Registry):
 
     def _remove(self, reg: Registration, *, deadline: Timeout) -> None:
         """Stop the keepalive, delete the key (if still ours), revoke the lease."""
-        self._join_keepers(reg)
+        # Told to stop now (it writes nothing once told, see LeaseKeeper.tick), joined after
+        # the delete: waiting for its thread first delayed what watchers see.
+        for keeper in reg.keepers():
+            keeper.signal_stop()
         try:
             with reg.lock:
                 if reg.finished:
