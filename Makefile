@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick clean
+.PHONY: test lint demo bench bench-quick soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ test: $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
-	$(PY) -m ruff check fyerreg tests examples bench
+	$(PY) -m ruff check fyerreg tests examples bench tools
 	$(PY) -m mypy
 
 demo: $(VENV)/.demo-installed
@@ -44,6 +44,10 @@ bench: $(VENV)/.bench-installed
 # About a minute; written under bench/out/ so the committed full results stay as they are.
 bench-quick: $(VENV)/.bench-installed
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# Not in CI (a 30-second version runs in the test suite): `make soak SOAK_ARGS="--seconds 60"`.
+soak: $(VENV)/.test-installed
+	$(PY) tools/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

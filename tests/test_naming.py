@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fyerreg import Instance, InvalidInstanceError, Status
 from fyerreg.naming import DEFAULT_WEIGHT, MAX_RECORD_BYTES, MAX_WEIGHT
+from fyerreg.registry.etcd._keys import KeyLayout
 
 
 def valid(**changes: Any) -> Instance:
@@ -185,3 +186,69 @@ def test_from_json_on_arbitrary_bytes_never_raises_anything_else(raw: bytes):
         Instance.from_json(raw)
     except InvalidInstanceError:
         pass
+
+
+# -- hostile input: properties ----------------------------------------------------------------
+
+# Characters that have broken key schemes elsewhere: separators and their look-alikes, dots,
+# NUL and other controls, bidi overrides, zero-width and combining marks, surrogates.
+_TRICKS = ["/", "\\", ".", "..", "\x00", "\x1f", "\x7f", "\u202e", "\u200b", "\u2060", "\ufeff", "\u2215",
+           "\uff0f", "\u2044", "\u2024", "\uff0e", "\u0338", "\u0301", "\ud800", "\udfff", "%2f", "\n", " "]
+_hostile_text = st.lists(st.sampled_from(_TRICKS) | st.text(max_size=3), max_size=6).map("".join)
+_segment_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"), blacklist_characters="/"),
+    min_size=1, max_size=20,
+).filter(lambda s: s not in (".", ".."))
+_hosts = st.sampled_from(["10.0.0.1", "localhost", "[::1]", "[2001:db8::7]", "svc_a.internal"])
+_valid_instances = st.builds(
+    Instance,
+    id=_segment_text,
+    service=_segment_text,
+    version=_segment_text,
+    address=st.builds(lambda h, p: f"{h}:{p}", _hosts, st.integers(1, 65535)),
+    status=st.integers(0, 255).map(Status),
+    weight=st.integers(0, MAX_WEIGHT),
+    metadata=st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=5),
+    updated_at=st.integers(-(2**63), 2**63 - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_valid_instances)
+def test_valid_instances_round_trip_exactly(inst: Instance):
+    inst.validate()
+    wire = inst.to_json()
+    back = Instance.from_json(wire)
+    assert back == inst
+    assert back.to_json() == wire
+    assert Instance.from_json(wire.encode("utf-8")) == inst
+    assert Instance.from_dict(json.loads(wire)) == inst
+
+
+@settings(max_examples=500, deadline=None)
+@given(field=st.sampled_from(["id", "service", "version"]), value=_hostile_text)
+def test_a_segment_that_validates_cannot_leave_its_key_prefix(field: str, value: str):
+    inst = valid(**{field: value})
+    try:
+        inst.validate()
+    except InvalidInstanceError as exc:
+        assert exc.field == field
+        return
+    layout = KeyLayout("fyerrpc")
+    key = layout.instance_key(inst)
+    raw = key.encode("utf-8")  # what etcd stores: bytes, compared byte-wise for prefixes
+    assert raw.split(b"/") == [b"", b"fyerrpc", b"services", *(s.encode() for s in inst.key)]
+    assert raw.startswith(layout.prefix(inst.service, inst.version).encode())
+    assert raw.startswith(layout.prefix(inst.service, None).encode())
+    assert layout.split(key) == inst.key
+
+
+@settings(max_examples=50, deadline=None)
+@given(extra=st.integers(1, 3 * MAX_RECORD_BYTES), keys=st.integers(1, 4))
+def test_oversized_metadata_is_refused_by_validate(extra: int, keys: int):
+    overhead = len(valid().to_json().encode())
+    per_key = (MAX_RECORD_BYTES - overhead + extra) // keys + 1
+    metadata = {f"k{i}": "é" * (per_key // 2 + 1) for i in range(keys)}
+    with pytest.raises(InvalidInstanceError) as err:
+        valid(metadata=metadata).validate()
+    assert err.value.field == "metadata"

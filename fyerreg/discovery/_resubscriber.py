@@ -87,7 +87,12 @@ class Resubscriber:
         if self._stop.is_set():
             sub.close()
             return None
-        view.attach(sub)
+        try:
+            view.attach(sub)
+        except Exception:  # a filter or balancer raised: the view holds the subscription and rebuilds at its next pick
+            log.exception("subscribed to %s/%s again, but computing its candidates failed",
+                          view.service, view.version or "*", extra={"service": view.service, "version": view.version})
+            return None
         log.info("subscribed to %s/%s again", view.service, view.version or "*",
                  extra={"service": view.service, "version": view.version})
         return None

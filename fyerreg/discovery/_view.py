@@ -71,6 +71,7 @@ class ServiceView:
         self._sub: Optional[Subscription] = None
         self._pending: Deque[Any] = _NOTHING_PENDING
         self._deadline: Optional[float] = None
+        self._rebuild_due = False
         self._snapshot: Optional[Snapshot] = None
         self._held_empty: Optional[Snapshot] = None
         self._protect_until: Optional[float] = None
@@ -120,7 +121,8 @@ class ServiceView:
 
     def candidates(self) -> List[Instance]:
         """The instances picks are drawn from now."""
-        if self._pending:
+        deadline = self._deadline
+        if self._pending or (deadline is not None and self._clock() >= deadline):
             self.refresh(block=True)
         return [] if self._reason is not None else list(self._candidates)
 
@@ -205,8 +207,13 @@ class ServiceView:
                             self.service, self.version or "*", self._protect_empty or 0.0, extra=self._extra)
                 self._accept(self._held_empty)
                 changed = True
-            if changed or self._snapshot is None:
+            if changed or self._snapshot is None or self._rebuild_due:
+                # Stays due if a filter or the balancer raises, so the next pick tries again
+                # instead of serving the candidates of an older snapshot for good.
+                self._rebuild_due = True
+                self._deadline = self._clock()
                 self._rebuild()
+                self._rebuild_due = False
             self._schedule()
         finally:
             self._lock.release()

@@ -201,8 +201,10 @@ class Discovery:
                 self._views[(service, version)] = view
                 self._resubscriber.wake()
                 return view
-            view.attach(sub)
+            # Kept before attaching: attach() runs the filters and the balancer, and when
+            # they raise, the next pick must find this view (and its subscription) again.
             self._views[(service, version)] = view
+            view.attach(sub)
             return view
 
     def _views_needing_subscription(self) -> List[ServiceView]:

@@ -2,22 +2,36 @@
 
 - :class:`EtcdServer`: a local etcd process on free loopback ports that a test can
   start, stop, kill, restart, pause, resume and wipe.
+- :class:`EtcdCluster`: several such members forming one cluster, for fault tests
+  (kill, freeze, restart a member; find the leader; add a member).
+- :func:`make_certificates` and :class:`TLSEtcdServer`: a throwaway CA with server and
+  client certificates, and an etcd serving TLS (with client-certificate auth) using them.
+- :func:`enable_auth`: etcd authentication on, with users confined to a key prefix.
 - :func:`raw_client`: a plain ``pyetcd`` client on given endpoints, to poke etcd from outside.
 - The pytest plugin :mod:`fyerreg.testing.plugin` (loaded automatically once fyerreg is
-  installed) provides the ``etcd_endpoints``, ``etcd_server`` and ``etcd_client`` fixtures.
+  installed) provides the ``etcd_endpoints``, ``etcd_server``, ``etcd_client`` and ``etcd_cluster`` fixtures.
 """
 
 from __future__ import annotations
 
+from .auth import enable_auth, prefix_range_end
 from .client import parse_endpoint, raw_client
+from .cluster import EtcdCluster
 from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
+from .tls import Certificates, TLSEtcdServer, make_certificates
 
 __all__ = [
+    "Certificates",
     "EtcdBinaryNotFoundError",
+    "EtcdCluster",
     "EtcdServer",
     "EtcdServerError",
+    "TLSEtcdServer",
+    "enable_auth",
     "etcd_healthy",
     "find_etcd_binary",
+    "make_certificates",
     "parse_endpoint",
+    "prefix_range_end",
     "raw_client",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     import pyetcd
@@ -39,11 +39,18 @@ def parse_endpoint(endpoint: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-def raw_client(endpoints: Sequence[str], *, timeout: float = 5.0) -> pyetcd.MultiEndpointEtcd3Client:
+def raw_client(
+    endpoints: Sequence[str],
+    *,
+    timeout: float = 5.0,
+    user: Optional[str] = None,
+    password: Optional[str] = None,
+) -> pyetcd.MultiEndpointEtcd3Client:
     """A plain ``pyetcd.MultiEndpointEtcd3Client`` on ``endpoints`` (failover on, plaintext).
 
     For tests that read or write etcd directly; the caller closes it. A failed endpoint
     is retried after one second, so the client recovers once a restarted etcd answers.
+    With ``user`` and ``password`` it authenticates (etcd auth on); its token is not renewed.
     """
     if isinstance(endpoints, str):
         raise TypeError("endpoints must be a list of 'host:port' strings, not a str")
@@ -57,4 +64,9 @@ def raw_client(endpoints: Sequence[str], *, timeout: float = 5.0) -> pyetcd.Mult
         if ":" in host:
             host = f"[{host}]"
         eps.append(pyetcd.Endpoint(host, port, secure=False, time_retry=1.0, opts=list(_GRPC_OPTIONS)))
-    return pyetcd.MultiEndpointEtcd3Client(endpoints=eps, failover=True, timeout=timeout)
+    client = pyetcd.MultiEndpointEtcd3Client(
+        endpoints=eps, failover=True, timeout=timeout, user=user, password=password
+    )
+    # The token travels as request metadata; call credentials would demand TLS on the channel.
+    client.call_credentials = None
+    return client

@@ -12,6 +12,10 @@ Fixtures:
   kill, restart, pause or wipe at will; closed after the test.
 - ``etcd_client`` (function): a raw ``pyetcd.MultiEndpointEtcd3Client`` on
   ``etcd_endpoints``, closed after the test.
+- ``etcd_cluster`` (function, backed by one cluster per session): a started three-member
+  :class:`~fyerreg.testing.EtcdCluster` to kill, freeze, restart or grow; healed after each
+  test (a cluster that cannot be healed is replaced), closed at session end. Its keyspace is
+  shared by the tests: give each test a namespace of its own.
 
 Tests using these fixtures get the ``etcd`` marker, so ``-m "not etcd"`` deselects them.
 Nothing heavy is imported until a fixture is used.
@@ -30,12 +34,13 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 import pytest
 
 from .client import parse_endpoint, raw_client
+from .cluster import EtcdCluster
 from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
 
 if TYPE_CHECKING:
     import pyetcd
 
-__all__ = ["etcd_endpoints", "etcd_server", "etcd_client"]
+__all__ = ["etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"]
 
 log = logging.getLogger("fyerreg.testing.plugin")
 
@@ -45,7 +50,7 @@ ENV_IMAGE = "FYERREG_TEST_ETCD_IMAGE"
 ENV_BINARY = "FYERREG_TEST_ETCD_BINARY"
 DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 
-_ETCD_FIXTURES = frozenset({"etcd_endpoints", "etcd_server", "etcd_client"})
+_ETCD_FIXTURES = frozenset({"etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"})
 _DOCKER_PROBE_TIMEOUT = 0.5
 _CONTAINER_START_TIMEOUT = 60.0
 
@@ -136,13 +141,17 @@ def _etcd_container() -> Iterator[List[str]]:
         container.stop()
 
 
-def _local_server(name: str) -> EtcdServer:
-    """A started local EtcdServer; skips the test when there is no etcd binary."""
+def _local_binary() -> str:
+    """The etcd binary local servers run; skips the test when there is none."""
     try:
-        binary = os.environ.get(ENV_BINARY) or find_etcd_binary()
+        return os.environ.get(ENV_BINARY) or find_etcd_binary()
     except EtcdBinaryNotFoundError as exc:
         pytest.skip(f"no etcd for this test: {exc}; or set {ENV_ENDPOINTS} to an etcd you run")
-    server = EtcdServer(name=name, binary=binary)
+
+
+def _local_server(name: str) -> EtcdServer:
+    """A started local EtcdServer; skips the test when there is no etcd binary."""
+    server = EtcdServer(name=name, binary=_local_binary())
     try:
         server.start()
     except BaseException:
@@ -198,3 +207,51 @@ def etcd_client(etcd_endpoints: List[str]) -> Iterator[pyetcd.MultiEndpointEtcd3
         yield client
     finally:
         client.close()
+
+
+class _SessionCluster:
+    """The session's one EtcdCluster: started on first use, healed after each test, replaced when broken."""
+
+    def __init__(self) -> None:
+        self._cluster: Optional[EtcdCluster] = None
+
+    def get(self) -> EtcdCluster:
+        if self._cluster is None:
+            cluster = EtcdCluster(3, name="fyerreg-cluster", binary=_local_binary())
+            cluster.start()
+            self._cluster = cluster
+        return self._cluster
+
+    def heal(self) -> None:
+        cluster = self._cluster
+        if cluster is None:
+            return
+        try:
+            cluster.heal()
+        except EtcdServerError as exc:
+            warnings.warn(f"could not heal the etcd cluster ({exc}); the next test gets a new one", stacklevel=1)
+            self.close()
+
+    def close(self) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
+
+
+@pytest.fixture(scope="session")
+def _fyerreg_session_cluster() -> Iterator[_SessionCluster]:
+    holder = _SessionCluster()
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+@pytest.fixture
+def etcd_cluster(_fyerreg_session_cluster: _SessionCluster) -> Iterator[EtcdCluster]:
+    """A healthy three-member etcd cluster to break at will; every fault is undone after the test."""
+    cluster = _fyerreg_session_cluster.get()
+    try:
+        yield cluster
+    finally:
+        _fyerreg_session_cluster.heal()

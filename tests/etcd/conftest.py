@@ -40,11 +40,10 @@ def namespace() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def registries(etcd_endpoints: List[str], namespace: str) -> Iterator[Registries]:
-    """Registries on the shared etcd; no fyerreg thread may outlive them."""
+def closing_registries(endpoints: List[str], namespace: str) -> Iterator[Registries]:
+    """Yield a Registries on ``endpoints``; then close them all: no fyerreg thread may outlive them."""
     before = set(threading.enumerate())
-    made = Registries(etcd_endpoints, namespace)
+    made = Registries(endpoints, namespace)
     try:
         yield made
     finally:
@@ -52,3 +51,9 @@ def registries(etcd_endpoints: List[str], namespace: str) -> Iterator[Registries
     leaked = [t.name for t in threading.enumerate()
               if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
     assert not leaked, f"threads left running after close: {leaked}"
+
+
+@pytest.fixture
+def registries(etcd_endpoints: List[str], namespace: str) -> Iterator[Registries]:
+    """Registries on the shared etcd; no fyerreg thread may outlive them."""
+    yield from closing_registries(etcd_endpoints, namespace)

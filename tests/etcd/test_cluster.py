@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
-from fyerreg.testing import EtcdServer
+from fyerreg.testing import EtcdCluster, EtcdServer
 from tests.helpers import ids, next_snapshot, wait_until
 
 from .support import SERVICE, make_instance
@@ -16,19 +16,9 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 
 @pytest.fixture
-def cluster() -> Iterator[List[EtcdServer]]:
-    members = [EtcdServer(name=f"m{n}") for n in (1, 2, 3)]
-    initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
-    try:
-        for member in members:
-            member.initial_cluster = initial
-            member.start(wait=False)
-        for member in members:
-            member.wait_healthy(timeout=60)
-        yield members
-    finally:
-        for member in members:
-            member.close()
+def cluster(etcd_cluster: EtcdCluster) -> List[EtcdServer]:
+    """The members of the session's three-member cluster (healed after the test)."""
+    return etcd_cluster.members
 
 
 def test_members_learned_by_auto_sync_take_over_when_the_only_configured_one_dies(cluster, registries, caplog):

@@ -69,6 +69,8 @@ def test_a_slow_consumer_gets_the_latest_state_and_conflation_is_counted(registr
 def test_cached_list_reads_its_own_writes(registries):
     registry = registries.new(cache=(True, 60))
     assert registry.list_services(SERVICE) == []
+    # The cache's watch is up (a loaded machine may take a while): from here on lists are hits.
+    wait_until(lambda: registry.list_services(SERVICE) == [] and registry.stats()["cache_hits"] > 0)
     for n in range(3):
         registry.register(make_instance(f"c{n}"))
         assert ids(registry.list_services(SERVICE)) == [f"c{i}" for i in range(n + 1)]

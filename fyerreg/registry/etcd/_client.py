@@ -112,7 +112,9 @@ class KeyValue:
     @classmethod
     def _from_proto(cls, kv: Any) -> KeyValue:
         return cls(
-            key=bytes(kv.key).decode("utf-8", errors="replace"),
+            # Lossless: a key that is not UTF-8 must not read as the key of a valid record
+            # (b"\xff" would read as the key of id "\ufffd" with errors="replace").
+            key=bytes(kv.key).decode("utf-8", errors="surrogateescape"),
             value=bytes(kv.value),
             create_revision=kv.create_revision,
             mod_revision=kv.mod_revision,

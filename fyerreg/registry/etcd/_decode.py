@@ -59,5 +59,5 @@ class RecordDecoder:
             if len(self._seen) > _REMEMBERED:
                 self._seen.popitem(last=False)
         self.metrics.inc("invalid_records_skipped")
-        log.warning("skipping invalid record at %s (revision %d): %s", kv.key, kv.mod_revision, why,
+        log.warning("skipping invalid record at %r (revision %d): %s", kv.key, kv.mod_revision, why,
                     extra={"key": kv.key})

@@ -38,6 +38,9 @@ class Endpoint:
         """Parse ``host:port``, ``http://host:port`` or ``https://host:port``; ValueError when malformed."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"endpoints: {text!r} is not a 'host:port' string")
+        if "@" in text:  # never echoed: what precedes the @ may be a password
+            raise ValueError("endpoints: an endpoint carries credentials (user:password@host); "
+                             "pass username= and password= instead")
         raw = text.strip()
         secure: Optional[bool] = None
         scheme, sep, rest = raw.partition("://")
