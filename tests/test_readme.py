@@ -8,18 +8,9 @@ import sys
 from pathlib import Path
 from typing import List, Tuple
 
-import pytest
-
-import fyerreg
-
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 QUICKSTART = ROOT / "examples" / "memory_quickstart.py"
-
-needs_memory_backend = pytest.mark.skipif(
-    not hasattr(fyerreg, "MemoryRegistry"), reason="the memory backend is not merged yet"
-)
-
 
 def _blocks(text: str) -> List[Tuple[str, str]]:
     """(language, body) of every fenced code block, in order."""
@@ -50,7 +41,6 @@ def test_readme_quickstart_is_the_example_file() -> None:
     assert python_blocks == [QUICKSTART.read_text()]
 
 
-@needs_memory_backend
 def test_quickstart_runs_and_prints_what_the_readme_says() -> None:
     result = _run(str(QUICKSTART))
     assert result.returncode == 0, result.stderr
@@ -60,7 +50,6 @@ def test_quickstart_runs_and_prints_what_the_readme_says() -> None:
     assert result.stdout.splitlines()[-1] == "snapshot: [('greeter-b', 50)]"
 
 
-@needs_memory_backend
 def test_demo_runs_every_example() -> None:
     result = _run("examples/demo.py")
     assert result.returncode == 0, result.stderr

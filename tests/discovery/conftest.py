@@ -9,6 +9,7 @@ from typing import Callable, Iterator, List
 import pytest
 
 from fyerreg import MemoryRegistry, MemoryStore, Registry
+from fyerreg.registry import etcd as etcd_backend
 
 from .util import FakeClock
 
@@ -41,7 +42,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         made = memory_backend()
     else:
-        etcd_backend = pytest.importorskip("fyerreg.registry.etcd", reason="the etcd backend is not merged yet")
         endpoints = request.getfixturevalue("etcd_endpoints")
         namespace = f"disc-{uuid.uuid4().hex[:12]}"
         made = Backend(lambda: etcd_backend.EtcdRegistry(endpoints=endpoints, namespace=namespace, ttl=10))

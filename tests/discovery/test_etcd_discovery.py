@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from fyerreg import Discovery
+from fyerreg.registry import etcd as etcd_backend
 
 from ..helpers import wait_until
 from .util import inst, insts
-
-etcd_backend = pytest.importorskip("fyerreg.registry.etcd", reason="the etcd backend is not merged yet")
 
 pytestmark = pytest.mark.etcd
 

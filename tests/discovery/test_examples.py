@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import fyerreg
 from fyerreg.discovery import balancer_names
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("discovery_*.py"))
-
-needs_memory_backend = pytest.mark.skipif(
-    not hasattr(fyerreg, "MemoryRegistry"), reason="the memory backend is not merged yet"
-)
-
 
 def discovery_section() -> str:
     readme = (ROOT / "README.md").read_text()
@@ -48,7 +42,6 @@ EXPECTED = {
 }
 
 
-@needs_memory_backend
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(path: Path) -> None:
     result = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
