@@ -14,9 +14,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import weakref
 from types import TracebackType
-from typing import IO, Dict, List, Optional, Sequence, Type
+from typing import IO, Dict, List, Optional, Sequence, Set, Type
 
 from ..errors import RegistryError
 
@@ -79,7 +78,9 @@ def etcd_healthy(client_url: str, timeout: float = 1.0) -> bool:
     return b'"health":"true"' in body.replace(b" ", b"")
 
 
-_unclosed: weakref.WeakSet[EtcdServer] = weakref.WeakSet()
+# Strong references: a server dropped without close() must still be found at exit (a weak
+# set let an unclosed, collected server leave its temp dir or even its etcd behind).
+_unclosed: Set[EtcdServer] = set()
 
 
 @atexit.register

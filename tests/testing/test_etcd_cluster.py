@@ -141,11 +141,12 @@ def test_options_are_checked() -> None:
         EtcdCluster(0)
     with pytest.raises(TypeError, match="extra_args"):
         EtcdCluster(extra_args="--foo")
-    cluster = EtcdCluster(2)
+    cluster, stranger = EtcdCluster(2), EtcdServer()
     try:
         with pytest.raises(ValueError, match="not a member"):
-            cluster.member(EtcdServer())
+            cluster.member(stranger)
     finally:
+        stranger.close()
         cluster.close()
 
 
