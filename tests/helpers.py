@@ -6,7 +6,8 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, Iterable, List, Optional, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 from fyerreg import Instance, Snapshot, Subscription
 
@@ -76,6 +77,16 @@ def child_pids(parent: int) -> List[int]:
 def fyerreg_threads() -> List[str]:
     """Names of the live threads the library started (named ``fyerreg-...``)."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("fyerreg-") and t.is_alive())
+
+
+@contextmanager
+def no_fyerreg_thread_left(what: str = "close") -> Iterator[None]:
+    """Fail unless every ``fyerreg-`` thread started inside the block has ended when it exits."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t.name for t in threading.enumerate()
+              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
+    assert not leaked, f"threads left running after {what}: {leaked}"
 
 
 def next_snapshot(

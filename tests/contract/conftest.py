@@ -18,13 +18,13 @@ so asynchronous backends pass it unchanged.
 from __future__ import annotations
 
 import functools
-import threading
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import pytest
 
 from fyerreg import MemoryRegistry, MemoryStore, Registry
+from tests.helpers import no_fyerreg_thread_left
 
 
 class _Spec:
@@ -94,12 +94,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """A backend shared by the registries of one test, parametrized over BACKENDS."""
     spec = BACKENDS[request.param]
     b = Backend(request.param, spec.connect(request))
-    before = set(threading.enumerate())
-    try:
-        yield b
-    finally:
-        b.close()
-    leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
-    assert not leaked, f"threads left running after every registry was closed: {leaked}"
+    with no_fyerreg_thread_left("every registry was closed"):
+        try:
+            yield b
+        finally:
+            b.close()
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any, Iterator, List
 
 import pytest
 
 from fyerreg.registry.etcd import EtcdRegistry
+from tests.helpers import no_fyerreg_thread_left
 
 
 class Registries:
@@ -42,15 +42,12 @@ def namespace() -> str:
 
 def closing_registries(endpoints: List[str], namespace: str) -> Iterator[Registries]:
     """Yield a Registries on ``endpoints``; then close them all: no fyerreg thread may outlive them."""
-    before = set(threading.enumerate())
-    made = Registries(endpoints, namespace)
-    try:
-        yield made
-    finally:
-        made.close()
-    leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
-    assert not leaked, f"threads left running after close: {leaked}"
+    with no_fyerreg_thread_left():
+        made = Registries(endpoints, namespace)
+        try:
+            yield made
+        finally:
+            made.close()
 
 
 @pytest.fixture
