@@ -8,7 +8,7 @@ from typing import Counter, List, Optional, Sequence
 
 import pytest
 
-from fyerreg import Balancer, Instance, register_balancer
+from fyerreg import Balancer, Discovery, Instance, MemoryRegistry, register_balancer
 from fyerreg.discovery import (
     ConsistentHashBalancer,
     FastestBalancer,
@@ -61,6 +61,23 @@ def test_custom_balancer_by_name_and_template_instance_is_cloned(monkeypatch: py
     clone = make_balancer(template)
     assert clone is not template and isinstance(clone, First)
 
+
+
+@pytest.mark.parametrize("name", balancer_names())
+def test_every_builtin_balancer_works_as_a_template(name: str) -> None:
+    template = make_balancer(name)
+    clone = make_balancer(template)
+    assert clone is not template and type(clone) is type(template)
+    clone.update(insts(3))
+    assert clone.select("k").id in {"i000", "i001", "i002"}
+    template.update(insts(2))  # the template stays usable and separate from its clone
+    assert template.select("k").id in {"i000", "i001"}
+
+
+def test_discovery_takes_a_configured_balancer_instance_as_the_readme_shows() -> None:
+    with MemoryRegistry() as registry, Discovery(registry, balancer=P2CBalancer(alpha=0.5)) as discovery:
+        registry.register(inst(0))
+        assert discovery.select(inst(0).service, inst(0).version).id == "i000"
 
 def test_random_is_uniform() -> None:
     b = RandomBalancer(rng=random.Random(1))

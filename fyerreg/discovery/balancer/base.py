@@ -5,7 +5,8 @@ from __future__ import annotations
 import abc
 import copy
 import random as _random
-from typing import Callable, ClassVar, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
+import threading
+from typing import Any, Callable, ClassVar, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ...naming import Instance
 
@@ -18,6 +19,10 @@ S = TypeVar("S")
 def instance_key(inst: Instance) -> InstanceKey:
     """What identifies an instance inside one discovered service: ``(version, id)``."""
     return (inst.version, inst.id)
+
+
+_LOCK_TYPES: Dict[type, Callable[[], Any]] = {type(threading.Lock()): threading.Lock,
+                                             type(threading.RLock()): threading.RLock}
 
 
 class Balancer(abc.ABC):
@@ -59,7 +64,10 @@ class Balancer(abc.ABC):
 
     def clone(self) -> Balancer:
         """A fresh balancer configured like this one (a deep copy by default)."""
-        clone = copy.deepcopy(self)
+        # Locks cannot be deep-copied: the clone gets fresh ones of its own.
+        memo: Dict[int, Any] = {id(value): _LOCK_TYPES[type(value)]() for value in vars(self).values()
+                                if type(value) in _LOCK_TYPES}
+        clone = copy.deepcopy(self, memo)
         if isinstance(self, RandomSource) and isinstance(clone, RandomSource):
             self._reseed_clone(clone)
         return clone
