@@ -67,3 +67,30 @@ def test_readme_etcd_server_snippet_runs() -> None:
     [snippet] = [body for lang, body in _blocks(README) if lang == "python" and "EtcdServer()" in body]
     result = _run("-c", snippet)
     assert result.returncode == 0, result.stderr
+
+
+def test_make_clean_removes_every_ignored_build_output() -> None:
+    recipe = re.search(r"^clean:\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    ignored = [line.rstrip("/") for line in (ROOT / ".gitignore").read_text().split() if not line.startswith("#")]
+    removed = recipe.replace("$(VENV)", ".venv").split()
+    missing = [path for path in ignored if path not in removed and path != "*.pyc"]  # *.pyc: in __pycache__
+    assert missing == [], f"make clean leaves {missing}"
+
+
+def test_reliability_names_only_tests_that_exist() -> None:
+    text = (ROOT / "RELIABILITY.md").read_text()
+    checked = 0
+    for table in re.split(r"\n\n", text):
+        rows = [line for line in table.splitlines() if line.startswith("| ")]
+        first_file = None
+        for row in rows:
+            for ref in re.findall(r"`((?:[\w/]+\.py|…)(?:::\w+(?:\[\w+\])?)?)`", row):
+                path, _, name = ref.partition("::")
+                if path == "…":
+                    assert first_file is not None, ref
+                    path = first_file
+                first_file = first_file or path
+                source = (ROOT / "tests" / path).read_text()
+                assert not name or f"def {name.split('[')[0]}(" in source, f"{ref}: no such test in {path}"
+                checked += 1
+    assert checked > 30
