@@ -69,7 +69,7 @@ def test_lease_revoked_from_outside_is_registered_again_within_ttl_over_3_plus_2
     assert (stats["lease_losses"], stats["reregistrations"]) == (1, 1)
     warning = next(r for r in caplog.records if "was lost" in r.getMessage())
     assert (warning.service, warning.version, warning.instance_id, warning.lease_id) == (SERVICE, "v1", "revoked",
-                                                                                         lost)
+                                                                                         f"{lost:x}")
 
 
 def test_etcd_killed_and_restarted_on_its_data_dir(etcd_server, registries):

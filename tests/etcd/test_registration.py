@@ -103,7 +103,8 @@ def test_takeover_warns_naming_both_leases_and_the_old_owner_never_clobbers(regi
     new_lease = new_owner.registration_state(inst).lease_id
     warning = next(r for r in caplog.records if "took over" in r.getMessage())
     assert f"{old_lease:x}" in warning.getMessage() and f"{new_lease:x}" in warning.getMessage()
-    assert (warning.service, warning.instance_id, warning.lease_id) == (SERVICE, "t", new_lease)
+    assert (warning.service, warning.instance_id, warning.lease_id) == (SERVICE, "t", f"{new_lease:x}")
+    assert warning.previous_lease_id == f"{old_lease:x}"  # the extras spell leases as the message does
 
     # The old owner notices at its next heartbeat and stops keeping the instance alive ...
     wait_until(lambda: not old_owner.registration_state(inst).registered, timeout=5)

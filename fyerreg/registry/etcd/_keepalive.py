@@ -204,7 +204,7 @@ class LeaseKeeper:
         reg.reregistrations += 1
         self.metrics.inc("reregistrations")
         self._note_success()
-        log.warning("%s registered again with lease %x after losing lease %x", reg.key, new, old,
+        log.info("%s registered again with lease %x after losing lease %x", reg.key, new, old,
                     extra=instance_extra(instance, new, previous_lease_id=old))
         return outcome.revision
 

@@ -24,12 +24,22 @@ log = logging.getLogger("fyerreg.registry.etcd")
 
 
 def instance_extra(instance: Instance, lease_id: Optional[int] = None, **more: Any) -> Dict[str, Any]:
-    """The structured log fields of an instance."""
+    """The structured log fields of an instance.
+
+    Lease ids are written in hex, as in the messages and as etcdctl prints them, so one
+    search finds a lease in both.
+    """
     extra: Dict[str, Any] = {"service": instance.service, "version": instance.version, "instance_id": instance.id}
     if lease_id is not None:
-        extra["lease_id"] = lease_id
-    extra.update(more)
+        extra["lease_id"] = lease_hex(lease_id)
+    for name, value in more.items():
+        extra[name] = lease_hex(value) if name.endswith("lease_id") and isinstance(value, int) else value
     return extra
+
+
+def lease_hex(lease_id: int) -> str:
+    """A lease id as etcd's tools print it."""
+    return f"{lease_id:x}"
 
 
 class Registration:

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ...errors import InvalidInstanceError
 from ...naming import Instance, _check_segment
 from ._client import Compare, Delete, Txn
+from ._records import lease_hex
 from .registry import EtcdRegistry
 
 __all__ = ["InstanceRecord", "list_records", "lease_ttls", "remove"]
@@ -107,5 +108,5 @@ def remove(
     if kv.lease:
         registry._client.revoke(kv.lease, deadline=timeout)
     log.info("removed %s (lease %x) by operator request", key, kv.lease,
-                extra={"service": service, "version": version, "instance_id": id, "lease_id": kv.lease})
+                extra={"service": service, "version": version, "instance_id": id, "lease_id": lease_hex(kv.lease)})
     return InstanceRecord(instance, key, kv.lease, kv.mod_revision)
