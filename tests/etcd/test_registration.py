@@ -160,6 +160,7 @@ def test_go_written_and_garbage_records_under_the_prefix(registries, etcd_client
     skipped = [r for r in caplog.records if "invalid record" in r.getMessage()]
     assert sorted(r.key.rsplit("/", 2)[-1] if "deep" not in r.key else "deep/er" for r in skipped) == [
         "badaddr", "deep/er", "junk", "liar"]
+    assert {(r.service, r.version) for r in skipped} == {(SERVICE, "*")}  # which watch met them
     assert registry.stats()["invalid_records_skipped"] == 4  # once each, however often they are read
     # The watch thread survived them all and keeps working.
     etcd_client.delete(f"{prefix}/v1/go1")

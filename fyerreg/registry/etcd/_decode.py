@@ -34,10 +34,10 @@ class RecordDecoder:
         try:
             instance = self.layout.decode(kv.key, kv.value)
         except InvalidInstanceError as exc:
-            self._skip(kv, str(exc))
+            self._skip(kv, str(exc), service, version)
             return None
         if instance.service != service or (version is not None and instance.version != version):
-            self._skip(kv, f"key is not a record of {service}/{version or '*'}")
+            self._skip(kv, f"key is not a record of {service}/{version or '*'}", service, version)
             return None
         return instance
 
@@ -50,7 +50,7 @@ class RecordDecoder:
                 out[kv.key] = instance
         return out
 
-    def _skip(self, kv: KeyValue, why: str) -> None:
+    def _skip(self, kv: KeyValue, why: str, service: str, version: Optional[str]) -> None:
         mark = (kv.key, kv.mod_revision)
         with self._lock:
             if mark in self._seen:
@@ -60,4 +60,4 @@ class RecordDecoder:
                 self._seen.popitem(last=False)
         self.metrics.inc("invalid_records_skipped")
         log.warning("skipping invalid record at %r (revision %d): %s", kv.key, kv.mod_revision, why,
-                    extra={"key": kv.key})
+                    extra={"key": kv.key, "service": service, "version": version or "*"})
