@@ -11,12 +11,35 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import weakref
-from typing import Any
+from typing import Any, Callable, Dict, Optional
 
 logger = logging.getLogger("fyerreg.fork")
 
 _tracked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+_LOCK_TYPES: Dict[type, Callable[[], Any]] = {type(threading.Lock()): threading.Lock,
+                                             type(threading.RLock()): threading.RLock}
+
+
+def fresh_lock_like(value: Any) -> Optional[Any]:
+    """A new, unheld lock of the same kind when ``value`` is a Lock or RLock, else None."""
+    factory = _LOCK_TYPES.get(type(value))
+    return factory() if factory is not None else None
+
+
+def renew_locks(*objs: Any) -> None:
+    """Replace every Lock/RLock attribute of ``objs`` with a fresh one (in a forked child,
+    where a lock held by a parent's thread at the fork would stay held forever)."""
+    for obj in objs:
+        if obj is None or not hasattr(obj, "__dict__"):
+            continue
+        for name, value in list(vars(obj).items()):
+            lock = fresh_lock_like(value)
+            if lock is not None:
+                setattr(obj, name, lock)
 
 
 def track(obj: Any) -> None:

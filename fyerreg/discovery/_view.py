@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any, Callable, Collection, Deque, Dict, FrozenSet, List, Optional, Sequence, Set
 
+from .._fork import renew_locks
 from ..errors import NoInstanceAvailableError
 from ..metrics import Metrics
 from ..naming import Instance
@@ -172,8 +173,9 @@ class ServiceView:
             sub.close()
 
     def after_fork(self) -> None:
-        """In a forked child: a fresh lock (a parent's thread may have held this one)."""
-        self._lock = threading.Lock()
+        """In a forked child: fresh locks here, in the balancer and in the health tracker
+        (a parent's thread may have held any of them at the fork)."""
+        renew_locks(self, self.balancer, self._health)
 
     # -- refreshing ----------------------------------------------------------------------
 

@@ -243,6 +243,7 @@ class Discovery:
         view subscribe again on its next pick; until then it serves the inherited set.
         """
         self._open_lock = threading.Lock()
+        _fork.renew_locks(self._metrics)
         self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
                                           retry=self._resubscribe, timeout=self._subscribe_timeout)
         for view in self._views.values():

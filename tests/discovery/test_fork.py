@@ -44,3 +44,29 @@ def test_child_picks_although_a_parent_thread_held_the_locks_at_fork() -> None:
             discovery._open_lock.release()
         assert wait_child(pid) == 0
         assert discovery.select("svc", "1").id == "a"
+
+
+def test_child_calls_although_balancer_health_and_metrics_locks_were_held_at_fork() -> None:
+    with MemoryRegistry() as registry, Discovery(registry, balancer="least_requests") as discovery:
+        registry.register(Instance.new("svc", "1", "127.0.0.1:8001", id="a"))
+        with discovery.pick("svc", "1"):
+            pass
+        view = discovery._views[("svc", "1")]
+        held = [view.balancer._lock, view._health._lock, discovery._metrics._lock]  # type: ignore[attr-defined,union-attr]
+        for lock in held:  # as if threads were recording a call when the fork happened
+            lock.acquire()
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    with discovery.pick("svc", "1") as inst:  # balancer in-flight counts, then health
+                        pass
+                    discovery.report(inst, latency=0.001, error=True)
+                    code = 0 if inst.id == "a" and discovery.stats() else 1
+                finally:
+                    os._exit(code)
+        finally:
+            for lock in held:
+                lock.release()
+        assert wait_child(pid, timeout=15) == 0

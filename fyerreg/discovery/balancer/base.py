@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 import copy
 import random as _random
-import threading
 from typing import Any, Callable, ClassVar, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
+from ..._fork import fresh_lock_like
 from ...naming import Instance
 
 __all__ = ["Balancer", "BalancerSpec", "register_balancer", "balancer_names", "make_balancer"]
@@ -19,10 +19,6 @@ S = TypeVar("S")
 def instance_key(inst: Instance) -> InstanceKey:
     """What identifies an instance inside one discovered service: ``(version, id)``."""
     return (inst.version, inst.id)
-
-
-_LOCK_TYPES: Dict[type, Callable[[], Any]] = {type(threading.Lock()): threading.Lock,
-                                             type(threading.RLock()): threading.RLock}
 
 
 class Balancer(abc.ABC):
@@ -65,8 +61,8 @@ class Balancer(abc.ABC):
     def clone(self) -> Balancer:
         """A fresh balancer configured like this one (a deep copy by default)."""
         # Locks cannot be deep-copied: the clone gets fresh ones of its own.
-        memo: Dict[int, Any] = {id(value): _LOCK_TYPES[type(value)]() for value in vars(self).values()
-                                if type(value) in _LOCK_TYPES}
+        memo: Dict[int, Any] = {id(value): fresh_lock_like(value) for value in vars(self).values()
+                                if fresh_lock_like(value) is not None}
         clone = copy.deepcopy(self, memo)
         if isinstance(self, RandomSource) and isinstance(clone, RandomSource):
             self._reseed_clone(clone)
