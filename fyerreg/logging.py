@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import unicodedata
 from typing import Any, Dict, Optional, TextIO, Union
 
-__all__ = ["configure", "reset", "STRUCTURED_FIELDS"]
+__all__ = ["configure", "reset", "escape_control", "STRUCTURED_FIELDS"]
 
 LOGGER_NAME = "fyerreg"
 
@@ -21,6 +22,38 @@ STRUCTURED_FIELDS = ("service", "version", "instance_id", "lease_id", "endpoint"
 _REDACTED_KEYS = frozenset({"password"})
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _MARK = "_fyerreg_configured"
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Format characters that reorder the text around them on screen (the "Trojan Source" ones).
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NEEDS_QUOTES = frozenset(' "=')
+
+
+def escape_control(text: str) -> str:
+    """``text`` with control characters, line/paragraph separators and bidi controls written as escapes.
+
+    ``\\n``, ``\\r``, ``\\t``, else ``\\xNN`` / ``\\uNNNN`` as in a Python literal: a value
+    read from etcd can then neither start a line of its own nor send terminal escape codes.
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return ch
+
+
+def _field_value(value: Any) -> str:
+    """A ``key=value`` value: escaped, and quoted when a space, quote or ``=`` could fake another field."""
+    text = escape_control(str(value))
+    if text and not any(ch in _NEEDS_QUOTES or ch.isspace() for ch in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _extras(record: logging.LogRecord) -> Dict[str, Any]:
@@ -35,22 +68,33 @@ def _redact(fields: Dict[str, Any]) -> None:
 
 
 class TextFormatter(logging.Formatter):
-    """``time LEVEL logger: message key=value ...`` with the structured fields appended."""
+    """``time LEVEL logger: message key=value ...`` with the structured fields appended.
+
+    Every record is one line: control characters in the message and the fields are
+    escaped (:func:`escape_control`), values with spaces are quoted. A traceback follows
+    on lines of its own, each indented, so none of them can pass for a record.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        text = escape_control(self.formatMessage(record))
         fields = _extras(record)
-        if not fields:
-            return text
-        _redact(fields)
-        known = [k for k in STRUCTURED_FIELDS if k in fields]
-        ordered = known + sorted(k for k in fields if k not in STRUCTURED_FIELDS)
-        tail = " ".join(f"{k}={fields[k]}" for k in ordered)
-        first, sep, rest = text.partition("\n")  # keep a traceback below the fields
-        return f"{first} {tail}{sep}{rest}"
+        if fields:
+            _redact(fields)
+            known = [k for k in STRUCTURED_FIELDS if k in fields]
+            ordered = known + sorted(k for k in fields if k not in STRUCTURED_FIELDS)
+            text += " " + " ".join(f"{escape_control(k)}={_field_value(fields[k])}" for k in ordered)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        below = [part for part in (record.exc_text, record.stack_info and self.formatStack(record.stack_info))
+                 if part]
+        for part in below:
+            text += "".join("\n  " + escape_control(line) for line in part.split("\n"))
+        return text
 
 
 def _json_formatter() -> logging.Formatter:

@@ -79,8 +79,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
 
 
 def _fail(message: str, code: int) -> int:
-    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    sys.stderr.write(f"fyerreg: {first_line}\n")
+    first_line = message.strip().split("\n")[0] if message.strip() else "failed"
+    sys.stderr.write(f"fyerreg: {fyerreg_logging.escape_control(first_line)}\n")
     sys.stderr.flush()
     return code
 

@@ -7,8 +7,8 @@ import getpass
 import sys
 from typing import Any, Dict, Optional
 
-from ..errors import RegistryError
-from ._errors import EXIT_USAGE, CommandError
+from ..errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
+from ._errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 __all__ = ["open_registry", "connection_options"]
 
@@ -36,13 +36,20 @@ def connection_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def open_registry(args: argparse.Namespace, **extra: Any) -> Any:
-    """An ``EtcdRegistry`` connected per ``args`` (errors propagate as fyerreg errors)."""
+    """An ``EtcdRegistry`` connected per ``args`` (errors propagate as fyerreg errors).
+
+    A server that answers etcd's first read with another error (a gRPC server without
+    etcd's services, an HTTP/2 server) is not etcd: exit status 3, like an unreachable one.
+    """
     options = connection_options(args)
     from ..registry.etcd import EtcdRegistry
 
     try:
         return EtcdRegistry(**options, **extra)
-    except RegistryError:
+    except (AuthenticationError, PermissionDeniedError, RegistryUnavailableError):
         raise
+    except RegistryError as exc:
+        where = ", ".join(options["endpoints"])
+        raise CommandError(f"etcd unreachable: {where} answered, but not as etcd ({exc})", EXIT_UNAVAILABLE) from None
     except (ValueError, TypeError) as exc:  # an invalid option: the message names it
         raise CommandError(str(exc), EXIT_USAGE) from None

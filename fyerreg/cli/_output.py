@@ -8,14 +8,18 @@ import sys
 import time
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+from ..logging import escape_control
 from ..naming import Instance, Status
 
-__all__ = ["table", "emit", "emit_json", "metadata_text", "status_text", "timestamp", "instance_dict"]
+__all__ = ["table", "emit", "emit_line", "emit_json", "metadata_text", "status_text", "timestamp", "instance_dict"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns padded to their widest cell; the last column is not padded."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    """Columns padded to their widest cell; the last column is not padded.
+
+    Control characters in a cell (read from etcd) are escaped: one row stays one line.
+    """
+    cells = [[escape_control(str(c)) for c in headers]] + [[escape_control(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
@@ -25,9 +29,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def emit(text: str) -> None:
-    """Write ``text`` and a newline to stdout at once (output is often a pipe)."""
+    """Write ``text`` and a newline to stdout at once (output is often a pipe).
+
+    ``text`` is written as is: escape what came from etcd (:func:`emit_line`).
+    """
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def emit_line(text: str) -> None:
+    """:func:`emit` with control characters escaped, for a line holding values read from etcd."""
+    emit(escape_control(text))
 
 
 def emit_json(data: Any, *, indent: Optional[int] = None) -> None:

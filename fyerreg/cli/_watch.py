@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..naming import Instance
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
-from ._output import emit, emit_json, instance_dict, metadata_text, status_text, timestamp
+from ._output import emit_json, emit_line, instance_dict, metadata_text, status_text, timestamp
 from ._parser import add_service_selector
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
@@ -78,7 +78,7 @@ def _print_change(event: str, inst: Instance, changes: Dict[str, Tuple[Any, Any]
     else:
         detail = (f"{inst.address}  {status_text(inst.status)}  weight={inst.weight}  "
                   f"metadata={metadata_text(inst.metadata)}")
-    emit(f"{timestamp(when)}  {event:<7}  {name}  {detail}")
+    emit_line(f"{timestamp(when)}  {event:<7}  {name}  {detail}")
 
 
 def _json_value(value: Any) -> Any:
