@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Dict, Iterator, List, Optional
+import importlib.metadata
+import socket
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -12,7 +14,8 @@ from fyerreg.cli import _COMMANDS, main
 from fyerreg.cli._connect import connection_options
 from fyerreg.cli._errors import CommandError
 from fyerreg.cli._parser import apply_environment, build_parser
-from fyerreg.cli._sidecar import parse_metadata
+from fyerreg.api._address import is_unspecified, outbound_ip, split_host_port
+from fyerreg.cli._sidecar import advertised_address, parse_metadata
 from fyerreg.cli._watch import diff
 from fyerreg.naming import Instance, Status
 
@@ -159,3 +162,53 @@ def test_readme_operating_section_shows_every_command_and_variable() -> None:
     for flag in ("--endpoints", "--namespace", "--user", "--password", "--cacert", "--cert", "--key",
                  "--dial-timeout", "--log-format", "--log-level"):
         assert flag in help_text and f"`{flag}" in section, flag
+
+
+def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"], {}) == 0
+    assert capsys.readouterr().out.strip() == f"fyerreg {importlib.metadata.version('fyerreg')}"
+    # The subcommands' own --version (a service version) is untouched.
+    assert _parse(["list", "orders", "--version", "v1"]).version == "v1"
+
+
+@pytest.mark.parametrize(("command", "required"), [
+    ("register", ("--service", "--version", "--address")),
+    ("deregister", ("--service", "--version", "--id")),
+])
+def test_help_of_register_and_deregister_explains_each_required_option(
+    command: str, required: Tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"], {}) == 0
+    out = capsys.readouterr().out
+    assert "are required" in out
+    for option in required:
+        [line] = [line for line in out.splitlines() if line.lstrip().startswith(f"{option} ")]
+        words = line.split()
+        assert len(words) > 2, f"{option} has no help text: {line!r}"  # option, metavar, then its help
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:8080", ":8080", "[::]:8080"])
+def test_register_replaces_an_unspecified_host_by_the_outbound_address(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    advertised = advertised_address(address)
+    host, port = split_host_port(advertised, field="advertised")
+    assert port == 8080
+    assert not is_unspecified(host)
+    assert host == outbound_ip(socket.AF_INET6 if "::" in address else socket.AF_INET)
+    assert f"advertising {advertised}" in capsys.readouterr().err
+
+
+def test_register_keeps_a_dialable_address_as_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert advertised_address("10.0.0.1:8080") == "10.0.0.1:8080"
+    assert advertised_address("[::1]:8080") == "[::1]:8080"
+    assert advertised_address("api.internal:80") == "api.internal:80"
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("address", ["nonsense", "h:99999", "::1:80"])
+def test_register_refuses_a_malformed_address_with_exit_2(address: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["register", "--service", "s", "--version", "v", "--address", address]
+    assert main(argv, {"FYERREG_ENDPOINTS": "127.0.0.1:1"}) == 2
+    assert "--address" in _one_line_error(capsys)
+

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from fyerreg.api._address import outbound_ip
 from fyerreg.naming import Instance, Status
 
 TIMEOUT = 30.0
@@ -219,6 +220,15 @@ def test_list_unknown_service_exits_1(env: Dict[str, str]) -> None:
     assert "nosuch" in assert_one_line_error(result)
 
 
+@pytest.mark.parametrize("argv", [["services", "--json"], ["list", "nosuch", "--json"],
+                                  ["list", "nosuch", "--version", "v1", "--json"]], ids=" ".join)
+def test_json_output_is_an_empty_array_when_nothing_matched(argv: List[str], env: Dict[str, str]) -> None:
+    result = run_cli(*argv, env=env)
+    assert json.loads(result.stdout) == []
+    assert result.returncode == 1  # the documented status of "nothing matched" is kept
+    assert "no " in assert_one_line_error(result)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -294,6 +304,20 @@ def test_register_keeps_the_instance_until_signalled_then_deregisters(
     assert sidecar.stop(sig) == 0
     assert sidecar.rest() == ["deregistered legacy/v3/side-1"]
     assert registry.list_services("legacy", "v3") == []  # removed at once, not after the TTL
+
+
+def test_register_advertises_the_outbound_address_instead_of_0_0_0_0(
+    registry: Any, env: Dict[str, str], processes: List[CliProcess]
+) -> None:
+    sidecar = CliProcess("register", "--service", "anyhost", "--version", "v1", "--address", "0.0.0.0:7003",
+                         "--id", "any-1", env=env)
+    processes.append(sidecar)
+    outbound = f"{outbound_ip()}:7003"
+    assert sidecar.next_line().startswith(f"registered anyhost/v1/any-1 at {outbound}")
+    [inst] = registry.list_services("anyhost", "v1")
+    assert inst.address == outbound and not inst.address.startswith("0.0.0.0")
+    assert sidecar.stop() == 0
+    assert any(f"advertising {outbound}" in line for line in sidecar.stderr_lines)
 
 
 def test_register_logs_json_lines_with_structured_extras(

@@ -7,6 +7,7 @@ Shared options are accepted before or after the command name; each falls back to
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
@@ -14,7 +15,7 @@ from ._errors import EXIT_USAGE
 
 __all__ = [
     "build_parser", "apply_environment", "add_service_selector", "positive_float", "ENV_DEFAULTS", "Command",
-    "AddParser",
+    "AddParser", "package_version",
 ]
 
 Command = Callable[[argparse.Namespace], int]
@@ -64,6 +65,16 @@ def add_service_selector(parser: argparse.ArgumentParser, json_help: str) -> Non
     parser.add_argument("--json", action="store_true", help=json_help)
 
 
+def package_version() -> str:
+    """The installed fyerreg distribution's version (``fyerreg.__version__`` when not installed)."""
+    try:
+        return importlib.metadata.version("fyerreg")
+    except importlib.metadata.PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
@@ -106,6 +117,8 @@ def build_parser(commands: Sequence[Tuple[AddParser, bool]]) -> argparse.Argumen
         description="Inspect and operate a fyerreg service registry on etcd.",
         parents=[connection_parent, logging_parent],
     )
+    parser.add_argument("-V", "--version", action="version", version=f"fyerreg {package_version()}",
+                        help="print fyerreg's version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for add_parser, needs_connection in commands:

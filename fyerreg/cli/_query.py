@@ -54,12 +54,12 @@ def run_services(args: argparse.Namespace) -> int:
         entry = counts.setdefault((inst.service, inst.version), [0, 0])
         entry[0] += 1
         entry[1] += int(inst.enabled)
+    rows = [(svc, ver, total, enabled) for (svc, ver), (total, enabled) in sorted(counts.items())]
+    if args.json:  # also when empty: a script reading stdout always gets JSON
+        emit_json([{"service": s, "version": v, "instances": n, "enabled": e} for s, v, n, e in rows], indent=2)
     if not counts:
         raise CommandError(f"no services registered in namespace {args.namespace!r}", EXIT_NOT_FOUND)
-    rows = [(svc, ver, total, enabled) for (svc, ver), (total, enabled) in sorted(counts.items())]
-    if args.json:
-        emit_json([{"service": s, "version": v, "instances": n, "enabled": e} for s, v, n, e in rows], indent=2)
-    else:
+    if not args.json:
         emit(table(("SERVICE", "VERSION", "INSTANCES", "ENABLED"), rows))
     return EXIT_OK
 
@@ -74,12 +74,13 @@ def run_list(args: argparse.Namespace) -> int:
         ttls = lease_ttls(registry, records)
     finally:
         registry.close()
+    instances = sorted((r.instance for r in records), key=lambda i: (i.version, i.id))
+    if args.json:  # also when empty: a script reading stdout always gets JSON
+        emit_json([dict(instance_dict(i), lease_ttl=ttls.get(i.key)) for i in instances], indent=2)
     if not records:
         which = args.service if args.version is None else f"{args.service} version {args.version}"
         raise CommandError(f"no instances of {which} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
-    instances = sorted((r.instance for r in records), key=lambda i: (i.version, i.id))
     if args.json:
-        emit_json([dict(instance_dict(i), lease_ttl=ttls.get(i.key)) for i in instances], indent=2)
         return EXIT_OK
     rows = [
         (i.id, i.version, i.address, status_text(i.status), i.weight, metadata_text(i.metadata),

@@ -7,6 +7,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
+from ..api._address import advertise_address, is_unspecified, split_host_port
 from ..errors import RegistryError
 from ..naming import Instance
 from ._connect import open_registry
@@ -14,7 +15,8 @@ from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, Comm
 from ._output import emit
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
-__all__ = ["add_register_parser", "add_deregister_parser", "run_register", "run_deregister", "parse_metadata"]
+__all__ = ["add_register_parser", "add_deregister_parser", "run_register", "run_deregister", "parse_metadata",
+           "advertised_address"]
 
 _SHUTDOWN_TIMEOUT = 10.0
 
@@ -32,11 +34,15 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
         parents=parents,
         help="register an instance and keep it alive until Ctrl-C/SIGTERM, then deregister it",
         description="Register an instance and keep its lease alive until Ctrl-C or SIGTERM, then "
-        "deregister it: a sidecar for processes that are not written in Python.",
+        "deregister it: a sidecar for processes that are not written in Python. "
+        "--service, --version and --address are required.",
     )
-    parser.add_argument("--service", required=True)
-    parser.add_argument("--version", required=True)
-    parser.add_argument("--address", required=True, metavar="HOST:PORT")
+    required = parser.add_argument_group("required")
+    required.add_argument("--service", required=True, help="service name, as clients look it up")
+    required.add_argument("--version", required=True, help="service version, e.g. v1")
+    required.add_argument("--address", required=True, metavar="HOST:PORT",
+                          help="where clients dial the instance; a 0.0.0.0, :: or empty host is replaced "
+                          "by this host's outbound address (printed)")
     parser.add_argument("--id", help="instance id (default: a random one, printed)")
     parser.add_argument("--weight", type=_non_negative_int, default=None, help="weight (default 100)")
     parser.add_argument("--meta", action="append", nargs="+", default=[], metavar="KEY=VALUE",
@@ -52,11 +58,13 @@ def add_deregister_parser(subparsers: Any, parents: List[argparse.ArgumentParser
         parents=parents,
         help="remove an instance from the registry (operator action)",
         description="Remove one instance's record. A process still running keeps its lease alive and "
-        "writes its record again: stop the process to take it out for good.",
+        "writes its record again: stop the process to take it out for good. "
+        "--service, --version and --id are required.",
     )
-    parser.add_argument("--service", required=True)
-    parser.add_argument("--version", required=True)
-    parser.add_argument("--id", required=True)
+    required = parser.add_argument_group("required")
+    required.add_argument("--service", required=True, help="service name of the instance")
+    required.add_argument("--version", required=True, help="service version of the instance")
+    required.add_argument("--id", required=True, help="instance id (the ID column of 'fyerreg list SERVICE')")
     parser.set_defaults(func=run_deregister)
 
 
@@ -71,12 +79,26 @@ def parse_metadata(groups: List[List[str]]) -> Dict[str, str]:
     return metadata
 
 
+def advertised_address(address: str) -> str:
+    """``--address`` as others dial it: an unspecified host (``0.0.0.0``, ``::``, empty) becomes the outbound IP."""
+    try:
+        host, port = split_host_port(address, field="--address")
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    advertised = advertise_address(host, port, None)
+    if is_unspecified(host):
+        sys.stderr.write(f"fyerreg: note: --address {address} cannot be dialled; advertising {advertised} "
+                         "(this host's outbound address) instead\n")
+    return advertised
+
+
 def run_register(args: argparse.Namespace) -> int:
     """Register, wait for Ctrl-C/SIGTERM, deregister; exit 0 when the record was removed."""
     options: Dict[str, Any] = {"metadata": parse_metadata(args.meta)}
     if args.weight is not None:
         options["weight"] = args.weight
-    instance = Instance.new(args.service, args.version, args.address, id=args.id, **options)
+    address = advertised_address(args.address)
+    instance = Instance.new(args.service, args.version, address, id=args.id, **options)
     instance.validate()  # before connecting: bad input is a usage error
     extra = {"ttl": args.ttl} if args.ttl is not None else {}
     name = f"{instance.service}/{instance.version}/{instance.id}"
