@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 from typing import Any, List
 
@@ -13,6 +14,7 @@ from ._signals import ignore_interrupts, interrupt_on_sigterm
 __all__ = ["add_parser", "run"]
 
 _POLL_SECONDS = 0.5
+_LAST_WORDS_CHARS = 300
 
 
 def _port(text: str) -> int:
@@ -33,14 +35,19 @@ def add_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="keep etcd's data in DIR (default: a temporary directory removed on exit)")
     parser.add_argument("--port", type=_port, default=2379,
-                        help="client port (default 2379, fyerreg's default endpoint; 0 picks a free port)")
+                        help="client port (default 2379, fyerreg's default endpoint; 0 picks a free port); "
+                        "a port in use ends the command at once with exit status 1")
     parser.set_defaults(func=run, default_log_level="info")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start etcd, print where it listens, wait for Ctrl-C/SIGTERM, stop it."""
+    """Start etcd, print where it listens, wait for Ctrl-C/SIGTERM, stop it.
+
+    Exit 1 at once with "address already in use" when the port is taken, and with etcd's
+    last words when it cannot start or exits on its own.
+    """
     try:
-        from ..testing.server import EtcdServer
+        from ..testing.server import EtcdServer, EtcdServerError
     except ImportError as exc:  # pragma: no cover - fyerreg.testing ships with fyerreg
         raise CommandError(f"cannot run etcd: {exc}") from None
 
@@ -48,13 +55,18 @@ def run(args: argparse.Namespace) -> int:
     idle = threading.Event()
     try:
         with interrupt_on_sigterm():
-            server.start()
+            try:
+                server.start()
+            except EtcdServerError as exc:
+                # The log is in a temporary directory removed on exit: say what it said instead.
+                first = str(exc).split("\n", 1)[0].split(" (binary ", 1)[0]
+                raise CommandError(_with_last_words(first, server.log_tail()), EXIT_NOT_FOUND) from None
             emit(f"etcd listening on {server.client_url} (data dir {server.data_dir}, log {server.log_path})")
             emit(f"use it with: export FYERREG_ENDPOINTS={server.endpoint}")
             emit("press Ctrl-C to stop")
             while server.is_running:
                 idle.wait(_POLL_SECONDS)
-            raise CommandError(f"etcd exited unexpectedly; see its log {server.log_path}", EXIT_NOT_FOUND)
+            raise CommandError(_with_last_words("etcd exited unexpectedly", server.log_tail()), EXIT_NOT_FOUND)
     except KeyboardInterrupt:
         pass
     finally:
@@ -62,3 +74,20 @@ def run(args: argparse.Namespace) -> int:
             server.close()
     emit("etcd stopped")
     return EXIT_OK
+
+
+def _with_last_words(message: str, log_tail: str) -> str:
+    """``message`` and etcd's last log line (its ``msg`` and ``error`` when it logged JSON)."""
+    lines = [line for line in log_tail.splitlines() if line.strip()]
+    if not lines:
+        return message
+    last = lines[-1]
+    try:
+        entry = json.loads(last)
+    except ValueError:
+        entry = None
+    if isinstance(entry, dict) and "msg" in entry:
+        last = "; ".join(str(entry[k]) for k in ("msg", "error") if entry.get(k))
+    if len(last) > _LAST_WORDS_CHARS:
+        last = last[:_LAST_WORDS_CHARS] + "..."
+    return f"{message}; etcd's last output: {last}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ __all__ = [
     "EtcdServer",
     "EtcdServerError",
     "EtcdBinaryNotFoundError",
+    "EtcdPortInUseError",
     "find_etcd_binary",
     "etcd_healthy",
 ]
@@ -40,6 +42,10 @@ _LONE_MEMBER_TIMING = ["--heartbeat-interval", "20", "--election-timeout", "200"
 
 class EtcdServerError(RegistryError):
     """An etcd server process could not be found, started or stopped; the message says why."""
+
+
+class EtcdPortInUseError(EtcdServerError):
+    """A port the server was told to use is taken by another process (another etcd, or anything)."""
 
 
 class EtcdBinaryNotFoundError(EtcdServerError):
@@ -98,6 +104,18 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """True when binding ``host:port`` as etcd does (SO_REUSEADDR) fails: something listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _etcd_env() -> Dict[str, str]:
@@ -237,12 +255,16 @@ class EtcdServer:
     def start(self, timeout: float = 30.0, *, wait: bool = True) -> None:
         """Start etcd (no-op when it runs) and, when ``wait``, block until it is healthy.
 
-        Retries while a port is still in use (after a kill) until ``timeout``; raises
-        :class:`EtcdServerError` with the end of etcd's log when it cannot start.
+        Before the first start, a port that something else listens on raises
+        :class:`EtcdPortInUseError` at once (ports chosen here are chosen again instead);
+        a restart retries while a port is still in use (after a kill) until ``timeout``.
+        Raises :class:`EtcdServerError` with the end of etcd's log when it cannot start.
         """
         self._check_open()
         if self.is_running:
             return
+        if not self._started_once:
+            self._check_ports()
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
@@ -257,9 +279,8 @@ class EtcdServer:
             output = self._log_since(offset)
             self._reap()
             if _ADDR_IN_USE in output and time.monotonic() < deadline:
-                if self._ports_chosen and not self._started_once and self.initial_cluster is None:
-                    self.client_port = _free_port(self.host)
-                    self.peer_port = _free_port(self.host)
+                if not self._started_once:
+                    self._check_ports()  # taken between the check and etcd's bind
                 time.sleep(0.2)
                 continue
             reason = "exited" if self._proc is None else "did not become healthy"
@@ -268,6 +289,22 @@ class EtcdServer:
                 f"etcd at {self.client_url} {reason} within {timeout:g}s "
                 f"(binary {self.binary}, log {self.log_path}); last output:\n{self.log_tail()}"
             )
+
+    def _check_ports(self) -> None:
+        """Choose free ports again, or raise :class:`EtcdPortInUseError`, when one is in use."""
+        while True:
+            taken = [(what, port) for what, port in (("client", self.client_port), ("peer", self.peer_port))
+                     if _port_in_use(self.host, port)]
+            if not taken:
+                return
+            if not (self._ports_chosen and self.initial_cluster is None):
+                what, port = taken[0]
+                raise EtcdPortInUseError(
+                    f"cannot start etcd: {what} port {self.host}:{port}: address already in use "
+                    "(another etcd or another program listens there)"
+                )
+            self.client_port = _free_port(self.host)
+            self.peer_port = _free_port(self.host)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Block until the member answers as healthy; :class:`EtcdServerError` after ``timeout``."""
