@@ -49,11 +49,12 @@ def _escape_char(ch: str) -> str:
 
 
 def _field_value(value: Any) -> str:
-    """A ``key=value`` value: escaped, and quoted when a space, quote or ``=`` could fake another field."""
-    text = escape_control(str(value))
-    if text and not any(ch in _NEEDS_QUOTES or ch.isspace() for ch in text):
+    """A ``key=value`` value, quoted (``\\`` and ``"`` escaped) when it is empty or holds a space,
+    a quote, ``=`` or a control character: then no value can fake another field or line."""
+    text = str(value)
+    if text and text.isprintable() and not any(ch in _NEEDS_QUOTES for ch in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + escape_control(text.replace("\\", "\\\\")).replace('"', '\\"') + '"'
 
 
 def _extras(record: logging.LogRecord) -> Dict[str, Any]:

@@ -113,7 +113,7 @@ def test_hostile_keys_and_values_in_etcd_cannot_forge_log_lines_or_table_rows(
     _assert_records_are_single_escaped_lines(records)
     assert "\\n" + _FORGED in result.stderr and "\\x1b[2J" in result.stderr and "\\r\\n" in result.stderr
 
-    header, *rows = result.stdout.splitlines()
+    _header, *rows = result.stdout.splitlines()
     assert len(rows) == 1 and rows[0].startswith("ok "), result.stdout
     assert "\\n" + _FORGED + "\\x1b[31m" in rows[0]
 

@@ -95,3 +95,47 @@ def test_level_filters_and_reset_restores() -> None:
 def test_unknown_level_name_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="loud"):
         fyerreg_logging.configure(level="loud")
+
+
+HOSTILE = "x\n2024-05-01 12:00:00,000 ERROR fyerreg: forged\r\x1b[31m\u2028\u202e\x00"
+ESCAPED = "x\\n2024-05-01 12:00:00,000 ERROR fyerreg: forged\\r\\x1b[31m\\u2028\\u202e\\x00"
+
+
+def test_text_format_escapes_control_characters_in_the_message_and_every_field() -> None:
+    out = io.StringIO()
+    fyerreg_logging.configure(json=False, stream=out)
+    logging.getLogger("fyerreg.registry.etcd").warning(
+        "skipping %s: %s", HOSTILE, HOSTILE, extra={"key": HOSTILE, "service": "s\tt", "error": "two words"})
+    [line] = out.getvalue().splitlines()
+    assert f"skipping {ESCAPED}: {ESCAPED} " in line
+    assert 'service="s\\tt"' in line  # escaped, and quoted: it holds whitespace once rendered
+    assert f'key="{ESCAPED}"' in line  # quoted: a space in a value cannot start a fake field
+    assert 'error="two words"' in line
+
+
+def test_a_quote_or_equals_sign_in_a_field_cannot_fake_another_field() -> None:
+    out = io.StringIO()
+    fyerreg_logging.configure(json=False, stream=out)
+    logging.getLogger("fyerreg.x").warning("m", extra={"endpoint": 'h" service="admin', "zone": "a=b"})
+    line = out.getvalue().strip()
+    assert line.endswith('m endpoint="h\\" service=\\"admin" zone="a=b"')
+
+
+def test_text_traceback_lines_are_indented_and_escaped_below_the_record() -> None:
+    out = io.StringIO()
+    fyerreg_logging.configure(json=False, stream=out)
+    try:
+        raise RuntimeError(HOSTILE)
+    except RuntimeError:
+        logging.getLogger("fyerreg.x").exception("watch broken", extra={"service": "s"})
+    first, *rest = out.getvalue().splitlines()
+    assert first.endswith("ERROR fyerreg.x: watch broken service=s")
+    assert rest and all(line.startswith("  ") for line in rest)  # no line below can pass for a record
+    assert rest[0] == "  Traceback (most recent call last):"
+    assert rest[-2:] == ["  RuntimeError: x", "  " + ESCAPED.split("\\n", 1)[1]]
+
+
+def test_escape_control_leaves_printable_text_alone() -> None:
+    text = "Zürich /fyerrpc/services/a b\\c 東京 ✓"
+    assert fyerreg_logging.escape_control(text) == text
+    assert fyerreg_logging.escape_control("\x7f\x85\t") == "\\x7f\\x85\\t"
