@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with interrupt_on_sigterm():
             try:
+                server.check_ports()  # at once: a port in use now is in use for good, as far as we know
                 server.start()
             except EtcdServerError as exc:
                 # The log is in a temporary directory removed on exit: say what it said instead.

@@ -38,6 +38,8 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # A lone member never holds an election after it starts, so short raft timings only make its
 # start ~4x faster; members of a real cluster keep etcd's defaults (extra_args override both).
 _LONE_MEMBER_TIMING = ["--heartbeat-interval", "20", "--election-timeout", "200"]
+PORT_RELEASE_WAIT = 2.0
+"""Seconds a first :meth:`EtcdServer.start` waits for a taken port to be released (a process exiting)."""
 
 
 class EtcdServerError(RegistryError):
@@ -255,16 +257,17 @@ class EtcdServer:
     def start(self, timeout: float = 30.0, *, wait: bool = True) -> None:
         """Start etcd (no-op when it runs) and, when ``wait``, block until it is healthy.
 
-        Before the first start, a port that something else listens on raises
-        :class:`EtcdPortInUseError` at once (ports chosen here are chosen again instead);
-        a restart retries while a port is still in use (after a kill) until ``timeout``.
-        Raises :class:`EtcdServerError` with the end of etcd's log when it cannot start.
+        Before the first start, a port that something else still listens on after
+        :data:`PORT_RELEASE_WAIT` seconds raises :class:`EtcdPortInUseError` (see
+        :meth:`check_ports`); a restart retries while a port is still in use (after a
+        kill) until ``timeout``. Raises :class:`EtcdServerError` with the end of etcd's
+        log when it cannot start.
         """
         self._check_open()
         if self.is_running:
             return
         if not self._started_once:
-            self._check_ports()
+            self.check_ports(wait=min(PORT_RELEASE_WAIT, timeout))
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
@@ -279,8 +282,8 @@ class EtcdServer:
             output = self._log_since(offset)
             self._reap()
             if _ADDR_IN_USE in output and time.monotonic() < deadline:
-                if not self._started_once:
-                    self._check_ports()  # taken between the check and etcd's bind
+                if not self._started_once:  # taken between the check and etcd's bind
+                    self.check_ports(wait=max(0.0, min(PORT_RELEASE_WAIT, deadline - time.monotonic())))
                 time.sleep(0.2)
                 continue
             reason = "exited" if self._proc is None else "did not become healthy"
@@ -290,21 +293,26 @@ class EtcdServer:
                 f"(binary {self.binary}, log {self.log_path}); last output:\n{self.log_tail()}"
             )
 
-    def _check_ports(self) -> None:
-        """Choose free ports again, or raise :class:`EtcdPortInUseError`, when one is in use."""
+    def check_ports(self, wait: float = 0.0) -> None:
+        """Raise :class:`EtcdPortInUseError` when the client or peer port is still taken after
+        ``wait`` seconds; ports this server chose itself are chosen again instead."""
+        deadline = time.monotonic() + wait
         while True:
             taken = [(what, port) for what, port in (("client", self.client_port), ("peer", self.peer_port))
                      if _port_in_use(self.host, port)]
             if not taken:
                 return
-            if not (self._ports_chosen and self.initial_cluster is None):
+            if self._ports_chosen and self.initial_cluster is None:
+                self.client_port = _free_port(self.host)
+                self.peer_port = _free_port(self.host)
+                continue
+            if time.monotonic() >= deadline:
                 what, port = taken[0]
                 raise EtcdPortInUseError(
                     f"cannot start etcd: {what} port {self.host}:{port}: address already in use "
                     "(another etcd or another program listens there)"
                 )
-            self.client_port = _free_port(self.host)
-            self.peer_port = _free_port(self.host)
+            time.sleep(0.05)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Block until the member answers as healthy; :class:`EtcdServerError` after ``timeout``."""
