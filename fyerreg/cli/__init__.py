@@ -1,7 +1,8 @@
 """The ``fyerreg`` command: inspect, watch and operate a registry on etcd from a terminal.
 
 Exit status: 0 ok, 1 not found / nothing matched / failed, 2 usage error,
-3 etcd unreachable, credentials rejected or permission denied; every failure is one line on stderr.
+3 etcd unreachable (or a server that is not etcd), credentials rejected or permission denied;
+every failure is one line on stderr.
 """
 
 from __future__ import annotations
