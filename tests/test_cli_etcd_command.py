@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import time
 from typing import Iterator, List
 
@@ -79,6 +80,6 @@ def test_an_etcd_that_dies_is_reported_with_its_last_words_not_a_deleted_log(
 
     assert server.proc.wait(30) == 1
     [line] = server.stderr_lines
-    assert line.startswith("fyerreg: etcd exited unexpectedly")
-    for path in re.findall(r"(/[^\s;,()]+)", line):
+    assert line.startswith("fyerreg: etcd exited unexpectedly; etcd's last output: ")
+    for path in re.findall(re.escape(tempfile.gettempdir()) + r"/[^\s;,()]+", line):
         assert os.path.exists(path), f"the message names {path}, which does not exist"

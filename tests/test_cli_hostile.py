@@ -51,7 +51,8 @@ def processes() -> Iterator[List[CliProcess]]:
 @contextlib.contextmanager
 def grpc_server(*handlers: grpc.GenericRpcHandler) -> Iterator[str]:
     """A real gRPC server on a free loopback port serving only ``handlers``; yields its endpoint."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-grpc-server")
+    server = grpc.server(pool)
     server.add_generic_rpc_handlers(handlers)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -59,6 +60,7 @@ def grpc_server(*handlers: grpc.GenericRpcHandler) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop(grace=None).wait(10)
+        pool.shutdown(wait=True)
 
 
 def _unary(method: Callable[[Any, grpc.ServicerContext], Any], request: Any, response: Any) -> Any:
