@@ -8,7 +8,7 @@ import signal
 import socket
 import tempfile
 import time
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -83,3 +83,15 @@ def test_an_etcd_that_dies_is_reported_with_its_last_words_not_a_deleted_log(
     assert line.startswith("fyerreg: etcd exited unexpectedly; etcd's last output: ")
     for path in re.findall(re.escape(tempfile.gettempdir()) + r"/[^\s;,()]+", line):
         assert os.path.exists(path), f"the message names {path}, which does not exist"
+
+
+def test_an_etcd_that_cannot_start_is_reported_in_one_line_with_its_last_words(tmp_path: Any) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("a file where etcd's data dir should be")
+    result = run_cli("etcd", "--port", "0", "--data-dir", str(not_a_dir), env=_cli_env([], "unused"))
+    assert result.returncode == 1
+    line = assert_one_line_error(result)
+    assert "did not start; etcd's last output: " in line
+    assert str(not_a_dir) in line  # etcd's own words about what is wrong
+    assert ".log" not in line  # no log file named: it is removed on exit
+    assert result.stdout == ""

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     last words when it cannot start or exits on its own.
     """
     try:
-        from ..testing.server import EtcdServer, EtcdServerError
+        from ..testing.server import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServer, EtcdServerError
     except ImportError as exc:  # pragma: no cover - fyerreg.testing ships with fyerreg
         raise CommandError(f"cannot run etcd: {exc}") from None
 
@@ -58,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
             try:
                 server.check_ports()  # at once: a port in use now is in use for good, as far as we know
                 server.start()
+            except (EtcdPortInUseError, EtcdBinaryNotFoundError) as exc:
+                raise CommandError(str(exc), EXIT_NOT_FOUND) from None
             except EtcdServerError as exc:
-                # The log is in a temporary directory removed on exit: say what it said instead.
-                first = str(exc).split("\n", 1)[0].split(" (binary ", 1)[0]
-                raise CommandError(_with_last_words(first, server.log_tail()), EXIT_NOT_FOUND) from None
+                # Its log is in a temporary directory removed on exit: say what it said instead.
+                tail = server.log_tail()
+                reason = f"etcd at {server.client_url} did not start" if tail.strip() else str(exc)
+                raise CommandError(_with_last_words(reason, tail), EXIT_NOT_FOUND) from None
             emit(f"etcd listening on {server.client_url} (data dir {server.data_dir}, log {server.log_path})")
             emit(f"use it with: export FYERREG_ENDPOINTS={server.endpoint}")
             emit("press Ctrl-C to stop")
