@@ -275,18 +275,15 @@ class Discovery:
                             exc, extra={"service": view.service, "version": view.version})
 
     def _after_fork(self) -> None:
-        """In a forked child: fresh locks and a fresh (not yet started) resubscribe thread.
+        """In a forked child: a fresh (not yet started) resubscribe thread (every lock was
+        renewed before this, see :mod:`fyerreg._fork`).
 
         A registry that ended its subscriptions at the fork (the etcd one does) makes each
         view subscribe again on its next pick; until then it serves the inherited set.
         """
-        self._open_lock = threading.Lock()
-        self._opening = {}  # subscribes of the parent's threads, which never finish here
-        _fork.renew_locks(self._metrics)
+        self._opening = {}  # first subscribes of the parent's threads, which never finish here
         self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
                                           retry=self._resubscribe, timeout=self._subscribe_timeout)
-        for view in self._views.values():
-            view.after_fork()
 
     def __enter__(self) -> Discovery:
         if self._closed:
