@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from fyerreg import Discovery, Subscription
-from fyerreg.errors import NoInstanceAvailableError
+from fyerreg.errors import NoInstanceAvailableError, RegistryClosedError
 from fyerreg.registry import etcd as etcd_backend
 
 pytestmark = pytest.mark.etcd
@@ -24,9 +24,11 @@ class CountingRegistry(etcd_backend.EtcdRegistry):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.subscribes: Dict[str, int] = {}
+        self.subscribing = threading.Event()
         self._count_lock = threading.Lock()
 
     def subscribe(self, service: str, version: Optional[str] = None, **kwargs: Any) -> Subscription:
+        self.subscribing.set()
         if threading.current_thread().name.startswith("picker-"):
             with self._count_lock:
                     self.subscribes[service] = self.subscribes.get(service, 0) + 1
@@ -87,4 +89,35 @@ def test_threads_asking_for_the_same_new_service_share_one_subscribe(etcd_server
         assert max(took.values()) < TIMEOUT + 1.5, took
         assert registry.subscribes.get("same", 0) == 1
     finally:
+        registry.close()
+
+
+def test_close_does_not_wait_for_a_first_subscribe_in_flight(etcd_server) -> None:  # type: ignore[no-untyped-def]
+    registry = CountingRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
+    discovery = Discovery(registry, subscribe_timeout=TIMEOUT)
+    outcome: List[BaseException] = []
+    try:
+        etcd_server.pause()
+        try:
+            def pick() -> None:
+                try:
+                    discovery.select("a", "1")
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            picker = threading.Thread(target=pick, name="picker-0")
+            picker.start()
+            assert registry.subscribing.wait(5)  # the first subscribe is under way
+            t0 = time.monotonic()
+            discovery.close(timeout=1.0)
+            closing = time.monotonic() - t0
+            picker.join(timeout=TIMEOUT + 5)
+        finally:
+            etcd_server.resume()
+        # It used to wait for the subscribe's whole timeout.
+        assert closing < 1.0 + 0.5, closing
+        assert [type(e) for e in outcome] == [RegistryClosedError]
+        assert discovery.stats()["services"] == []
+    finally:
+        discovery.close()
         registry.close()
