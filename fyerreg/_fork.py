@@ -14,7 +14,8 @@ fork-safe either. In each child, before any other code of the child runs:
 fyerreg, or subclasses of them), the items of dicts, lists, tuples, sets and deques, and
 bound methods and closures of fyerreg code; it never enters other objects (a user's
 filter, a gRPC channel, a thread), so a lock added to a fyerreg object later is covered
-without anyone listing it.
+without anyone listing it. (A lock the forking thread itself holds is reset too: fyerreg
+never forks, and code that forks does so outside fyerreg's calls.)
 """
 
 from __future__ import annotations
