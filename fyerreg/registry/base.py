@@ -7,6 +7,7 @@ import dataclasses
 import threading
 from typing import Any, Dict, List, Optional
 
+from .. import _fork
 from ..errors import RegistryClosedError
 from ..naming import Instance, _check_segment
 from .subscription import DEFAULT_SUBSCRIPTION_SIZE, Subscription
@@ -57,6 +58,7 @@ class Registry(abc.ABC):
     def __init__(self) -> None:
         self._closed = False
         self._state_lock = threading.RLock()
+        _fork.track(self)  # renews its locks in a forked child
 
     # -- public contract -------------------------------------------------------------
 
