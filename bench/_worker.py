@@ -238,11 +238,11 @@ def run_child(target: Callable[..., None], *args: Any, timeout: float = 120.0) -
         parent.close()
 
 
-# -- calls: the seed's greeter, served by fyerreg.api in a process of its own ------------------------------
+# -- calls: fyer-rpc's example greeter, served by fyerreg.api in a process of its own ------------------------------
 
 
 class GreeterService:
-    """The seed's GreeterService: ``SayHello({"name": ...}) -> {"message": ...}``."""
+    """fyer-rpc's example GreeterService: ``SayHello({"name": ...}) -> {"message": ...}``."""
 
     def SayHello(self, req: Dict[str, Any]) -> Dict[str, str]:
         return {"message": f"Hello {req.get('name', '')}"}

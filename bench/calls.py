@@ -1,6 +1,6 @@
 """7. Calls through discovery: ``api.Client.call`` beside a direct ``http.client`` call.
 
-A child process serves the seed's GreeterService with ``fyerreg.api.Server``
+A child process serves fyer-rpc's example GreeterService with ``fyerreg.api.Server``
 (registered in etcd). This process calls ``GreeterService.SayHello`` through
 ``api.Client`` (Discovery on an EtcdRegistry, round robin, keep-alive connection
 pool) and, as the floor, with a plain keep-alive ``http.client.HTTPConnection``

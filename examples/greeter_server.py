@@ -1,4 +1,4 @@
-"""The seed's GreeterService.SayHello, served over JSON/HTTP and registered in etcd.
+"""Go fyer-rpc's example GreeterService.SayHello, served over JSON/HTTP and registered in etcd.
 
     python examples/greeter_server.py --port 8001 --name a [--etcd 127.0.0.1:2379]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Protocol, Tuple
 
+from . import _fork
+
 __all__ = ["Metrics", "Series", "SupportsStats", "iter_series", "COUNTER_NAMES"]
 
 LabelKey = Tuple[Tuple[str, str], ...]
@@ -42,6 +44,7 @@ class Metrics:
         self._counters: Dict[str, Dict[LabelKey, float]] = {}
         self._gauges: Dict[str, Dict[LabelKey, float]] = {}
         self._histograms: Dict[str, Dict[LabelKey, _Histogram]] = {}
+        _fork.track(self)  # its lock is renewed in a forked child
 
     @staticmethod
     def _key(labels: Dict[str, str]) -> LabelKey:

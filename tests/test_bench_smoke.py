@@ -17,8 +17,7 @@ from bench.calls import api_available
 from bench.context import etcd_backend_available
 from bench.report import Row, Section, fmt, text_table
 from bench.stats import percentile, summary
-from fyerreg.testing import find_etcd_binary
-from fyerreg.testing.server import EtcdBinaryNotFoundError
+from fyerreg.testing import EtcdBinaryNotFoundError, find_etcd_binary
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from fyerreg.testing.server import EtcdPortInUseError, EtcdServer
+from fyerreg.testing import EtcdPortInUseError, EtcdServer
 
 from .helpers import etcd_pids, wait_until
 from .test_cli_etcd import CliProcess, _cli_env, assert_one_line_error, run_cli

@@ -1,4 +1,4 @@
-"""Serve an object's methods over JSON/HTTP and call them by service name (the seed's ``api`` package)."""
+"""Serve an object's methods over JSON/HTTP and call them by service name (Go fyer-rpc's ``api`` shape)."""
 
 from ..errors import CallConnectionError, CallError, CallTimeoutError, RemoteError
 from .client import Client, ClientOptions

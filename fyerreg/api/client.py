@@ -8,6 +8,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple, Type, TypeVar
 
+from .. import _fork
 from ..errors import CallConnectionError, CallTimeoutError, NoInstanceAvailableError, RemoteError
 from ..metrics import Metrics
 from ..naming import Instance
@@ -82,6 +83,7 @@ class Client:
 
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
+        _fork.track(self)  # renews its locks in a forked child
         self._pool = ConnectionPool(maxsize=options.pool_size, max_idle=options.max_idle)
         self._metrics = Metrics()
         self._idempotent = frozenset(options.idempotent_methods)

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Dict, List, Mapping, Optional
 
-from .. import _signals
+from .. import _fork, _signals
 from .._log import instance_extra
 from ..errors import InvalidInstanceError, RegistryClosedError, RegistryError
 from ..naming import DEFAULT_WEIGHT, Instance, Status
@@ -86,6 +86,7 @@ class Server:
 
     def __init__(self, options: Optional[ServerOptions] = None) -> None:
         self.options = options or ServerOptions()
+        _fork.track(self)  # renews its locks in a forked child
         self._app = ServiceApp(max_body=self.options.max_body)
         self._lock = threading.Lock()
         self._http: Optional[HttpServer] = None

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     last words when it cannot start or exits on its own.
     """
     try:
-        from ..testing.server import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServer, EtcdServerError
+        from ..testing.errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
+        from ..testing.server import EtcdServer
     except ImportError as exc:  # pragma: no cover - fyerreg.testing ships with fyerreg
         raise CommandError(f"cannot run etcd: {exc}") from None
 

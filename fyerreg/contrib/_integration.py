@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
+from .. import _fork
 from ..registry.base import Registry
 from .wsgi import ServiceRegistration
 
@@ -80,6 +81,7 @@ class Integration:
 
     def __init__(self, settings: Settings, *, register: bool) -> None:
         self.settings = settings
+        _fork.track(self)  # renews its locks in a forked child
         self._lock = threading.Lock()
         self._registry: Optional[Registry] = None
         self._owns_registry = False

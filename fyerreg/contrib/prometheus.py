@@ -21,6 +21,7 @@ import threading
 import weakref
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from .. import _fork
 from ..metrics import Series, SupportsStats, iter_series
 
 __all__ = ["StatsCollector", "register"]
@@ -58,6 +59,7 @@ class StatsCollector:
 
     def __init__(self, namespace: str = "fyerreg") -> None:
         self.namespace = namespace
+        _fork.track(self)  # renews its locks in a forked child
         self._lock = threading.Lock()
         self._sources: Dict[str, SupportsStats] = {}
 

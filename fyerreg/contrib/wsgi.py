@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Callable, Mapping, Optional, Tuple
 
-from .. import _signals
+from .. import _fork, _signals
 from .._log import instance_extra as _extra
 from .._threads import join_thread, start_thread
 from ..api._address import advertise_address, is_unspecified, split_host_port
@@ -74,6 +74,7 @@ class ServiceRegistration:
         if port == 0:
             raise ValueError(f"address {address!r} needs the port the app listens on")
         self.registry = registry
+        _fork.track(self)  # renews its locks in a forked child
         self.instance = Instance.new(service, version, _advertise(host, port, advertise_address),
                                      id=instance_id, weight=weight, metadata=metadata)
         self.instance.validate()

@@ -7,7 +7,6 @@ import logging
 import threading
 from typing import Any, Callable, Collection, Deque, Dict, FrozenSet, List, Optional, Sequence, Set
 
-from .._fork import renew_locks
 from ..errors import NoInstanceAvailableError
 from ..metrics import Metrics
 from ..naming import Instance
@@ -171,11 +170,6 @@ class ServiceView:
             self.needs_subscription = False
         if sub is not None:
             sub.close()
-
-    def after_fork(self) -> None:
-        """In a forked child: fresh locks here, in the balancer and in the health tracker
-        (a parent's thread may have held any of them at the fork)."""
-        renew_locks(self, self.balancer, self._health)
 
     # -- refreshing ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableErro
 from ..metrics import Metrics
 from ..naming import Instance
 from ..registry.base import Registry
+from ..registry.subscription import Subscription
 from ..retry import Retry
 from ._persist import SnapshotFile
 from ._resubscriber import Resubscriber
@@ -98,6 +99,7 @@ class Discovery:
         self._metrics = Metrics()
         self._views: Dict[ViewKey, ServiceView] = {}
         self._open_lock = threading.Lock()
+        self._opening: Dict[ViewKey, _Opening] = {}
         self._closed = False
         self._resubscribe = resubscribe
         self._resubscriber = Resubscriber(registry, self._views_needing_subscription, retry=resubscribe,
@@ -176,36 +178,72 @@ class Discovery:
     # -- views -------------------------------------------------------------------------
 
     def _open(self, service: str, version: Optional[str]) -> ServiceView:
+        # The first thread asking for a new (service, version) subscribes, without any lock
+        # held, so picks of other services never wait for it; others asking meanwhile wait
+        # for that same subscribe instead of opening their own.
+        key = (service, version)
         with self._open_lock:
             if self._closed:
                 raise RegistryClosedError("Discovery is closed")
-            view = self._views.get((service, version))
+            view = self._views.get(key)
             if view is not None:
                 return view
-            view = ServiceView(
-                service, version,
-                balancer=make_balancer(self._balancer),
-                filters=self._filters,
-                ejection=self._ejection,
-                panic=self._panic,
-                protect_empty=self._protect_empty,
-                store=self._store,
-                clock=self._clock,
-                metrics=self._metrics,
-                on_lost=lambda _view: self._resubscriber.wake(),
-            )
-            try:
-                sub = self._registry.subscribe(service, version, timeout=self._subscribe_timeout)
-            except RegistryUnavailableError as exc:
-                view.start_cold(exc)
-                self._views[(service, version)] = view
-                self._resubscriber.wake()
+            opening = self._opening.get(key)
+            first = opening is None
+            if opening is None:
+                opening = self._opening[key] = _Opening()
+        if not first:
+            error = opening.wait()
+            view = self._views.get(key)
+            if view is not None:
                 return view
-            # Kept before attaching: attach() runs the filters and the balancer, and when
-            # they raise, the next pick must find this view (and its subscription) again.
-            self._views[(service, version)] = view
-            view.attach(sub)
+            raise error if error is not None else RegistryClosedError("Discovery is closed")
+        try:
+            view = self._subscribe_view(service, version)
+        except BaseException as exc:
+            opening.finish(exc)
+            raise
+        finally:
+            with self._open_lock:
+                self._opening.pop(key, None)
+        opening.finish()
+        return view
+
+    def _subscribe_view(self, service: str, version: Optional[str]) -> ServiceView:
+        view = ServiceView(
+            service, version,
+            balancer=make_balancer(self._balancer),
+            filters=self._filters,
+            ejection=self._ejection,
+            panic=self._panic,
+            protect_empty=self._protect_empty,
+            store=self._store,
+            clock=self._clock,
+            metrics=self._metrics,
+            on_lost=lambda _view: self._resubscriber.wake(),
+        )
+        try:
+            sub: Optional[Subscription] = self._registry.subscribe(service, version, timeout=self._subscribe_timeout)
+        except RegistryUnavailableError as exc:
+            view.start_cold(exc)
+            sub = None
+        with self._open_lock:
+            closed = self._closed
+            if not closed:
+                # Kept before attaching: attach() runs the filters and the balancer, and when
+                # they raise, the next pick must find this view (and its subscription) again.
+                self._views[(service, version)] = view
+        if closed:
+            if sub is not None:
+                sub.close()
+            raise RegistryClosedError("Discovery is closed")
+        if sub is None:
+            self._resubscriber.wake()
             return view
+        view.attach(sub)
+        if self._closed:  # close() ran meanwhile and may have closed the view before the attach
+            view.close()
+        return view
 
     def _views_needing_subscription(self) -> List[ServiceView]:
         return [v for v in list(self._views.values()) if v.needs_subscription]
@@ -237,17 +275,15 @@ class Discovery:
                             exc, extra={"service": view.service, "version": view.version})
 
     def _after_fork(self) -> None:
-        """In a forked child: fresh locks and a fresh (not yet started) resubscribe thread.
+        """In a forked child: a fresh (not yet started) resubscribe thread (every lock was
+        renewed before this, see :mod:`fyerreg._fork`).
 
         A registry that ended its subscriptions at the fork (the etcd one does) makes each
         view subscribe again on its next pick; until then it serves the inherited set.
         """
-        self._open_lock = threading.Lock()
-        _fork.renew_locks(self._metrics)
+        self._opening = {}  # first subscribes of the parent's threads, which never finish here
         self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
                                           retry=self._resubscribe, timeout=self._subscribe_timeout)
-        for view in self._views.values():
-            view.after_fork()
 
     def __enter__(self) -> Discovery:
         if self._closed:
@@ -267,6 +303,25 @@ class Discovery:
 
     def __repr__(self) -> str:
         return f"<Discovery services={len(self._views)} closed={self._closed}>"
+
+
+class _Opening:
+    """One first subscribe to a (service, version) in progress, awaited by the other threads asking for it."""
+
+    __slots__ = ("_done", "_error")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    def finish(self, error: Optional[BaseException] = None) -> None:
+        self._error = error
+        self._done.set()
+
+    def wait(self) -> Optional[BaseException]:
+        """Wait for the subscribe (bounded by its own timeout); what it raised, if anything."""
+        self._done.wait()
+        return self._error
 
 
 class _Pick:

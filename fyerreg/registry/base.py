@@ -7,6 +7,7 @@ import dataclasses
 import threading
 from typing import Any, Dict, List, Optional
 
+from .. import _fork
 from ..errors import RegistryClosedError
 from ..naming import Instance, _check_segment
 from .subscription import DEFAULT_SUBSCRIPTION_SIZE, Subscription
@@ -19,7 +20,8 @@ class RegistrationState:
     """What a registry knows about one instance it registered (for an app's health check).
 
     ``registered`` is True while the record is believed to be in the backend;
-    ``lease_id`` is the backend lease (None for backends without leases);
+    ``lease_id`` is the backend lease (None for backends without leases; its repr is hex,
+    as in the logs and the CLI);
     ``last_refresh`` the ``time.time()`` of the last successful heartbeat;
     ``reregistrations`` how many times the record was written again after it was lost;
     ``last_error`` the last heartbeat failure, cleared by the next success.
@@ -30,6 +32,13 @@ class RegistrationState:
     last_refresh: Optional[float] = None
     reregistrations: int = 0
     last_error: Optional[str] = None
+
+    def __repr__(self) -> str:
+        # Lease ids in hex, as the logs, the CLI and etcdctl write them, so one search finds all.
+        lease = "None" if self.lease_id is None else repr(f"{self.lease_id:x}")
+        return (f"RegistrationState(registered={self.registered}, lease_id={lease}, "
+                f"last_refresh={self.last_refresh!r}, reregistrations={self.reregistrations}, "
+                f"last_error={self.last_error!r})")
 
 
 class Registry(abc.ABC):
@@ -49,6 +58,7 @@ class Registry(abc.ABC):
     def __init__(self) -> None:
         self._closed = False
         self._state_lock = threading.RLock()
+        _fork.track(self)  # renews its locks in a forked child
 
     # -- public contract -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 - :class:`EtcdServer`: a local etcd process on free loopback ports that a test can
   start, stop, kill, restart, pause, resume and wipe.
+- :func:`locate_etcd_binary`: which etcd binary those servers run (path, source, version).
 - :class:`EtcdCluster`: several such members forming one cluster, for fault tests
   (kill, freeze, restart a member; find the leader; add a member).
 - :func:`make_certificates` and :class:`TLSEtcdServer`: a throwaway CA with server and
@@ -15,21 +16,26 @@
 from __future__ import annotations
 
 from .auth import enable_auth, prefix_range_end
+from .binary import EtcdBinary, find_etcd_binary, locate_etcd_binary
 from .client import parse_endpoint, raw_client
 from .cluster import EtcdCluster
-from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
+from .errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
+from .server import EtcdServer, etcd_healthy
 from .tls import Certificates, TLSEtcdServer, make_certificates
 
 __all__ = [
     "Certificates",
+    "EtcdBinary",
     "EtcdBinaryNotFoundError",
     "EtcdCluster",
+    "EtcdPortInUseError",
     "EtcdServer",
     "EtcdServerError",
     "TLSEtcdServer",
     "enable_auth",
     "etcd_healthy",
     "find_etcd_binary",
+    "locate_etcd_binary",
     "make_certificates",
     "parse_endpoint",
     "prefix_range_end",

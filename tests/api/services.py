@@ -1,4 +1,4 @@
-"""Services the api and contrib tests expose: the seed's greeter, plus methods that misbehave on purpose."""
+"""Services the api and contrib tests expose: fyer-rpc's example greeter, plus methods that misbehave on purpose."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class HelloResponse:
 
 
 class GreeterService:
-    """The seed's GreeterService.SayHello, plus a few methods to exercise errors and timing."""
+    """Go fyer-rpc's example GreeterService.SayHello, plus a few methods to exercise errors and timing."""
 
     def __init__(self, label: str = "") -> None:
         self.label = label

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from typing import Any, Optional
 
-from fyerreg import Discovery, Instance, MemoryRegistry
+from fyerreg import Discovery, Instance, MemoryRegistry, Subscription
 
 
 def wait_child(pid: int, timeout: float = 30.0) -> int:
@@ -69,4 +71,39 @@ def test_child_calls_although_balancer_health_and_metrics_locks_were_held_at_for
         finally:
             for lock in held:
                 lock.release()
+        assert wait_child(pid, timeout=15) == 0
+
+
+class GatedRegistry(MemoryRegistry):
+    """A MemoryRegistry whose subscribe waits at a gate while ``gate`` is closed (a slow backend)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def subscribe(self, service: str, version: Optional[str] = None, **kwargs: Any) -> Subscription:
+        self.entered.set()
+        self.gate.wait()
+        return super().subscribe(service, version, **kwargs)
+
+
+def test_child_subscribes_itself_when_a_parent_thread_was_subscribing_at_fork() -> None:
+    with GatedRegistry() as registry, Discovery(registry) as discovery:
+        registry.register(Instance.new("svc", "1", "127.0.0.1:8001", id="a"))
+        picker = threading.Thread(target=discovery.select, args=("svc", "1"), name="picker")
+        picker.start()
+        try:
+            assert registry.entered.wait(5)  # the parent's first subscribe to svc is under way
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    registry.gate.set()  # the child's own subscribe goes through
+                    code = 0 if discovery.select("svc", "1").id == "a" else 1
+                finally:
+                    os._exit(code)
+        finally:
+            registry.gate.set()
+            picker.join(5)
         assert wait_child(pid, timeout=15) == 0

