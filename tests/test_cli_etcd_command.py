@@ -48,8 +48,8 @@ def _assert_port_in_use_at_once(port: int) -> None:
     assert result.stdout == ""  # never "etcd listening on ...": that is the other one
 
 
-def test_etcd_on_a_port_another_etcd_holds_says_address_in_use_at_once(etcd_endpoints: List[str]) -> None:
-    _assert_port_in_use_at_once(int(etcd_endpoints[0].rsplit(":", 1)[1]))
+def test_etcd_on_a_port_another_etcd_holds_says_address_in_use_at_once(etcd_server: EtcdServer) -> None:
+    _assert_port_in_use_at_once(etcd_server.client_port)
 
 
 def test_etcd_on_a_port_another_program_holds_says_address_in_use_at_once(listener: int) -> None:
