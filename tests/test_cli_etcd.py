@@ -17,6 +17,7 @@ import pytest
 
 from fyerreg.api._address import outbound_ip
 from fyerreg.naming import Instance, Status
+from fyerreg.testing import enable_auth
 
 TIMEOUT = 30.0
 
@@ -383,11 +384,7 @@ def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, processes: L
 
 
 def test_wrong_password_exits_3_and_the_right_one_from_the_environment_works(etcd_server: Any) -> None:
-    etcdctl = os.path.join(os.path.dirname(etcd_server.binary), "etcdctl")
-    for argv in (["user", "add", "root", "--new-user-password=rootpw"], ["user", "grant-role", "root", "root"],
-                 ["auth", "enable"]):
-        subprocess.run([etcdctl, "--endpoints", etcd_server.endpoint, *argv], check=True, capture_output=True,
-                       timeout=TIMEOUT)
+    enable_auth(etcd_server.endpoints, root_password="rootpw", timeout=TIMEOUT)
     env = _cli_env(etcd_server.endpoints, "auth", FYERREG_USER="root")
 
     wrong = run_cli("services", "--password", "nope", env=env)
