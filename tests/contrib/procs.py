@@ -27,11 +27,13 @@ class Proc:
     """A child process whose merged stdout/stderr is read line by line in the background."""
 
     def __init__(
-        self, argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None
+        self, argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+        stdin: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.popen = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
         )
         self.lines: List[str] = []
@@ -60,6 +62,12 @@ class Proc:
         except queue.Empty:
             raise AssertionError(f"{self.argv} printed no {text!r} within {timeout}s:\n" + self.output()) from None
 
+    def send_line(self, text: str) -> None:
+        """Write one line to the child's stdin (started with ``stdin=True``)."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text.encode() + b"\n")
+        self.popen.stdin.flush()
+
     def signal(self, signum: int) -> None:
         self.popen.send_signal(signum)
 
@@ -79,6 +87,8 @@ class Proc:
             pass
         self.popen.wait(30)
         self._reader.join(10)
+        if self.popen.stdin is not None:
+            self.popen.stdin.close()
 
 
 def python(*args: str, **kw: Any) -> Proc:
