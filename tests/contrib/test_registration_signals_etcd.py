@@ -21,7 +21,7 @@ from fyerreg.contrib.wsgi import ServiceRegistration
 from fyerreg.testing import EtcdServer, raw_client
 from tests.helpers import fyerreg_threads, wait_until
 
-from .procs import Proc, free_port, instances, python
+from .procs import free_port, instances, python
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

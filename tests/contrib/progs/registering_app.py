@@ -11,6 +11,8 @@ import socket
 import sys
 import threading
 import time
+from types import FrameType
+from typing import Optional
 
 from fyerreg import EtcdRegistry
 from fyerreg.contrib.wsgi import ServiceRegistration
@@ -25,7 +27,7 @@ def report_when_registering() -> None:
         time.sleep(0.01)
 
 
-def frame_in(frame, name: str) -> bool:
+def frame_in(frame: Optional[FrameType], name: str) -> bool:
     while frame is not None:
         if frame.f_code.co_name == name:
             return True
