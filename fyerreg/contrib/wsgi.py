@@ -91,7 +91,9 @@ class ServiceRegistration:
         self._timeout = timeout
         self._stop_wait = timeout if timeout is not None else _STOP_WAIT
         self._pid = os.getpid()
-        self._lock = threading.Lock()  # guards the fields below; never held across a registry call
+        # Guards the fields below, never held across a registry call; reentrant because a
+        # signal handler may run stop() in a thread that holds it.
+        self._lock = threading.RLock()
         self._attempt_owner: Optional[int] = None  # the thread inside registry.register(), if any
         self._attempt_idle = threading.Event()
         self._attempt_idle.set()
@@ -186,21 +188,25 @@ class ServiceRegistration:
     def _register(self) -> None:
         # No lock is held across the registry call: stop() (maybe from a signal handler
         # in this very thread) must never wait for it.
+        # Each step is ordered so that a stop() run by a signal handler between any two
+        # of them (in this thread) sees the attempt as in flight or finds it registered.
         with self._lock:
-            if self._stop.is_set():
-                return
             self._attempt_owner = threading.get_ident()
             self._attempt_idle.clear()
+            if self._stop.is_set():
+                self._attempt_idle.set()
+                self._attempt_owner = None
+                return
         succeeded = False
         try:
             self.registry.register(self.instance, timeout=self._timeout)
             succeeded = True
         finally:
             with self._lock:
-                self._attempt_owner = None
+                self._registered = succeeded and not self._abandoned
                 self._attempt_idle.set()
+                self._attempt_owner = None
                 late = succeeded and self._abandoned
-                self._registered = succeeded and not late
         if late:  # stop() gave up waiting for this attempt: undo it
             self._deregister()
             return
