@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -113,3 +114,14 @@ def ask_concurrently(ask: Callable[[], None], times: int = 4) -> None:
         t.start()
     for t in askers:
         t.join(30)
+
+
+def some_thread_inside(function: str) -> bool:
+    """True while some thread of this process runs ``function`` (anywhere in its stack)."""
+    for frame in sys._current_frames().values():
+        walk: Optional[FrameType] = frame
+        while walk is not None:
+            if walk.f_code.co_name == function:
+                return True
+            walk = walk.f_back
+    return False

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
-from types import FrameType
-from typing import Iterator, Optional
+from typing import Iterator
 
 import pytest
 
@@ -23,7 +21,7 @@ from fyerreg.contrib.wsgi import ServiceRegistration
 from fyerreg.testing import EtcdServer, raw_client
 from tests.helpers import fyerreg_threads, wait_until
 
-from .procs import free_port, instances, python
+from .procs import free_port, instances, python, some_thread_inside
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
@@ -64,17 +62,6 @@ def test_sigterm_during_a_hung_registration_exits_promptly_and_leaves_no_record(
                    message="the record of a registration cut short outlived its lease")
     finally:
         client.close()
-
-
-def some_thread_inside(function: str) -> bool:
-    """True while some thread of this process runs ``function`` (anywhere in its stack)."""
-    for frame in sys._current_frames().values():
-        walk: Optional[FrameType] = frame
-        while walk is not None:
-            if walk.f_code.co_name == function:
-                return True
-            walk = walk.f_back
-    return False
 
 
 def test_a_registration_completing_after_stop_gave_up_on_it_removes_itself(etcd_server: EtcdServer) -> None:
