@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("fyerreg.signals")
 
@@ -24,8 +24,9 @@ def install(
 
     With ``chain`` the signal is then handed to the handler that was installed before
     (the default action terminates the process, Python's SIGINT handler raises
-    KeyboardInterrupt). Signal handlers can only be set from the main thread: elsewhere
-    this installs nothing and logs a warning.
+    KeyboardInterrupt). A signal arriving while ``callback`` runs is ignored: the first
+    one's effect follows. Signal handlers can only be set from the main thread:
+    elsewhere this installs nothing and logs a warning.
     """
     if threading.current_thread() is not threading.main_thread():
         logger.warning("signal handlers not installed: not called from the main thread")
@@ -37,10 +38,19 @@ def install(
             if signal.getsignal(signum) is handler:
                 signal.signal(signum, old)
 
+    running: List[int] = []
+
     def handler(signum: int, frame: Optional[FrameType]) -> None:
+        if running:
+            # A repeat (say SIGTERM to the process group, then from a parent passing it
+            # on) must not cut the callback short: it runs in this very thread.
+            logger.debug("signal %d ignored: still handling signal %d", signum, running[0])
+            return
+        running.append(signum)
         try:
             callback(signum)
         finally:
+            running.clear()
             if chain:
                 old = previous.get(signum, signal.SIG_DFL)
                 restore()

@@ -93,7 +93,11 @@ def advertised_address(address: str) -> str:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    """Register, wait for Ctrl-C/SIGTERM, deregister; exit 0 when the record was removed."""
+    """Register, wait for Ctrl-C/SIGTERM, deregister; exit 0 when the record was removed.
+
+    A registration lost for good (another registry took the record over) ends the
+    sidecar with exit status 1 and one line on stderr, so a supervisor can restart it.
+    """
     options: Dict[str, Any] = {"metadata": parse_metadata(args.meta)}
     if args.weight is not None:
         options["weight"] = args.weight
@@ -105,15 +109,16 @@ def run_register(args: argparse.Namespace) -> int:
     registry: Optional[Any] = None
     registered = False
     code = EXIT_OK
-    idle = threading.Event()
     try:
         with interrupt_on_sigterm():
             registry = open_registry(args, **extra)
             registry.register(instance)
             registered = True
             emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
-            while True:
-                idle.wait(3600)
+            lost = _wait_until_lost(registry, instance)
+            registered = False
+            sys.stderr.write(f"fyerreg: {name} is no longer registered by this sidecar ({lost}); exiting\n")
+            code = EXIT_NOT_FOUND
     except KeyboardInterrupt:
         pass
     finally:
@@ -123,6 +128,19 @@ def run_register(args: argparse.Namespace) -> int:
                     code = _deregister(registry, instance, name)
                 registry.close(timeout=_SHUTDOWN_TIMEOUT)
     return code
+
+
+def _wait_until_lost(registry: Any, instance: Instance) -> str:
+    """Block while ``instance`` stays registered; then say why it is not."""
+    # The keepalive notices a takeover at its next heartbeat (every ttl/3): checking
+    # more often than that would learn nothing sooner.
+    every = registry.options.ttl / 3.0
+    idle = threading.Event()
+    while True:
+        idle.wait(every)
+        state = registry.registration_state(instance)
+        if not state.registered:
+            return state.last_error or "its registration was lost"
 
 
 def _deregister(registry: Any, instance: Instance, name: str) -> int:

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .. import _fork
+from ..errors import RegistryClosedError
 from ..registry.base import Registry
 from .wsgi import ServiceRegistration
 
@@ -103,9 +104,21 @@ class Integration:
     def registry(self) -> Registry:
         """The registry: the one configured, or an ``EtcdRegistry`` built from the settings."""
         with self._lock:
-            if self._registry is None:
-                self._registry, self._owns_registry = _build_registry(self.settings)
-            return self._registry
+            if self._registry is not None:
+                return self._registry
+        # Built (it connects) outside the lock, which close() takes: two first uses at once
+        # may both build one, and the loser is closed.
+        built, owns = _build_registry(self.settings)
+        with self._lock:
+            closed, existing = self._closed, self._registry
+            if existing is None and not closed:
+                self._registry, self._owns_registry = built, owns
+                return built
+        if owns:
+            built.close()
+        if existing is None:
+            raise RegistryClosedError("the fyerreg integration was closed while its registry connected")
+        return existing
 
     @property
     def discovery(self) -> Discovery:

@@ -1,8 +1,9 @@
 """A process that keeps one instance registered for its parent (a gunicorn master).
 
 Run as ``python -m fyerreg.contrib._registrar`` with a JSON config on stdin. It
-registers once the address answers HTTP, and deregisters when it gets SIGTERM or
-SIGINT, or when its parent dies. The parent itself never opens a gRPC channel, so
+connects to etcd (retrying with backoff while etcd does not answer: the app serves
+meanwhile), registers once the address answers HTTP, and deregisters when it gets
+SIGTERM or SIGINT, or when its parent dies. The parent itself never opens a gRPC channel, so
 the workers it forks are safe to use gRPC (a child forked from a process with live
 gRPC channels cannot reliably use gRPC at all).
 """
@@ -15,31 +16,73 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Dict
+import time
+from typing import Any, Dict, Optional
 
+from ..errors import RegistryUnavailableError
+from ..registry.base import Registry
+from ..retry import Retry
 from ._integration import build_registry
 from .wsgi import ServiceRegistration
 
 logger = logging.getLogger("fyerreg.contrib.gunicorn")
 
 _PARENT_CHECK_INTERVAL = 0.5
+_CONNECT_RETRY = Retry(max_tries=None, delay=0.5, backoff=2.0, max_delay=10.0)
+
+
+class _Lifetime:
+    """Until when the registrar runs: a termination signal or the death of its parent."""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+        self.stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
+
+    def wait(self, seconds: Optional[float]) -> bool:
+        """Wait up to ``seconds`` (None: for ever); True once it is time to end."""
+        end = None if seconds is None else time.monotonic() + seconds
+        while True:
+            left = _PARENT_CHECK_INTERVAL if end is None else min(_PARENT_CHECK_INTERVAL, end - time.monotonic())
+            if left <= 0:
+                return False
+            if self.stop.wait(left):
+                return True
+            if os.getppid() != self.parent:
+                logger.warning("the gunicorn master (pid %d) is gone; stopping", self.parent)
+                return True
+
+
+def connect(spec: Any, lifetime: _Lifetime) -> Optional[Registry]:
+    """The registry of ``spec``, retried with backoff while etcd does not answer; None when told to end first."""
+    attempt = 0
+    while True:
+        try:
+            return build_registry(spec)
+        except RegistryUnavailableError as exc:
+            attempt += 1
+            wait = _CONNECT_RETRY.wait_time(attempt)
+            if attempt == 1:
+                logger.warning("etcd does not answer (%s); the app serves, and is registered once etcd answers "
+                               "(retrying with backoff up to every %.0fs)", exc, _CONNECT_RETRY.max_delay)
+            else:
+                logger.debug("etcd still does not answer (attempt %d): %s", attempt, exc)
+        if lifetime.wait(wait):
+            return None
 
 
 def run(config: Dict[str, Any]) -> int:
     """Register per ``config`` until a termination signal or the parent's death; then deregister."""
-    parent = os.getppid()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    registry = build_registry(config.pop("registry"))
+    lifetime = _Lifetime()
+    registry = connect(config.pop("registry"), lifetime)
+    if registry is None:
+        return 0
     try:
         registration = ServiceRegistration(registry, config.pop("service"), config.pop("version"),
                                            ready_probe="http", deregister_at_exit=False, **config)
         registration.start()
-        while not stop.wait(_PARENT_CHECK_INTERVAL):
-            if os.getppid() != parent:
-                logger.warning("the gunicorn master (pid %d) is gone; deregistering", parent)
-                break
+        lifetime.wait(None)
         registration.stop()
     finally:
         registry.close()

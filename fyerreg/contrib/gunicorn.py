@@ -16,7 +16,8 @@ holds live gRPC channels and threads cannot reliably use gRPC at all (we measure
 failed connections, hangs and aborts in such children). So the master never opens a
 channel. ``when_ready`` starts a small registrar process (``fyerreg.contrib._registrar``,
 a fresh interpreter, not a fork) that registers the bound address once a worker answers
-HTTP on it, and keeps the lease alive. On SIGTERM, SIGINT or SIGQUIT the master tells
+HTTP on it, and keeps the lease alive (while etcd does not answer, it retries with backoff
+and the app serves meanwhile). On SIGTERM, SIGINT or SIGQUIT the master tells
 the registrar to deregister and waits for it (including its ``drain_delay``) *before*
 gunicorn closes its listeners and stops the workers. If the master is killed, the
 registrar notices within a second and deregisters. Workers build their own registry

@@ -24,6 +24,8 @@ __all__ = ["ServiceRegistration"]
 logger = logging.getLogger("fyerreg.contrib.wsgi")
 
 _REGISTER_RETRY = Retry(max_tries=None, delay=0.5, backoff=2.0, max_delay=10.0)
+_STOP_WAIT = 3.0
+"""Seconds stop() waits for a registration attempt in flight when no ``timeout`` is given."""
 
 
 class ServiceRegistration:
@@ -42,7 +44,8 @@ class ServiceRegistration:
 
     ``address`` is where the app listens (``":8000"``, ``"0.0.0.0:8000"``);
     ``advertise_address`` what others dial (by default the outbound IP when the app
-    listens on every interface).
+    listens on every interface). ``timeout`` bounds each registry call (None: the
+    registry's default) and how long ``stop()`` waits for a registration in flight.
     """
 
     def __init__(
@@ -87,8 +90,15 @@ class ServiceRegistration:
         self._drain_delay = drain_delay
         self._at_exit = deregister_at_exit
         self._timeout = timeout
+        self._stop_wait = timeout if timeout is not None else _STOP_WAIT
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        # Guards the fields below, never held across a registry call; reentrant because a
+        # signal handler may run stop() in a thread that holds it.
+        self._lock = threading.RLock()
+        self._attempt_owner: Optional[int] = None  # the thread inside registry.register(), if any
+        self._attempt_idle = threading.Event()
+        self._attempt_idle.set()
+        self._abandoned = False  # stop() stopped waiting for an attempt in flight
         self._stop = threading.Event()
         self._done = threading.Event()
         self._registered = False
@@ -119,45 +129,88 @@ class ServiceRegistration:
         if self._wait_ready:
             self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
         else:
-            self._register()
-            self._done.set()
+            try:
+                self._register()
+            finally:
+                self._done.set()
 
     def stop(self) -> None:
         """Deregister, then wait ``drain_delay`` so clients stop calling before the app stops. Idempotent.
 
-        Only the process that started the registration deregisters; in a forked child
-        this does nothing.
+        A registration attempt still in flight (etcd slow or hung) is waited for at most
+        ``timeout`` seconds (3 s when None), never when ``stop()`` runs inside it (a signal
+        handler): the attempt then deregisters itself if it completes, and if the process
+        ends first its lease expires on its own. Only the process that started the
+        registration deregisters; in a forked child this does nothing.
         """
         if os.getpid() != self._pid:
             return
         self._stop.set()
-        if self._thread is not None:
-            join_thread(self._thread, (self._timeout or 10.0) + 1.0)
+        if threading.get_ident() != self._attempt_owner:
+            self._attempt_idle.wait(self._stop_wait)
         with self._lock:
+            in_flight = self._attempt_owner is not None
+            self._abandoned = self._abandoned or in_flight
             was_registered, self._registered = self._registered, False
+        if in_flight:
+            logger.warning("registration of %s still in flight at stop; it is removed if it completes, "
+                           "or its lease expires", self.instance.service, extra=_extra(self.instance))
+        elif self._thread is not None:
+            join_thread(self._thread, self._stop_wait)
         if was_registered:
-            try:
-                self.registry.deregister(self.instance, timeout=self._timeout)
-                logger.info("deregistered %s at %s", self.instance.service, self.instance.address,
-                            extra=_extra(self.instance))
-            except RegistryError as exc:
-                logger.warning("deregistration of %s failed: %s", self.instance.service, exc,
-                               extra=_extra(self.instance))
+            self._deregister()
             time.sleep(self._drain_delay)
         self._restore_signals()
         if self._at_exit:
             atexit.unregister(self._exit)
+
+    def install_signal_handlers(self) -> None:
+        """Handle SIGTERM/SIGINT (again), on top of handlers a server set after :meth:`start`.
+
+        For servers that install their own handlers once the app is loaded (Django's
+        autoreloader): the signal deregisters first, then takes the server's effect.
+        """
+        self._restore_signals()
+        self._restore_signals = _signals.install(lambda signum: self.stop())
+
+    def _deregister(self) -> None:
+        try:
+            self.registry.deregister(self.instance, timeout=self._timeout)
+            logger.info("deregistered %s at %s", self.instance.service, self.instance.address,
+                        extra=_extra(self.instance))
+        except RegistryError as exc:
+            logger.warning("deregistration of %s failed: %s", self.instance.service, exc,
+                           extra=_extra(self.instance))
 
     def _exit(self) -> None:
         if os.getpid() == self._pid:
             self.stop()
 
     def _register(self) -> None:
+        # No lock is held across the registry call: stop() (maybe from a signal handler
+        # in this very thread) must never wait for it.
+        # Each step is ordered so that a stop() run by a signal handler between any two
+        # of them (in this thread) sees the attempt as in flight or finds it registered.
         with self._lock:
+            self._attempt_owner = threading.get_ident()
+            self._attempt_idle.clear()
             if self._stop.is_set():
+                self._attempt_idle.set()
+                self._attempt_owner = None
                 return
+        succeeded = False
+        try:
             self.registry.register(self.instance, timeout=self._timeout)
-            self._registered = True
+            succeeded = True
+        finally:
+            with self._lock:
+                self._registered = succeeded and not self._abandoned
+                self._attempt_idle.set()
+                self._attempt_owner = None
+                late = succeeded and self._abandoned
+        if late:  # stop() gave up waiting for this attempt: undo it
+            self._deregister()
+            return
         logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
                     extra=_extra(self.instance))
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -27,11 +28,13 @@ class Proc:
     """A child process whose merged stdout/stderr is read line by line in the background."""
 
     def __init__(
-        self, argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None
+        self, argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+        stdin: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.popen = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
         )
         self.lines: List[str] = []
@@ -60,6 +63,12 @@ class Proc:
         except queue.Empty:
             raise AssertionError(f"{self.argv} printed no {text!r} within {timeout}s:\n" + self.output()) from None
 
+    def send_line(self, text: str) -> None:
+        """Write one line to the child's stdin (started with ``stdin=True``)."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text.encode() + b"\n")
+        self.popen.stdin.flush()
+
     def signal(self, signum: int) -> None:
         self.popen.send_signal(signum)
 
@@ -79,6 +88,8 @@ class Proc:
             pass
         self.popen.wait(30)
         self._reader.join(10)
+        if self.popen.stdin is not None:
+            self.popen.stdin.close()
 
 
 def python(*args: str, **kw: Any) -> Proc:
@@ -103,3 +114,14 @@ def ask_concurrently(ask: Callable[[], None], times: int = 4) -> None:
         t.start()
     for t in askers:
         t.join(30)
+
+
+def some_thread_inside(function: str) -> bool:
+    """True while some thread of this process runs ``function`` (anywhere in its stack)."""
+    for frame in sys._current_frames().values():
+        walk: Optional[FrameType] = frame
+        while walk is not None:
+            if walk.f_code.co_name == function:
+                return True
+            walk = walk.f_back
+    return False

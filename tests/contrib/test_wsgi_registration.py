@@ -10,7 +10,7 @@ from typing import Iterator, List
 
 import pytest
 
-from fyerreg import MemoryRegistry
+from fyerreg import MemoryRegistry, _signals
 from fyerreg.contrib.wsgi import ServiceRegistration
 from tests.helpers import wait_until
 
@@ -110,3 +110,28 @@ def test_bad_arguments_are_rejected_before_anything_is_registered(registry: Memo
     with pytest.raises(TypeError, match="Registry"):
         ServiceRegistration(object(), "app", address="127.0.0.1:80")  # type: ignore[arg-type]
     assert registry.list_services("app") == []
+
+
+def test_a_signal_repeated_while_its_handler_runs_does_not_cut_it_short() -> None:
+    # SIGTERM to a process group and then again from a parent passing it on: the second
+    # one arrives while the first one's deregistration runs.
+    calls: List[str] = []
+
+    def previous(signum: int, frame: object) -> None:
+        calls.append("previous")
+
+    def callback(signum: int) -> None:
+        calls.append("callback")
+        if calls.count("callback") == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs as soon as os.kill returns
+        calls.append("callback done")
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        _signals.install(callback)
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_until(lambda: "previous" in calls, timeout=10)
+        assert calls == ["callback", "callback done", "previous"]
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -12,8 +12,10 @@ Keys are those of the Flask extension without the ``FYERREG_`` prefix. ``ADDRESS
 defaults to the ``runserver`` address (or ``127.0.0.1:8000``). ``REGISTER`` ``"auto"``
 registers under ``manage.py runserver`` (in the process that serves, not the
 autoreloader's parent); under gunicorn use ``fyerreg.contrib.gunicorn``, under any other
-server set ``"REGISTER": True``. The state is :func:`state` (``.registry``,
-``.discovery``, ``.registration``).
+server set ``"REGISTER": True``. With ``"HANDLE_SIGNALS": True`` SIGTERM deregisters at
+once under ``runserver``, sent to the serving process, to the autoreloader's parent (which
+passes it on to the child and waits for it) or to both. The state is :func:`state`
+(``.registry``, ``.discovery``, ``.registration``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings as django_settings
 
 from .._integration import Integration, Settings, reloader_parent, should_register
+from ._reloader import pass_sigterm_to_child
 
 __all__ = ["FyerRegConfig", "state"]
 
@@ -39,6 +40,8 @@ class FyerRegConfig(AppConfig):  # type: ignore[misc]
                                                                      why_not=reason))
         type(self).integration = integration
         integration.start()
+        if settings.handle_signals and runserver is not None:
+            _handle_runserver_signals(integration, parent=reloader_parent("RUN_MAIN"))
 
 
 def state() -> Integration:
@@ -47,6 +50,20 @@ def state() -> Integration:
     if not isinstance(config, FyerRegConfig) or config.integration is None:
         raise LookupError("fyerreg.contrib.django is not in INSTALLED_APPS or Django is not set up")
     return config.integration
+
+
+def _handle_runserver_signals(integration: Integration, *, parent: bool) -> None:
+    """Make SIGTERM deregister under runserver's autoreloader, sent to its parent or to both processes."""
+    from django.utils.autoreload import autoreload_started
+
+    if parent:
+        pass_sigterm_to_child()
+        return
+    registration = integration.registration
+    if registration is not None:
+        # The autoreloader sets its own SIGTERM handler after ready(): ours goes back on top.
+        autoreload_started.connect(lambda sender, **kwargs: registration.install_signal_handlers(),
+                                   weak=False, dispatch_uid="fyerreg-signals")
 
 
 def _runserver_address(argv: List[str]) -> Optional[str]:
