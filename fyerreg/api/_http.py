@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import io
 import logging
+import select
 import selectors
 import socket
 import socketserver
@@ -268,8 +269,11 @@ class HttpServer(socketserver.TCPServer):
                     request, client_address = self.socket.accept()
                 except (BlockingIOError, InterruptedError):
                     continue  # the connection went away before it was accepted
-                except OSError:
-                    logger.warning("accept on port %d failed", self.port, exc_info=True)
+                except OSError as exc:
+                    # Out of file descriptors, say: pause instead of spinning on a listener that stays readable.
+                    logger.warning("accept on port %d failed: %s", self.port, exc)
+                    if select.select([self._wake_r], [], [], 0.5)[0]:
+                        return
                     continue
                 self.process_request(request, client_address)
 

@@ -179,7 +179,11 @@ class Client:
             set_timeout(conn, self._left(deadline))
             try:
                 resp = conn.getresponse()
-                data = self._read_body(resp, address)
+                try:
+                    data = self._read_body(resp, address)
+                except BaseException:
+                    resp.close()  # on "Connection: close" http.client handed the socket over to the response
+                    raise
             except socket.timeout:
                 raise
             except (OSError, http.client.HTTPException) as exc:
@@ -200,16 +204,16 @@ class Client:
     def _read_body(self, resp: http.client.HTTPResponse, address: str) -> bytes:
         limit = self.options.max_response
         if resp.length is not None and resp.length > limit:
-            raise self._too_large(resp, address, f"{resp.length} bytes")
+            raise self._too_large(resp, address, f"announces {resp.length} bytes, over")
         data = resp.read(limit + 1)
         if len(data) > limit:
-            raise self._too_large(resp, address, "more")
+            raise self._too_large(resp, address, "runs past")
         return data
 
-    def _too_large(self, resp: http.client.HTTPResponse, address: str, size: str) -> RemoteError:
+    def _too_large(self, resp: http.client.HTTPResponse, address: str, what: str) -> RemoteError:
         self._metrics.inc("remote_errors")
-        return RemoteError("ResponseTooLarge", f"the answer has {size}; at most max_response="
-                           f"{self.options.max_response} bytes are accepted", status=resp.status, address=address)
+        return RemoteError("ResponseTooLarge", f"the answer {what} max_response={self.options.max_response} bytes",
+                           status=resp.status, address=address)
 
     def _result(self, status: int, data: bytes, inst: Instance, response_type: Optional[Type[T]]) -> Any:
         try:
