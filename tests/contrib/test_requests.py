@@ -130,3 +130,11 @@ def test_service_names_keep_their_case_and_their_version_mapping(apps: Apps) -> 
 def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:
     with pytest.raises(ValueError, match="'UserService' and 'userService' differ only in case"):
         DiscoveryAdapter(apps.discovery, versions={"UserService": "1.0.0", "userService": "1.0.0"})
+
+
+def test_a_host_naming_no_known_service_says_how_to_keep_a_names_case(apps: Apps) -> None:
+    apps.serve("a", service="UserService")
+    http = requests.Session()
+    http.mount("http://", DiscoveryAdapter(apps.discovery))
+    with http, pytest.raises(NoInstanceError, match="services="):
+        http.get("http://UserService/users/1", timeout=5)
