@@ -202,6 +202,23 @@ def test_slots_held_by_half_sent_heads_free_up_after_request_timeout() -> None:
     assert not fyerreg_threads()
 
 
+def test_stop_at_the_connection_cap_returns_within_grace_and_leaves_no_thread(greeter: GreeterService) -> None:
+    srv = start(greeter, max_connections=2, request_timeout=30)
+    socks = [open_socket(srv) for _ in range(4)]
+    try:
+        for sock in socks:
+            sock.sendall(b"POST /GreeterService/SayHello HTTP/1.1\r\n")
+        wait_until(lambda: len(conn_threads()) == 2, message="2 connections served")
+        start_at = time.monotonic()
+        srv.stop(grace=2)
+        took = time.monotonic() - start_at
+    finally:
+        for sock in socks:
+            sock.close()
+    assert took < 2 + 1.5, f"stop took {took:.1f}s"
+    assert not fyerreg_threads()
+
+
 @pytest.mark.parametrize("field, value", [("max_connections", 0), ("max_connections", 2.5),
                                           ("request_timeout", 0), ("request_timeout", -1)])
 def test_limits_are_validated_naming_the_option(field: str, value: object) -> None:
