@@ -120,6 +120,7 @@ COUNTER_NAMES = frozenset({
     "registrations", "deregistrations", "lease_losses", "reregistrations", "watch_reconnects",
     "compaction_recoveries", "snapshots_delivered", "snapshots_conflated", "invalid_records_skipped",
     "cache_hits", "cache_stale_reads", "picks", "calls", "errors", "ejections", "returns",
+    "retries", "timeouts", "failures", "remote_errors",  # api.Client
 })
 """Names that are counters wherever they appear in a ``stats()`` result (outside ``counters`` too)."""
 

@@ -191,3 +191,23 @@ def test_real_registry_and_discovery_render_the_expected_metric_names() -> None:
         assert f"\n{name}{{" in text, name
     assert ('fyerreg_instance_picks_total{address="127.0.0.1:8001",instance_id="a",service="orders",'
             'source="discovery",version="v1"} 1.0') in text
+
+
+def test_an_api_clients_call_outcomes_are_counters_and_its_idle_connections_a_gauge() -> None:
+    from fyerreg import Discovery, Instance, MemoryRegistry
+    from fyerreg.api import CallConnectionError, Client, ClientOptions
+
+    with MemoryRegistry() as registry, Discovery(registry) as discovery:
+        registry.register(Instance.new("greeter", "v1", "127.0.0.1:1", id="refusing"))
+        with Client(ClientOptions(discovery=discovery, service_name="greeter", retries=0)) as client:
+            with pytest.raises(CallConnectionError):
+                client.call("Greeter", "SayHello", {"name": "x"})
+            collectors = prometheus_client.CollectorRegistry()
+            register(collectors, client)
+            text = _render(collectors)
+    for name in ("calls", "retries", "timeouts", "failures", "remote_errors"):
+        assert f"# TYPE fyerreg_{name}_total counter\n" in text, name
+        assert f"# TYPE fyerreg_{name} gauge\n" not in text, name
+    assert 'fyerreg_failures_total{source="client"} 1.0' in text
+    assert 'fyerreg_timeouts_total{source="client"} 0.0' in text
+    assert "# TYPE fyerreg_idle_connections gauge\n" in text

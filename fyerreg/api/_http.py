@@ -1,7 +1,10 @@
 """A small threaded HTTP/1.1 WSGI server from the standard library, with keep-alive and graceful close.
 
 ``wsgiref`` closes the connection after every request (HTTP/1.0), which defeats the
-client's connection pool, so this gateway builds on ``http.server`` instead.
+client's connection pool, so this gateway builds on ``http.server`` instead. It serves
+at most ``max_connections`` connections at once (the next ones wait in the listen
+backlog) and gives each request ``request_timeout`` seconds to arrive whole, head and
+body, however slowly its bytes come.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import http.server
 import io
 import logging
+import select
+import selectors
 import socket
 import socketserver
 import threading
@@ -18,6 +23,7 @@ from urllib.parse import unquote
 
 from .._threads import join_thread, start_thread
 from ._address import family_for
+from ._deadline import DeadlineReader
 
 logger = logging.getLogger("fyerreg.api.server")
 
@@ -32,6 +38,7 @@ class _Input(io.RawIOBase):
     def __init__(self, stream: Any, length: int) -> None:
         self._stream = stream
         self.remaining = length
+        self.timed_out = False
 
     def readable(self) -> bool:
         return True
@@ -39,7 +46,7 @@ class _Input(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self.remaining <= 0:
             return 0
-        data = self._stream.read(min(len(buffer), self.remaining))
+        data = self._read(self._stream.read, min(len(buffer), self.remaining))
         buffer[: len(data)] = data
         self.remaining -= len(data)
         return len(data)
@@ -54,9 +61,16 @@ class _Input(io.RawIOBase):
         size = self.remaining if size is None or size < 0 else min(size, self.remaining)
         if size <= 0:
             return b""
-        data = reader(size)
+        data = self._read(reader, size)
         self.remaining -= len(data)
         return data
+
+    def _read(self, reader: Callable[[int], bytes], size: int) -> bytes:
+        try:
+            return reader(size)
+        except socket.timeout:
+            self.timed_out = True
+            raise
 
 
 class _Errors(io.TextIOBase):
@@ -73,9 +87,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: HttpServer
 
     def setup(self) -> None:
-        # StreamRequestHandler applies this class attribute as the socket timeout: the keep-alive idle limit.
-        self.timeout = self.server.idle_timeout  # type: ignore[misc]
         super().setup()
+        # The first request is due within request_timeout of the connection; later ones, after idle_timeout.
+        self.rfile.close()
+        self._reader = DeadlineReader(self.connection, deadline=time.monotonic() + self.server.request_timeout,
+                                      idle=self.server.idle_timeout)
+        self._buffered = io.BufferedReader(self._reader)
+        self.rfile = self._buffered
+        self._served = False
+
+    def handle_one_request(self) -> None:
+        reader = self._reader
+        if self._served:
+            reader.deadline = None
+            try:
+                started = bool(self._buffered.peek(1))
+            except OSError:  # idle_timeout passed (socket.timeout), or the peer reset
+                started = False
+            if not started:
+                self.close_connection = True
+                return
+            reader.deadline = time.monotonic() + self.server.request_timeout
+        self._served = True
+        super().handle_one_request()
 
     def _run_wsgi(self) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -107,6 +141,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if close is not None:
                     close()
         except Exception:
+            if body_in.timed_out:
+                logger.debug("request body of %s %s not received within %.1fs", self.command, self.path,
+                             self.server.request_timeout)
+                self._plain(408, b"request body not received in time")
+                return
             logger.error("WSGI app failed on %s %s", self.command, self.path, exc_info=True)
             self._plain(500, b"internal error")
             return
@@ -159,6 +198,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
+        # Reads left the socket timeout at what remained of the request's time: give the answer its own.
+        self.connection.settimeout(self.server.request_timeout)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -173,21 +214,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class HttpServer(socketserver.TCPServer):
-    """Serves a WSGI app on one listening socket, one ``fyerreg-`` thread per connection."""
+    """Serves a WSGI app on one listening socket, one ``fyerreg-`` thread per connection.
+
+    At most ``max_connections`` connections are served at once; the next ones are not
+    accepted until one ends, and wait in the listen backlog. A request must arrive
+    whole (head and body) within ``request_timeout`` seconds of its first byte (of the
+    connection, for its first request); a kept-alive connection waits ``idle_timeout``
+    seconds for its next request.
+    """
 
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, app: WsgiApp, *, idle_timeout: float = 60.0) -> None:
+    def __init__(self, host: str, port: int, app: WsgiApp, *, idle_timeout: float = 60.0,
+                 request_timeout: float = 30.0, max_connections: int = 256) -> None:
         self.address_family = family_for(host)
         self.app = app
         self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
         self.draining = False
+        self._closing = False
         self._conns: Set[socket.socket] = set()
         self._threads: Set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._slot_free = threading.Condition(self._lock)
         self._serve_thread: Optional[threading.Thread] = None
         super().__init__((host, port), _Handler)
+        self._wake_r, self._wake_w = socket.socketpair()
 
     @property
     def port(self) -> int:
@@ -196,9 +250,35 @@ class HttpServer(socketserver.TCPServer):
 
     def start(self) -> None:
         """Start accepting connections in a background thread."""
-        self._serve_thread = start_thread(f"http-{self.port}", self.serve_forever, 0.1)
+        self.socket.setblocking(False)
+        self._serve_thread = start_thread(f"http-{self.port}", self._serve)
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                with self._slot_free:
+                    while len(self._conns) >= self.max_connections and not self._closing:
+                        self._slot_free.wait()
+                    if self._closing:
+                        return
+                if any(key.fileobj is self._wake_r for key, _ in selector.select()):
+                    return
+                try:
+                    request, client_address = self.socket.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue  # the connection went away before it was accepted
+                except OSError as exc:
+                    # Out of file descriptors, say: pause instead of spinning on a listener that stays readable.
+                    logger.warning("accept on port %d failed: %s", self.port, exc)
+                    if select.select([self._wake_r], [], [], 0.5)[0]:
+                        return
+                    continue
+                self.process_request(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        request.setblocking(True)  # where accepted sockets inherit the listener's non-blocking mode
         with self._lock:
             self._conns.add(request)
             self._threads.add(start_thread(f"http-{self.port}-conn", self._serve_connection, request, client_address))
@@ -213,6 +293,7 @@ class HttpServer(socketserver.TCPServer):
             with self._lock:
                 self._conns.discard(request)
                 self._threads.discard(threading.current_thread())
+                self._slot_free.notify()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("connection from %s failed", client_address, exc_info=True)
@@ -221,10 +302,18 @@ class HttpServer(socketserver.TCPServer):
         """Stop accepting, end idle keep-alive connections and join every thread."""
         end = time.monotonic() + timeout
         self.draining = True
+        with self._lock:
+            self._closing = True
+            self._slot_free.notify_all()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # already closed by an earlier close()
+            pass
         if self._serve_thread is not None:
-            self.shutdown()
             join_thread(self._serve_thread, timeout)
         self.server_close()
+        self._wake_r.close()
+        self._wake_w.close()
         with self._lock:
             conns, threads = list(self._conns), list(self._threads)
         for conn in conns:

@@ -4,16 +4,37 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
 from ._address import split_host_port
+from ._deadline import deadline_file
 
-_Idle = Tuple[http.client.HTTPConnection, float]
+
+class Connection(http.client.HTTPConnection):
+    """An HTTP connection whose response (status line, headers and body) is read by ``deadline``.
+
+    ``deadline`` is a ``time.monotonic()`` value (None: each read waits the socket's timeout).
+    """
+
+    deadline: Optional[float] = None
+
+    # http.client builds each response by calling response_class(sock, ...): a method is such a factory too.
+    def response_class(  # type: ignore[override]
+        self, sock: socket.socket, debuglevel: int = 0, method: Optional[str] = None, url: Optional[str] = None
+    ) -> http.client.HTTPResponse:
+        response = http.client.HTTPResponse(sock, debuglevel, method, url)
+        response.fp.close()  # the plain socket file it opened: nothing was read from it yet
+        response.fp = deadline_file(sock, deadline=self.deadline, idle=sock.gettimeout())
+        return response
 
 
-def is_dead(conn: http.client.HTTPConnection) -> bool:
+_Idle = Tuple[Connection, float]
+
+
+def is_dead(conn: Connection) -> bool:
     """True when the peer has closed an idle connection (or sent something unexpected on it).
 
     An idle keep-alive connection has nothing to read; readable means EOF or garbage.
@@ -45,7 +66,7 @@ class ConnectionPool:
         self._closed = False
         self._purged = time.monotonic()
 
-    def get(self, address: str, timeout: float) -> Tuple[http.client.HTTPConnection, bool]:
+    def get(self, address: str, timeout: float) -> Tuple[Connection, bool]:
         """A connection to ``address`` and whether it is a reused one (not yet connected when new)."""
         now = time.monotonic()
         if now - self._purged > self._max_idle:
@@ -64,11 +85,11 @@ class ConnectionPool:
                 conn.sock.settimeout(timeout)
             return conn, True
         host, port = split_host_port(address, field="address")
-        return http.client.HTTPConnection(host, port, timeout=timeout), False
+        return Connection(host, port, timeout=timeout), False
 
     def _purge(self, now: float) -> None:
         # Instances that left the service are never asked for again: close their idle connections too.
-        stale: List[http.client.HTTPConnection] = []
+        stale: List[Connection] = []
         with self._lock:
             self._purged = now
             for address, stack in list(self._idle.items()):
@@ -79,7 +100,7 @@ class ConnectionPool:
         for conn in stale:
             conn.close()
 
-    def put(self, address: str, conn: http.client.HTTPConnection) -> None:
+    def put(self, address: str, conn: Connection) -> None:
         """Return a connection whose last response was read completely."""
         with self._lock:
             if not self._closed and conn.sock is not None:

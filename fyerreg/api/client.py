@@ -23,6 +23,7 @@ __all__ = ["ClientOptions", "Client"]
 T = TypeVar("T")
 
 _COUNTERS = ("calls", "retries", "timeouts", "failures", "remote_errors")
+DEFAULT_MAX_RESPONSE = 16 * 1024 * 1024
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "fyerreg-client"}
 
 
@@ -30,7 +31,8 @@ _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "U
 class ClientOptions:
     """How a :class:`Client` finds and calls a service (the Go ``api.ClientOptions``, plus a few).
 
-    ``timeout`` (seconds) bounds a whole call, retries included. ``retries`` is how
+    ``timeout`` (seconds) bounds a whole call, retries included: connecting, sending
+    and every read of the answer, however slowly an instance sends it. ``retries`` is how
     many more instances a failed call may be tried on. A call is always retried
     elsewhere when its request was never delivered (connection refused, connect
     timeout, a pooled connection found closed); when it may have been processed (the
@@ -39,6 +41,8 @@ class ClientOptions:
     ``idempotent=True``. ``connect_timeout`` caps each connection attempt, so an
     unreachable instance does not eat the whole timeout. ``pool_size`` idle
     keep-alive connections are kept per instance, for at most ``max_idle`` seconds.
+    An answer over ``max_response`` bytes is refused (a ``RemoteError`` of type
+    ``ResponseTooLarge``) rather than buffered.
     """
 
     discovery: Discovery
@@ -50,6 +54,7 @@ class ClientOptions:
     connect_timeout: float = 1.0
     pool_size: int = 8
     max_idle: float = 30.0
+    max_response: int = DEFAULT_MAX_RESPONSE
 
     def __post_init__(self) -> None:
         from ..discovery import Discovery
@@ -64,6 +69,8 @@ class ClientOptions:
             raise ValueError("retries, pool_size and max_idle must be >= 0")
         if isinstance(self.idempotent_methods, str):
             raise TypeError("idempotent_methods must be a collection of 'Service.Method' names, not a str")
+        if isinstance(self.max_response, bool) or not isinstance(self.max_response, int) or self.max_response < 1:
+            raise ValueError(f"max_response must be an int >= 1, got {self.max_response!r}")
 
 
 class _Undelivered(Exception):
@@ -170,10 +177,15 @@ class Client:
                 # The peer closed before taking the request: nothing was processed.
                 self._pool.discard(address)
                 raise _Undelivered(f"connection closed before the request was sent: {exc}") from exc
+            conn.deadline = deadline
             set_timeout(conn, self._left(deadline))
             try:
                 resp = conn.getresponse()
-                data = resp.read()
+                try:
+                    data = self._read_body(resp, address)
+                except BaseException:
+                    resp.close()  # on "Connection: close" http.client handed the socket over to the response
+                    raise
             except socket.timeout:
                 raise
             except (OSError, http.client.HTTPException) as exc:
@@ -190,6 +202,20 @@ class Client:
         else:
             self._pool.put(address, conn)
         return resp.status, data
+
+    def _read_body(self, resp: http.client.HTTPResponse, address: str) -> bytes:
+        limit = self.options.max_response
+        if resp.length is not None and resp.length > limit:
+            raise self._too_large(resp, address, f"announces {resp.length} bytes, over")
+        data = resp.read(limit + 1)
+        if len(data) > limit:
+            raise self._too_large(resp, address, "runs past")
+        return data
+
+    def _too_large(self, resp: http.client.HTTPResponse, address: str, what: str) -> RemoteError:
+        self._metrics.inc("remote_errors")
+        return RemoteError("ResponseTooLarge", f"the answer {what} max_response={self.options.max_response} bytes",
+                           status=resp.status, address=address)
 
     def _result(self, status: int, data: bytes, inst: Instance, response_type: Optional[Type[T]]) -> Any:
         try:

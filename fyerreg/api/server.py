@@ -32,6 +32,10 @@ class ServerOptions:
     ``enable_registry`` the server registers ``service_name``/``service_version`` in
     ``registry`` once it answers. ``drain_delay`` is how long a stopping server keeps
     serving after deregistering, so that clients see the removal before it closes.
+    At most ``max_connections`` connections are served at once (more wait in the listen
+    backlog until one ends); each request must arrive whole, head and body, within
+    ``request_timeout`` seconds (else 408 or the connection is closed), and a kept-alive
+    connection is closed after ``idle_timeout`` seconds without a request.
     """
 
     address: str = ":8000"
@@ -45,6 +49,8 @@ class ServerOptions:
     instance_id: Optional[str] = None
     drain_delay: float = 0.5
     idle_timeout: float = 60.0
+    request_timeout: float = 30.0
+    max_connections: int = 256
     max_body: int = DEFAULT_MAX_BODY
     register_timeout: Optional[float] = None
 
@@ -57,6 +63,11 @@ class ServerOptions:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_body < 1:
             raise ValueError("max_body must be >= 1")
+        if not self.request_timeout > 0:
+            raise ValueError(f"request_timeout must be > 0, got {self.request_timeout!r}")
+        if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) \
+                or self.max_connections < 1:
+            raise ValueError(f"max_connections must be an int >= 1, got {self.max_connections!r}")
         if self.enable_registry:
             if not isinstance(self.registry, Registry):
                 raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
@@ -137,7 +148,8 @@ class Server:
                 return
             host, port = split_host_port(opts.address, field="address")
             bind_host = "" if host == "*" else host
-            http = HttpServer(bind_host, port, self._app, idle_timeout=opts.idle_timeout)
+            http = HttpServer(bind_host, port, self._app, idle_timeout=opts.idle_timeout,
+                              request_timeout=opts.request_timeout, max_connections=opts.max_connections)
             http.start()
             self._http = http
             self._instance = opts._instance(advertise_address(bind_host, http.port, opts.advertise_address))

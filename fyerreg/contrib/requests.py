@@ -9,7 +9,10 @@
 or ``fyerreg.contrib.requests.session(discovery, {"user-service": "1.0.0"})``.
 
 The host part of the URL is the service name (no port); the version comes from
-``versions`` (or ``version`` for every service). Each request is sent to an instance
+``versions`` (or ``version`` for every service). requests lowercases a URL's host, so
+the adapter maps it back to the service names it knows, with their case: the keys of
+``versions`` and the names in ``services``; a host matching none of them is used as
+the service name as it is. Each request is sent to an instance
 picked through discovery, whose outlier detection hears about every call (connection
 failures, timeouts and 5xx answers count as failures). Failover follows the rules of
 ``fyerreg.api.Client``: a request that never reached an instance (connection refused,
@@ -22,7 +25,7 @@ methods. Errors are requests' own exceptions; no instance at all raises
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Mapping, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -63,6 +66,7 @@ class DiscoveryAdapter(HTTPAdapter):
         *,
         versions: Optional[Mapping[str, Optional[str]]] = None,
         version: Optional[str] = None,
+        services: Collection[str] = (),
         retries: int = 2,
         idempotent_methods: Collection[str] = IDEMPOTENT_METHODS,
         **kwargs: Any,
@@ -73,9 +77,12 @@ class DiscoveryAdapter(HTTPAdapter):
             raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if isinstance(services, str):
+            raise TypeError("services must be a collection of service names, not a str")
+        self.versions = dict(versions or {})
+        self._names = _names_by_host([*self.versions, *services])
         super().__init__(max_retries=0, **kwargs)
         self.discovery = discovery
-        self.versions = dict(versions or {})
         self.version = version
         self.retries = retries
         self.idempotent_methods = frozenset(m.upper() for m in idempotent_methods)
@@ -85,9 +92,10 @@ class DiscoveryAdapter(HTTPAdapter):
              ) -> requests.Response:
         """Send ``request`` to an instance of the service named by its host, failing over per the rules above."""
         parts = urlsplit(request.url or "")
-        service = parts.hostname or ""
-        if parts.port is not None or not service:
+        host = parts.hostname or ""
+        if parts.port is not None or not host:
             raise ValueError(f"{request.url!r}: the host must be a service name, without a port")
+        service = self._names.get(host, host)
         version = self.versions.get(service, self.version)
         resend = (request.method or "GET").upper() in self.idempotent_methods
         tried: List[Instance] = []
@@ -106,7 +114,10 @@ class DiscoveryAdapter(HTTPAdapter):
                         raise _Failed(response)
                     return response
             except NoInstanceAvailableError as exc:
-                raise NoInstanceError(str(exc), request=request) from exc
+                hint = "" if host in self._names else (
+                    " (requests lowercases URL hosts: name the service in versions= or services= "
+                    "to reach it with its case)")
+                raise NoInstanceError(f"{exc}{hint}", request=request) from exc
             except _Failed as failed:
                 outcome = failed.outcome
                 if isinstance(outcome, requests.Response):
@@ -114,6 +125,19 @@ class DiscoveryAdapter(HTTPAdapter):
                 retry = len(tried) <= self.retries and (_undelivered(outcome) or resend)
                 if not retry:
                     raise outcome from None
+
+
+def _names_by_host(names: Collection[str]) -> Dict[str, str]:
+    """Each service name under the lowercase host a URL naming it arrives with."""
+    by_host: Dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"service names must be non-empty str, got {name!r}")
+        other = by_host.setdefault(name.lower(), name)
+        if other != name:
+            raise ValueError(f"service names {other!r} and {name!r} differ only in case: "
+                             "a URL's host cannot tell them apart")
+    return by_host
 
 
 def _undelivered(exc: BaseException) -> bool:

@@ -34,12 +34,12 @@ class Apps:
         self.discovery = Discovery(self.registry, balancer="round_robin")
         self.servers: List[Tuple[BaseWSGIServer, threading.Thread]] = []
 
-    def serve(self, label: str, status: int = 200) -> Instance:
+    def serve(self, label: str, status: int = 200, *, service: str = SERVICE, version: str = "1.0.0") -> Instance:
         server = make_server("127.0.0.1", 0, user_app(label, status), threaded=True)
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         self.servers.append((server, thread))
-        inst = Instance.new(SERVICE, "1.0.0", f"127.0.0.1:{server.server_port}", id=label)
+        inst = Instance.new(service, version, f"127.0.0.1:{server.server_port}", id=label)
         self.registry.register(inst)
         return inst
 
@@ -111,3 +111,30 @@ def test_a_port_in_the_url_is_rejected(apps: Apps) -> None:
     http.mount(f"http://{SERVICE}", DiscoveryAdapter(apps.discovery))
     with pytest.raises(ValueError, match="service name"):
         http.get(f"http://{SERVICE}:80/users/1", timeout=5)
+
+
+def test_service_names_keep_their_case_and_their_version_mapping(apps: Apps) -> None:
+    apps.serve("old", service="UserService", version="1.0.0")
+    apps.serve("new", service="UserService", version="2.0.0")
+    apps.serve("lower", service="userservice", version="2.0.0")
+    with session(apps.discovery, {"UserService": "2.0.0"}) as http:
+        answers = {http.get("http://UserService/users/1", timeout=5).json()["by"] for _ in range(4)}
+    assert answers == {"new"}
+
+    http = requests.Session()  # a plain session, the adapter mounted by hand, one version for every service
+    http.mount("http://", DiscoveryAdapter(apps.discovery, version="1.0.0", services=["UserService"]))
+    with http:
+        assert http.get("http://UserService/users/1", timeout=5).json()["by"] == "old"
+
+
+def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:
+    with pytest.raises(ValueError, match="'UserService' and 'userService' differ only in case"):
+        DiscoveryAdapter(apps.discovery, versions={"UserService": "1.0.0", "userService": "1.0.0"})
+
+
+def test_a_host_naming_no_known_service_says_how_to_keep_a_names_case(apps: Apps) -> None:
+    apps.serve("a", service="UserService")
+    http = requests.Session()
+    http.mount("http://", DiscoveryAdapter(apps.discovery))
+    with http, pytest.raises(NoInstanceError, match="services="):
+        http.get("http://UserService/users/1", timeout=5)
