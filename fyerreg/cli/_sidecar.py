@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from ..api._address import advertise_address, is_unspecified, split_host_port
 from ..errors import RegistryError
+from ..logging import escape_control
 from ..naming import Instance
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
@@ -117,7 +118,8 @@ def run_register(args: argparse.Namespace) -> int:
             emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
             lost = _wait_until_lost(registry, instance)
             registered = False
-            sys.stderr.write(f"fyerreg: {name} is no longer registered by this sidecar ({lost}); exiting\n")
+            sys.stderr.write(f"fyerreg: {name} is no longer registered by this sidecar "
+                             f"({escape_control(lost)}); exiting\n")
             code = EXIT_NOT_FOUND
     except KeyboardInterrupt:
         pass
@@ -151,7 +153,8 @@ def _deregister(registry: Any, instance: Instance, name: str) -> int:
     try:
         registry.deregister(instance, timeout=_SHUTDOWN_TIMEOUT)
     except RegistryError as exc:
-        sys.stderr.write(f"fyerreg: could not deregister {name} ({exc}); its lease expires on its own\n")
+        sys.stderr.write(f"fyerreg: could not deregister {name} ({escape_control(str(exc))}); "
+                         "its lease expires on its own\n")
         return EXIT_UNAVAILABLE
     emit(f"deregistered {name}")
     return EXIT_OK
