@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +16,7 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Dict, List, Optional, Sequence, Set, Type
 
+from ._host import free_port, port_in_use, wait_for_threads
 from .binary import find_etcd_binary
 from .errors import EtcdPortInUseError, EtcdServerError
 
@@ -59,25 +58,6 @@ def _kill_unclosed() -> None:
             server.kill(timeout=5)
         with contextlib.suppress(Exception):
             server.close()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    """True when binding ``host:port`` as etcd does (SO_REUSEADDR) fails: something listens there."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
 
 
 def _etcd_env() -> Dict[str, str]:
@@ -131,8 +111,8 @@ class EtcdServer:
         self._binary = binary
         # Ports we chose ourselves may be re-chosen if another process takes them before the first start.
         self._ports_chosen = client_port is None and peer_port is None
-        self.client_port = client_port if client_port is not None else _free_port(host)
-        self.peer_port = peer_port if peer_port is not None else _free_port(host)
+        self.client_port = client_port if client_port is not None else free_port(host)
+        self.peer_port = peer_port if peer_port is not None else free_port(host)
         self._temp_root: Optional[str] = None
         if data_dir is None or log_dir is None:
             self._temp_root = tempfile.mkdtemp(prefix="fyerreg-etcd-")
@@ -259,12 +239,12 @@ class EtcdServer:
         deadline = time.monotonic() + wait
         while True:
             taken = [(what, port) for what, port in (("client", self.client_port), ("peer", self.peer_port))
-                     if _port_in_use(self.host, port)]
+                     if port_in_use(self.host, port)]
             if not taken:
                 return
             if self._ports_chosen and self.initial_cluster is None:
-                self.client_port = _free_port(self.host)
-                self.peer_port = _free_port(self.host)
+                self.client_port = free_port(self.host)
+                self.peer_port = free_port(self.host)
                 continue
             if time.monotonic() >= deadline:
                 what, port = taken[0]
@@ -321,14 +301,14 @@ class EtcdServer:
         proc = self._require_running("pause")
         proc.send_signal(signal.SIGSTOP)
         self._paused = True
-        _wait_for_threads(proc.pid, stopped=True)
+        wait_for_threads(proc.pid, stopped=True)
 
     def resume(self) -> None:
         """Unfreeze etcd after :meth:`pause` (SIGCONT)."""
         proc = self._require_running("resume")
         proc.send_signal(signal.SIGCONT)
         self._paused = False
-        _wait_for_threads(proc.pid, stopped=False)
+        wait_for_threads(proc.pid, stopped=False)
 
     def wipe(self) -> None:
         """Stop etcd and empty its data dir; the next :meth:`start` brings up an empty etcd."""
@@ -460,21 +440,3 @@ class EtcdServer:
     def _check_open(self) -> None:
         if self._closed:
             raise EtcdServerError("this EtcdServer was closed; create a new one")
-
-
-def _wait_for_threads(pid: int, *, stopped: bool, timeout: float = 5.0) -> None:
-    # A signal reaches each thread of a process on its own: until every thread of etcd
-    # has stopped, one of them may still answer a request.
-    deadline = time.monotonic() + timeout
-    task_dir = f"/proc/{pid}/task"
-    while time.monotonic() < deadline:
-        try:
-            states = []
-            for tid in os.listdir(task_dir):
-                with open(f"{task_dir}/{tid}/stat", "rb") as f:
-                    states.append(f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"))
-        except OSError:
-            return  # no /proc (not Linux) or the process is gone: nothing more to wait for
-        if states and all(state == stopped for state in states):
-            return
-        time.sleep(0.005)

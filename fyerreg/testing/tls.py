@@ -12,7 +12,8 @@ import ipaddress
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .server import EtcdServer, _free_port
+from ._host import free_port
+from .server import EtcdServer
 
 __all__ = ["Certificates", "make_certificates", "TLSEtcdServer"]
 
@@ -130,7 +131,7 @@ class TLSEtcdServer(EtcdServer):
         super().__init__(**options)
         self.certificates = certificates
         self.client_cert_auth = client_cert_auth
-        self.tls_port = _free_port(self.host)
+        self.tls_port = free_port(self.host)
 
     @property
     def tls_endpoint(self) -> str:

