@@ -44,23 +44,42 @@ class ServiceCache:
         self._ttl = ttl
         self._join_timeout = join_timeout
         self._entries: Dict[Key, _Entry] = {}
+        self._own_writes: Dict[Key, int] = {}  # the revision of this registry's last write under each key
         self._lock = threading.Lock()
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def list(self, service: str, version: Optional[str], *, min_revision: int,
+    def wrote(self, service: str, version: str, revision: int) -> None:
+        """Note this registry's write under ``service``/``version`` at ``revision``: lists of that
+        version and of every version answer from a watch only once it shows it."""
+        with self._lock:
+            for key in ((service, version), (service, None)):
+                if revision > self._own_writes.get(key, 0):
+                    self._own_writes[key] = revision
+
+    def _store_went_back(self, revision: int) -> None:
+        """etcd answered at a revision below our own writes: it was wiped or restored, and
+        those writes are gone with the store that held them."""
+        with self._lock:
+            for key, written in self._own_writes.items():
+                if written > revision:
+                    self._own_writes[key] = revision
+
+    def list(self, service: str, version: Optional[str], *,
              read: Callable[[], Snapshot], deadline: Optional[float]) -> List[Instance]:
-        """The instances of (service, version): from the watch when it is current and shows
-        revision ``min_revision`` (this registry's last write), else from ``read()``; when that
-        fails for want of etcd, the last known state with a warning."""
+        """The instances of (service, version): from the watch when it is current and shows this
+        registry's last write there, else from ``read()``; when that fails for want of etcd,
+        the last known state with a warning."""
         self._evict_idle()
         entry = self._entry(service, version, deadline)
         if entry is None:
             return list(read())
         entry.last_used = time.monotonic()
         watch = entry.watch
+        with self._lock:
+            min_revision = self._own_writes.get((service, version), 0)
         if watch.connected and (watch.revision >= min_revision
                                 or watch.wait_for_revision(min_revision, CATCH_UP_WAIT)):
             self._metrics.inc("cache_hits")
@@ -81,6 +100,8 @@ class ServiceCache:
             return list(snapshot)
         entry.serving_stale = False
         entry.last_read = found
+        if found.revision < min_revision:
+            self._store_went_back(found.revision)
         return list(found)
 
     def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:

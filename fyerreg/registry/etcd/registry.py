@@ -72,7 +72,6 @@ class EtcdRegistry(Registry):
         self._regs: Dict[InstanceKey, Registration] = {}
         self._subs: Dict[int, Tuple[Subscription, PrefixWatch]] = {}
         self._conflated_closed = 0
-        self._write_revisions: Dict[str, int] = {}
         self._join_timeout = self.options.dial_timeout + 1.0
         self._cache = self._new_cache()
         self._forked = False
@@ -99,7 +98,7 @@ class EtcdRegistry(Registry):
         subs = [sub for sub, _ in self._subs.values()]
         self._state_lock = threading.RLock()
         self._lock = threading.RLock()
-        self._regs, self._subs, self._write_revisions = {}, {}, {}
+        self._regs, self._subs = {}, {}
         self._cache = self._new_cache()
         self._forked = True
         for sub in subs:
@@ -144,7 +143,7 @@ class EtcdRegistry(Registry):
                 if reg.active:
                     keeper: LeaseKeeper = reg.keepalive
                     revision = keeper.write(instance, deadline=deadline)
-                    self._wrote(instance.service, revision)
+                    self._wrote(instance, revision)
                     return
                 self._create(reg, instance, deadline=deadline, exclusive=exclusive)
                 return
@@ -163,7 +162,7 @@ class EtcdRegistry(Registry):
             raise
         reg.instance, reg.lease_id, reg.active = stamped, lease_id, True
         reg.taken_over_by, reg.last_error, reg.last_refresh = None, None, time.time()
-        self._wrote(instance.service, outcome.revision)
+        self._wrote(instance, outcome.revision)
         if outcome.previous is not None:
             log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
                         reg.key, outcome.previous.lease, lease_id,
@@ -187,10 +186,9 @@ class EtcdRegistry(Registry):
             if self._regs.get(reg.instance.key) is reg:
                 del self._regs[reg.instance.key]
 
-    def _wrote(self, service: str, revision: int) -> None:
-        with self._lock:
-            if revision > self._write_revisions.get(service, 0):
-                self._write_revisions[service] = revision
+    def _wrote(self, instance: Instance, revision: int) -> None:
+        if self._cache is not None:
+            self._cache.wrote(instance.service, instance.version, revision)
 
     def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
         with self._lock:
@@ -205,7 +203,7 @@ class EtcdRegistry(Registry):
                     f"{reg.key} was taken over by another registry (lease {reg.taken_over_by or 0:x})")
             keeper: LeaseKeeper = reg.keepalive
             revision = keeper.write(instance, deadline=Deadline(timeout))
-        self._wrote(instance.service, revision)
+        self._wrote(instance, revision)
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
         with self._lock:
@@ -232,7 +230,7 @@ class EtcdRegistry(Registry):
                 if reg.lease_id:
                     if was_active:
                         _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
-                        self._wrote(reg.instance.service, revision)
+                        self._wrote(reg.instance, revision)
                     else:
                         self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
         finally:
@@ -268,10 +266,7 @@ class EtcdRegistry(Registry):
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
         if self._cache is None:
             return list(self._read(service, version, timeout))
-        with self._lock:
-            min_revision = self._write_revisions.get(service, 0)
-        return self._cache.list(service, version, min_revision=min_revision, deadline=timeout,
-                                read=lambda: self._read(service, version, timeout))
+        return self._cache.list(service, version, deadline=timeout, read=lambda: self._read(service, version, timeout))
 
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
