@@ -132,11 +132,19 @@ class ServiceCache:
         for entry in entries:
             entry.watch.stop(self._join_timeout)
 
-    def close(self) -> None:
-        """Stop every watch and join its thread."""
+    def signal_stop(self) -> None:
+        """Ask every watch to end, without waiting (:meth:`close` joins them)."""
+        with self._lock:
+            watches = [entry.watch for entry in self._entries.values()]
+        for watch in watches:
+            watch.signal_stop()
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Stop every watch and join its thread, within ``timeout`` seconds for all of them."""
         with self._lock:
             self._closed = True
             entries = list(self._entries.values())
             self._entries.clear()
+        end = time.monotonic() + (self._join_timeout if timeout is None else timeout)
         for entry in entries:
-            entry.watch.stop(self._join_timeout)
+            entry.watch.stop(max(0.0, end - time.monotonic()))
