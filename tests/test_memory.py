@@ -11,7 +11,6 @@ from fyerreg import (
     Instance,
     MemoryRegistry,
     MemoryStore,
-    NotRegisteredError,
     RegistryClosedError,
     RegistryUnavailableError,
 )
@@ -188,19 +187,6 @@ def test_taken_over_instance_is_not_fought_for(new, store, caplog):
     assert store.revision == revision
     loser.deregister(inst())  # no longer ours: leaves the winner's record alone
     assert [i.address for i in winner.list_services(SVC)] == ["127.0.0.1:2"]
-
-
-def test_instance_deregistered_by_another_registry_is_not_reregistered(new, caplog):
-    owner, operator = new(ttl=TTL), new()
-    owner.register(inst())
-    with caplog.at_level(logging.WARNING, logger="fyerreg.registry.memory"):
-        operator.deregister(inst())
-        wait_until(lambda: any("deregistered by another registry" in r.getMessage() for r in caplog.records))
-    assert operator.list_services(SVC) == []
-    with pytest.raises(NotRegisteredError, match="deregistered by another registry"):
-        owner.update_service(inst())
-    owner.register(inst())  # explicitly registering again is fine
-    assert owner.registration_state(inst()).registered
 
 
 # -- unavailability -------------------------------------------------------------------------

@@ -65,7 +65,11 @@ class Registry(abc.ABC):
         self._do_register(instance, timeout=timeout, exclusive=exclusive)
 
     def deregister(self, instance: Instance, *, timeout: Optional[float] = None) -> None:
-        """Remove ``instance``; watchers see it gone at once. Removing what is absent is not an error."""
+        """Remove ``instance``; watchers see it gone at once. Removing what is absent is not an error.
+
+        Only an instance this registry registered is removed: another registry's record
+        of the same (service, version, id) is left alone.
+        """
         self._check_open()
         instance.validate()
         self._do_deregister(instance, timeout=timeout)

@@ -179,12 +179,11 @@ class MemoryRegistry(Registry):
             self._check_live()
             owned = self._owned.pop(instance.key, None)
             if owned is None:
-                # Never registered here: remove whatever holds the key (an operator's cleanup).
-                removed = self._store._delete(instance.key, lease_id=None)
-            elif owned.active:
-                removed = self._store._delete(instance.key, lease_id=owned.lease_id)
-            else:
-                removed = None
+                # Not registered here: another registry's record stays, as on etcd.
+                log.debug("deregister of %s/%s/%s: not registered through this registry",
+                          instance.service, instance.version, instance.id, extra=_log_extra(instance))
+                return
+            removed = self._store._delete(instance.key, lease_id=owned.lease_id) if owned.active else None
             if removed is not None:
                 self._metrics.inc("deregistrations")
         if removed is not None:
@@ -245,7 +244,7 @@ class MemoryRegistry(Registry):
             registered = owned.active
             if owned.active and self._client.available:
                 state = self._store._lease_state(owned.lease_id)
-                if state in (_Lease.TAKEN_OVER, _Lease.DEREGISTERED):
+                if state is _Lease.TAKEN_OVER:
                     self._lose_locked(owned, state)
                 registered = state is _Lease.ALIVE
             return RegistrationState(
