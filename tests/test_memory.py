@@ -14,6 +14,7 @@ from fyerreg import (
     RegistryClosedError,
     RegistryUnavailableError,
 )
+from fyerreg.registry.base import MAX_TTL
 from tests.helpers import fyerreg_threads, ids, next_snapshot, pending, wait_until
 
 SVC = "mem-svc"
@@ -55,10 +56,20 @@ def counters(registry: MemoryRegistry) -> Any:
 def test_bad_options_are_rejected():
     with pytest.raises(ValueError, match="ttl"):
         MemoryRegistry(ttl=0)
+    # The same bound as etcd's (fyerreg.registry.base.MAX_TTL, etcd's MaxLeaseTTL).
+    for too_long in (MAX_TTL + 1, 2**63, float("inf")):
+        with pytest.raises(ValueError, match=r"ttl must be .*<= 9000000000"):
+            MemoryRegistry(ttl=too_long)
     with pytest.raises(TypeError, match="ttl"):
         MemoryRegistry(ttl="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="store"):
         MemoryRegistry(store=object())  # type: ignore[arg-type]
+
+
+def test_the_longest_ttl_etcd_allows_is_accepted(new):
+    registry = new(ttl=MAX_TTL)
+    registry.register(inst())
+    assert registry.registration_state(inst()).registered and registry.ttl == MAX_TTL
 
 
 def test_private_store_per_registry_and_shared_store_between_registries(new, store):

@@ -11,7 +11,11 @@ from ..errors import RegistryClosedError
 from ..naming import Instance, _check_segment
 from .subscription import DEFAULT_SUBSCRIPTION_SIZE, Subscription
 
-__all__ = ["Registry", "RegistrationState"]
+__all__ = ["Registry", "RegistrationState", "MAX_TTL"]
+
+MAX_TTL = 9_000_000_000
+"""The longest lease ``ttl``, in seconds, that any backend accepts: etcd's own maximum
+(``MaxLeaseTTL`` in its lease package; it refuses a longer lease as "too large lease TTL")."""
 
 
 @dataclasses.dataclass(frozen=True)

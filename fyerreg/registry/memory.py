@@ -14,7 +14,7 @@ from ..errors import AlreadyRegisteredError, NotRegisteredError, RegistryUnavail
 from ..metrics import Metrics
 from ..naming import Instance
 from ._memory_store import MemoryStore, _Lease, _log_extra
-from .base import RegistrationState, Registry
+from .base import MAX_TTL, RegistrationState, Registry
 from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
@@ -60,8 +60,8 @@ class MemoryRegistry(Registry):
         if ttl is not None:
             if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
                 raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
-            if not ttl > 0:
-                raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
+            if not 0 < ttl <= MAX_TTL:
+                raise ValueError(f"ttl must be > 0 and <= {MAX_TTL} seconds (etcd's maximum lease TTL), got {ttl!r}")
         super().__init__()
         self._store = store if store is not None else MemoryStore()
         self._ttl = None if ttl is None else float(ttl)
