@@ -11,6 +11,7 @@ from ...errors import RegistryUnavailableError
 from ...metrics import Metrics
 from ...naming import Instance
 from ..subscription import Snapshot
+from ._client import Deadline
 from ._watch import PrefixWatch
 
 __all__ = ["ServiceCache"]
@@ -68,7 +69,7 @@ class ServiceCache:
                     self._own_writes[key] = revision
 
     def list(self, service: str, version: Optional[str], *,
-             read: Callable[[], Snapshot], deadline: Optional[float]) -> List[Instance]:
+             read: Callable[[], Snapshot], deadline: Deadline) -> List[Instance]:
         """The instances of (service, version): from the watch when it is current and shows this
         registry's last write there, else from ``read()``; when that fails for want of etcd,
         the last known state with a warning."""
@@ -80,8 +81,9 @@ class ServiceCache:
         watch = entry.watch
         with self._lock:
             min_revision = self._own_writes.get((service, version), 0)
-        if watch.connected and (watch.revision >= min_revision
-                                or watch.wait_for_revision(min_revision, CATCH_UP_WAIT)):
+        left = deadline.left()
+        catch_up = CATCH_UP_WAIT if left is None else min(CATCH_UP_WAIT, left / 2)  # the rest is the read's
+        if watch.connected and (watch.revision >= min_revision or watch.wait_for_revision(min_revision, catch_up)):
             self._metrics.inc("cache_hits")
             entry.serving_stale = False
             return list(watch.snapshot())
@@ -104,7 +106,7 @@ class ServiceCache:
             self._store_went_back(found.revision)
         return list(found)
 
-    def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:
+    def _entry(self, service: str, version: Optional[str], deadline: Deadline) -> Optional[_Entry]:
         key = (service, version)
         with self._lock:
             entry = self._entries.get(key)

@@ -21,7 +21,7 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ._client import Deadline, KeyValue, LeaseNotFoundError, Timeout
-from ._records import CLEANUP_TIMEOUT, RecordWriter, Registration, Turn, instance_extra
+from ._records import RecordWriter, Registration, Turn, cleanup_time, instance_extra
 
 __all__ = ["LeaseKeeper"]
 
@@ -133,10 +133,10 @@ class LeaseKeeper:
             elif current is None:
                 self._repair_record(deadline=deadline)
             else:
-                self._taken_over(current)
+                self._taken_over(current, deadline=deadline)
         finally:
             if reg.end_write():  # close() or deregister() overtook this repair
-                self.writer.withdraw_quietly(reg)
+                self.writer.withdraw_quietly(reg, deadline=deadline)
 
     def _current(self, lease_id: int) -> bool:
         reg = self.reg
@@ -165,7 +165,7 @@ class LeaseKeeper:
             revision = self._recover(instance, deadline=deadline, reason=lost)
         else:
             if not outcome.written:
-                self._taken_over(outcome.holder)
+                self._taken_over(outcome.holder, deadline=deadline)
             else:
                 with reg.lock:
                     reg.instance = stamped  # what the record holds now, whatever the heartbeat says
@@ -191,7 +191,7 @@ class LeaseKeeper:
             self._recover(instance, deadline=deadline, reason=f"lease {lease_id:x} was lost")
             return
         if not outcome.written:
-            self._taken_over(outcome.holder)
+            self._taken_over(outcome.holder, deadline=deadline)
             return
         with reg.lock:
             reg.instance = stamped
@@ -218,11 +218,11 @@ class LeaseKeeper:
             stamped, value = self.writer.stamp(instance)
             outcome = self.writer.guarded_put(reg.key, value, owner_lease=old, put_lease=new, deadline=deadline)
         except BaseException:
-            self.writer.revoke_quietly(new, deadline=CLEANUP_TIMEOUT)
+            self.writer.revoke_quietly(new, deadline=cleanup_time(deadline))
             raise
         if not outcome.written:
-            self.writer.revoke_quietly(new, deadline=CLEANUP_TIMEOUT)
-            self._taken_over(outcome.holder)
+            self.writer.revoke_quietly(new, deadline=cleanup_time(deadline))
+            self._taken_over(outcome.holder, deadline=deadline)
             return None
         with reg.lock:
             reg.lease_id = new
@@ -234,7 +234,7 @@ class LeaseKeeper:
                  extra=instance_extra(instance, new, previous_lease_id=old))
         return outcome.revision
 
-    def _taken_over(self, holder: Optional[KeyValue]) -> None:
+    def _taken_over(self, holder: Optional[KeyValue], *, deadline: Timeout) -> None:
         reg = self.reg
         with reg.lock:
             if not reg.active:
@@ -244,7 +244,7 @@ class LeaseKeeper:
             reg.last_error = f"taken over by lease {reg.taken_over_by or 0:x}"
             lease_id = reg.lease_id
         self._stop.set()
-        self.writer.revoke_quietly(lease_id, deadline=CLEANUP_TIMEOUT)
+        self.writer.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
         log.warning("%s was taken over by another registry (its lease %x, ours %x); no longer keeping it alive",
                     reg.key, reg.taken_over_by or 0, lease_id,
                     extra=instance_extra(reg.instance, lease_id, holder_lease_id=reg.taken_over_by))

@@ -19,7 +19,7 @@ from ..base import RegistrationState
 from ._client import Compare, Deadline, Delete, EtcdClient, Get, KeyValue, Put, Timeout, Txn, TxnResult
 from ._keys import KeyLayout
 
-__all__ = ["Registration", "RecordWriter", "Turn", "instance_extra"]
+__all__ = ["Registration", "RecordWriter", "Turn", "cleanup_time", "instance_extra"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -137,7 +137,16 @@ class WriteOutcome:
 
 
 CLEANUP_TIMEOUT = 2.0
-"""Seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+"""Most seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+CLEANUP_FLOOR = 0.25
+"""Least seconds given to it once the call's own timeout has run out: a small overrun, not a wait."""
+
+
+def cleanup_time(deadline: Timeout) -> float:
+    """Seconds for cleaning up after a call bounded by ``deadline``: what is left of it, kept
+    within [CLEANUP_FLOOR, CLEANUP_TIMEOUT], so a call with a timeout still keeps to it."""
+    left = deadline.left() if isinstance(deadline, Deadline) else deadline
+    return CLEANUP_TIMEOUT if left is None else min(CLEANUP_TIMEOUT, max(CLEANUP_FLOOR, left))
 
 
 def _now_ms() -> int:
@@ -198,7 +207,7 @@ class RecordWriter:
                     previous = None
                 outcome = WriteOutcome(True, result.revision, previous=previous)
         except BaseException:
-            self.revoke_quietly(lease_id, deadline=CLEANUP_TIMEOUT)
+            self.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
             raise
         return lease_id, stamped, outcome
 
@@ -250,10 +259,10 @@ class RecordWriter:
             return None
         return self.remove(reg.key, lease_id, deadline=deadline)[1]
 
-    def withdraw_quietly(self, reg: Registration) -> None:
-        """:meth:`withdraw`, logging (not raising) failures: the lease expires anyway."""
+    def withdraw_quietly(self, reg: Registration, *, deadline: Timeout) -> None:
+        """:meth:`withdraw` within :func:`cleanup_time`, logging (not raising) failures: the lease expires anyway."""
         try:
-            self.withdraw(reg, deadline=CLEANUP_TIMEOUT)
+            self.withdraw(reg, deadline=cleanup_time(deadline))
         except RegistryError as exc:
             log.info("could not remove %s (its lease expires by itself): %s", reg.key, exc,
                      extra=instance_extra(reg.instance, reg.lease_id))

@@ -164,7 +164,7 @@ class EtcdRegistry(Registry):
                 else:
                     self._create(reg, instance, deadline=deadline, exclusive=exclusive)
             finally:
-                overtaken = self._end_write(reg)
+                overtaken = self._end_write(reg, deadline)
             if overtaken:
                 raise self._overtaken("register", reg)
             return
@@ -204,12 +204,12 @@ class EtcdRegistry(Registry):
         log.info("registered %s at %s with lease %x", reg.key, instance.address, lease_id,
                  extra=instance_extra(instance, lease_id))
 
-    def _end_write(self, reg: Registration) -> bool:
+    def _end_write(self, reg: Registration, deadline: Deadline) -> bool:
         """End a write turn; when close() or deregister() finished the registration meanwhile,
         remove what it holds now (their job, left to the write in flight) and return True."""
         if not reg.end_write():
             return False
-        self._writer.withdraw_quietly(reg)
+        self._writer.withdraw_quietly(reg, deadline=deadline)
         return True
 
     def _overtaken(self, call: str, reg: Registration) -> RegistryError:
@@ -247,7 +247,7 @@ class EtcdRegistry(Registry):
                 raise NotRegisteredError(f"{reg.key} was taken over by another registry (lease {holder or 0:x})")
             revision = keeper.write(instance, deadline=deadline)
         finally:
-            overtaken = self._end_write(reg)
+            overtaken = self._end_write(reg, deadline)
         if overtaken:
             raise self._overtaken("update_service", reg)
         self._wrote(instance, revision)
@@ -306,15 +306,17 @@ class EtcdRegistry(Registry):
         return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
                            retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}")
 
-    def _read(self, service: str, version: Optional[str], deadline: Optional[float]) -> Snapshot:
+    def _read(self, service: str, version: Optional[str], deadline: Deadline) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
         found = self._decoder.decode_all(result.kvs, service, version)
         return Snapshot(found.values(), revision=result.revision)
 
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
+        deadline = Deadline(timeout)  # one budget for the cache's catch-up and a direct read
         if self._cache is None:
-            return list(self._read(service, version, timeout))
-        return self._cache.list(service, version, deadline=timeout, read=lambda: self._read(service, version, timeout))
+            return list(self._read(service, version, deadline))
+        return self._cache.list(service, version, deadline=deadline,
+                                read=lambda: self._read(service, version, deadline))
 
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
