@@ -58,9 +58,9 @@ def close_warnings(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
 @pytest.mark.parametrize("call", ["register", "update_service"])
 def test_close_returns_within_its_timeout_while_another_thread_writes_to_a_frozen_etcd(
         etcd_server, registries, caplog, call):
-    # etcd's defaults (dial_timeout 5 s, 3 retries): the call in flight lasts about 20 s.
+    # dial_timeout 5 s, 3 retries 3 s apart and more: the call in flight lasts over 20 s.
     registry = registries.new(endpoints=etcd_server.endpoints, ttl=30, dial_timeout=5, max_retry=3,
-                              retry_interval=1.0)
+                              retry_interval=3.0)
     steady, busy = make_instance("steady"), make_instance("busy")
     registry.register(steady)
     if call == "update_service":
@@ -79,9 +79,10 @@ def test_close_returns_within_its_timeout_while_another_thread_writes_to_a_froze
         assert len(warnings) == 1, [r.getMessage() for r in warnings]
         assert "steady" in warnings[0].getMessage() and "busy" in warnings[0].getMessage()
         assert "30" in warnings[0].getMessage()
-        writer.thread.join(10)
+        # The call in flight ended with the connection.
+        writer.thread.join(SLACK)
         assert not writer.thread.is_alive()
-        assert isinstance(writer.error, (RegistryClosedError, RegistryUnavailableError)), writer.error
+        assert isinstance(writer.error, RegistryClosedError), writer.error
         assert not [t for t in fyerreg_threads() if t.startswith("fyerreg-keepalive")]
     finally:
         etcd_server.resume()

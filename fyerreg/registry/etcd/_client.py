@@ -549,6 +549,8 @@ class EtcdClient:
             try:
                 result = func(conn, timeout, self._metadata())
             except grpc.RpcError as exc:
+                if self._closed:  # ended by close(): no retry
+                    raise RegistryClosedError("the etcd client is closed") from None
                 raise self._translate(exc, conn, what) from None
             except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
                 if self._closed:
