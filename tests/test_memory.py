@@ -11,10 +11,10 @@ from fyerreg import (
     Instance,
     MemoryRegistry,
     MemoryStore,
-    NotRegisteredError,
     RegistryClosedError,
     RegistryUnavailableError,
 )
+from fyerreg.registry.base import MAX_TTL
 from tests.helpers import fyerreg_threads, ids, next_snapshot, pending, wait_until
 
 SVC = "mem-svc"
@@ -56,10 +56,20 @@ def counters(registry: MemoryRegistry) -> Any:
 def test_bad_options_are_rejected():
     with pytest.raises(ValueError, match="ttl"):
         MemoryRegistry(ttl=0)
+    # The same bound as etcd's (fyerreg.registry.base.MAX_TTL, etcd's MaxLeaseTTL).
+    for too_long in (MAX_TTL + 1, 2**63, float("inf")):
+        with pytest.raises(ValueError, match=r"ttl must be .*<= 9000000000"):
+            MemoryRegistry(ttl=too_long)
     with pytest.raises(TypeError, match="ttl"):
         MemoryRegistry(ttl="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="store"):
         MemoryRegistry(store=object())  # type: ignore[arg-type]
+
+
+def test_the_longest_ttl_etcd_allows_is_accepted(new):
+    registry = new(ttl=MAX_TTL)
+    registry.register(inst())
+    assert registry.registration_state(inst()).registered and registry.ttl == MAX_TTL
 
 
 def test_private_store_per_registry_and_shared_store_between_registries(new, store):
@@ -188,19 +198,6 @@ def test_taken_over_instance_is_not_fought_for(new, store, caplog):
     assert store.revision == revision
     loser.deregister(inst())  # no longer ours: leaves the winner's record alone
     assert [i.address for i in winner.list_services(SVC)] == ["127.0.0.1:2"]
-
-
-def test_instance_deregistered_by_another_registry_is_not_reregistered(new, caplog):
-    owner, operator = new(ttl=TTL), new()
-    owner.register(inst())
-    with caplog.at_level(logging.WARNING, logger="fyerreg.registry.memory"):
-        operator.deregister(inst())
-        wait_until(lambda: any("deregistered by another registry" in r.getMessage() for r in caplog.records))
-    assert operator.list_services(SVC) == []
-    with pytest.raises(NotRegisteredError, match="deregistered by another registry"):
-        owner.update_service(inst())
-    owner.register(inst())  # explicitly registering again is fine
-    assert owner.registration_state(inst()).registered
 
 
 # -- unavailability -------------------------------------------------------------------------

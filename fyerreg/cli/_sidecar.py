@@ -11,6 +11,7 @@ from ..api._address import advertise_address, is_unspecified, split_host_port
 from ..errors import RegistryError
 from ..logging import escape_control
 from ..naming import Instance
+from ..registry.base import MAX_TTL
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._output import emit
@@ -26,6 +27,13 @@ def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
     return int(text)
+
+
+def _lease_ttl(text: str) -> int:
+    ttl = _non_negative_int(text)
+    if ttl > MAX_TTL:
+        raise argparse.ArgumentTypeError(f"{text} is above {MAX_TTL} seconds, etcd's maximum lease TTL")
+    return ttl
 
 
 def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
@@ -48,7 +56,8 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
     parser.add_argument("--weight", type=_non_negative_int, default=None, help="weight (default 100)")
     parser.add_argument("--meta", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                         help="metadata entries (repeatable)")
-    parser.add_argument("--ttl", type=_non_negative_int, default=None, help="lease TTL in seconds (default 30)")
+    parser.add_argument("--ttl", type=_lease_ttl, default=None,
+                        help=f"lease TTL in seconds, 2 to {MAX_TTL} (default 30)")
     parser.set_defaults(func=run_register, default_log_level="info")
 
 

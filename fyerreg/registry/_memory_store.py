@@ -29,7 +29,6 @@ class _Lease(enum.Enum):
     ALIVE = "alive"
     EXPIRED = "expired"
     TAKEN_OVER = "taken over by another registry"
-    DEREGISTERED = "deregistered by another registry"
 
 
 @dataclasses.dataclass
@@ -218,14 +217,12 @@ class MemoryStore:
         with self._lock:
             return self._lease_state_locked(lease_id)
 
-    def _delete(self, key: _Key, *, lease_id: Optional[int]) -> Optional[Instance]:
-        """Delete the record at ``key`` (only if held under ``lease_id``, when given)."""
+    def _delete(self, key: _Key, *, lease_id: int) -> Optional[Instance]:
+        """Delete the record at ``key`` if it is held under ``lease_id``."""
         with self._lock:
             record = self._records.get(key)
-            if record is None or (lease_id is not None and record.lease_id != lease_id):
+            if record is None or record.lease_id != lease_id:
                 return None
-            if lease_id is None:
-                self._ended[record.lease_id] = (record.owner, _Lease.DEREGISTERED)
             self._remove_locked(record)
             self._notify_locked(record.instance)
             return record.instance

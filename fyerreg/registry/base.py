@@ -12,7 +12,11 @@ from ..errors import RegistryClosedError
 from ..naming import Instance, _check_segment
 from .subscription import DEFAULT_SUBSCRIPTION_SIZE, Subscription
 
-__all__ = ["Registry", "RegistrationState"]
+__all__ = ["Registry", "RegistrationState", "MAX_TTL"]
+
+MAX_TTL = 9_000_000_000
+"""The longest lease ``ttl``, in seconds, that any backend accepts: etcd's own maximum
+(``MaxLeaseTTL`` in its lease package; it refuses a longer lease as "too large lease TTL")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +79,11 @@ class Registry(abc.ABC):
         self._do_register(instance, timeout=timeout, exclusive=exclusive)
 
     def deregister(self, instance: Instance, *, timeout: Optional[float] = None) -> None:
-        """Remove ``instance``; watchers see it gone at once. Removing what is absent is not an error."""
+        """Remove ``instance``; watchers see it gone at once. Removing what is absent is not an error.
+
+        Only an instance this registry registered is removed: another registry's record
+        of the same (service, version, id) is left alone.
+        """
         self._check_open()
         instance.validate()
         self._do_deregister(instance, timeout=timeout)

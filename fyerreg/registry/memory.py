@@ -14,7 +14,7 @@ from ..errors import AlreadyRegisteredError, NotRegisteredError, RegistryUnavail
 from ..metrics import Metrics
 from ..naming import Instance
 from ._memory_store import MemoryStore, _Lease, _log_extra
-from .base import RegistrationState, Registry
+from .base import MAX_TTL, RegistrationState, Registry
 from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
@@ -60,8 +60,8 @@ class MemoryRegistry(Registry):
         if ttl is not None:
             if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
                 raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
-            if not ttl > 0:
-                raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
+            if not 0 < ttl <= MAX_TTL:
+                raise ValueError(f"ttl must be > 0 and <= {MAX_TTL} seconds (etcd's maximum lease TTL), got {ttl!r}")
         super().__init__()
         self._store = store if store is not None else MemoryStore()
         self._ttl = None if ttl is None else float(ttl)
@@ -179,12 +179,11 @@ class MemoryRegistry(Registry):
             self._check_live()
             owned = self._owned.pop(instance.key, None)
             if owned is None:
-                # Never registered here: remove whatever holds the key (an operator's cleanup).
-                removed = self._store._delete(instance.key, lease_id=None)
-            elif owned.active:
-                removed = self._store._delete(instance.key, lease_id=owned.lease_id)
-            else:
-                removed = None
+                # Not registered here: another registry's record stays, as on etcd.
+                log.debug("deregister of %s/%s/%s: not registered through this registry",
+                          instance.service, instance.version, instance.id, extra=_log_extra(instance))
+                return
+            removed = self._store._delete(instance.key, lease_id=owned.lease_id) if owned.active else None
             if removed is not None:
                 self._metrics.inc("deregistrations")
         if removed is not None:
@@ -245,7 +244,7 @@ class MemoryRegistry(Registry):
             registered = owned.active
             if owned.active and self._client.available:
                 state = self._store._lease_state(owned.lease_id)
-                if state in (_Lease.TAKEN_OVER, _Lease.DEREGISTERED):
+                if state is _Lease.TAKEN_OVER:
                     self._lose_locked(owned, state)
                 registered = state is _Lease.ALIVE
             return RegistrationState(

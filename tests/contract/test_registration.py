@@ -106,6 +106,19 @@ def test_deregister_is_idempotent(backend):
     assert not registry.registration_state(inst).registered
 
 
+def test_deregister_leaves_alone_an_instance_another_registry_holds(backend):
+    owner, stranger = backend.new(), backend.new()
+    inst = make_instance("held", metadata={"by": "owner"})
+    owner.register(inst)
+    stranger.deregister(inst)  # not registered through it: no error, and nothing removed
+    assert unstamped(stranger.list_services(SERVICE)) == [inst]
+    assert owner.registration_state(inst).registered
+    owner.update_service(inst.replace(weight=5))  # still the owner's, kept alive by it
+    wait_until(lambda: [i.weight for i in stranger.list_services(SERVICE)] == [5])
+    owner.deregister(inst)
+    assert stranger.list_services(SERVICE) == []
+
+
 def test_close_is_idempotent_and_deregisters(backend):
     registry, other = backend.new(), backend.new()
     inst = make_instance("c")

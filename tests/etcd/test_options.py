@@ -8,8 +8,11 @@ import time
 import pytest
 
 from fyerreg import RegistryUnavailableError
+from fyerreg.cli import main
 from fyerreg.registry.etcd import CacheOptions, EtcdOptions, EtcdRegistry, TLSOptions
-from fyerreg.registry.etcd.options import Endpoint
+from fyerreg.registry.etcd.options import MAX_TTL, Endpoint
+
+from .support import make_instance
 
 
 def test_defaults_match_the_documented_ones():
@@ -49,6 +52,9 @@ def test_endpoints_are_parsed(text, host, port, secure):
         ({"dial_timeout": 0}, "dial_timeout"),
         ({"dial_timeout": float("nan")}, "dial_timeout"),
         ({"ttl": 1}, "ttl"),
+        ({"ttl": 9_000_000_001}, "ttl must be <= 9000000000"),
+        ({"ttl": 2**63}, "ttl must be <= 9000000000"),
+        ({"ttl": 99999999999999999999}, "ttl must be <= 9000000000"),
         ({"namespace": ""}, "namespace"),
         ({"namespace": "a/b"}, "namespace"),
         ({"max_retry": -1}, "max_retry"),
@@ -111,3 +117,37 @@ def test_a_hung_endpoint_does_not_use_up_the_dial_timeout_of_the_others(etcd_end
             assert registry.list_services("svc") == []
         finally:
             registry.close()
+
+
+# etcd's maximum lease TTL, read in etcd's source (etcd-io/etcd, server/lease/lessor.go at
+# 023e3409e91b): "const MaxLeaseTTL = 9000000000", and Grant() returns ErrLeaseTTLTooLarge
+# ("too large lease TTL") for a ttl above it.
+ETCD_MAX_LEASE_TTL = 9_000_000_000
+
+
+@pytest.mark.etcd
+def test_the_ttl_bound_is_etcds_own_maximum_lease_ttl(etcd_client):
+    assert MAX_TTL == ETCD_MAX_LEASE_TTL
+    lease = etcd_client.lease(MAX_TTL)
+    try:
+        assert lease.remaining_ttl > MAX_TTL - 60
+    finally:
+        lease.revoke()
+    with pytest.raises(Exception, match="too large lease TTL"):
+        etcd_client.lease(MAX_TTL + 1)
+
+
+@pytest.mark.etcd
+def test_an_instance_registers_with_the_longest_ttl(registries):
+    registry = registries.new(ttl=MAX_TTL)
+    inst = make_instance("long")
+    registry.register(inst)
+    assert registry.registration_state(inst).registered
+
+
+@pytest.mark.parametrize("ttl", ["99999999999999999999", "9000000001"])
+def test_the_cli_answers_a_ttl_above_etcds_maximum_with_a_usage_error(ttl, capsys):
+    argv = ["register", "--service", "s", "--version", "v", "--address", "127.0.0.1:1", "--ttl", ttl]
+    assert main(argv, {}) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--ttl" in err and "9000000000" in err

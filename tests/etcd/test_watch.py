@@ -80,6 +80,41 @@ def test_cached_list_reads_its_own_writes(registries):
     assert "fyerreg-cache-etcd-svc-*" in fyerreg_threads()
 
 
+def listed_from_cache(registry, version=None):
+    """List once; True when the cache answered (a hit), not a direct read."""
+    hits = registry.stats()["cache_hits"]
+    registry.list_services(SERVICE, version)
+    return registry.stats()["cache_hits"] == hits + 1
+
+
+def test_cached_list_of_a_version_stays_a_hit_while_this_registry_writes_another(registries):
+    registry = registries.new(cache=(True, 60))
+    registry.register(make_instance("a", version="v1"))
+    wait_until(lambda: listed_from_cache(registry, "v1"), message="the v1 watch is up")
+    registry.register(make_instance("b", version="v2"))
+    registry.update_service(make_instance("b", version="v2", weight=3))
+    # The v2 writes are outside the v1 watch: nothing there for a v1 list to wait for.
+    assert all(listed_from_cache(registry, "v1") for _ in range(5))
+    assert ids(registry.list_services(SERVICE, "v1")) == ["a"]
+    # A list of every version does show them, at once.
+    assert [(i.id, i.weight) for i in registry.list_services(SERVICE)] == [("a", 100), ("b", 3)]
+
+
+def test_cached_list_is_a_hit_again_after_etcd_comes_back_wiped(etcd_server, registries):
+    registry = registries.new(endpoints=etcd_server.endpoints, cache=(True, 60), ttl=3)
+    inst = make_instance("w")
+    registry.register(inst)
+    for weight in range(1, 30):  # our last write far ahead of the revisions a fresh etcd starts from
+        registry.update_service(inst.replace(weight=weight))
+    wait_until(lambda: listed_from_cache(registry), message="the watch is up")
+    etcd_server.wipe()
+    etcd_server.start()
+    # The keepalive registers it again on the empty etcd (ttl/3 + a round); the cache follows.
+    wait_until(lambda: [(i.id, i.weight) for i in registry.list_services(SERVICE)] == [("w", 29)], timeout=3 + 5)
+    wait_until(lambda: listed_from_cache(registry), timeout=5, message="lists are hits again")
+    assert all(listed_from_cache(registry) for _ in range(5))
+
+
 def test_cached_list_sees_other_registries_and_serves_stale_while_etcd_is_down(etcd_server, registries, caplog):
     other = registries.new(endpoints=etcd_server.endpoints)
     cached = registries.new(endpoints=etcd_server.endpoints, cache=(True, 60), max_retry=1, dial_timeout=1)

@@ -11,6 +11,7 @@ from ...errors import RegistryUnavailableError
 from ...metrics import Metrics
 from ...naming import Instance
 from ..subscription import Snapshot
+from ._client import Deadline
 from ._watch import PrefixWatch
 
 __all__ = ["ServiceCache"]
@@ -44,25 +45,45 @@ class ServiceCache:
         self._ttl = ttl
         self._join_timeout = join_timeout
         self._entries: Dict[Key, _Entry] = {}
+        self._own_writes: Dict[Key, int] = {}  # the revision of this registry's last write under each key
         self._lock = threading.Lock()
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def list(self, service: str, version: Optional[str], *, min_revision: int,
-             read: Callable[[], Snapshot], deadline: Optional[float]) -> List[Instance]:
-        """The instances of (service, version): from the watch when it is current and shows
-        revision ``min_revision`` (this registry's last write), else from ``read()``; when that
-        fails for want of etcd, the last known state with a warning."""
+    def wrote(self, service: str, version: str, revision: int) -> None:
+        """Note this registry's write under ``service``/``version`` at ``revision``: lists of that
+        version and of every version answer from a watch only once it shows it."""
+        with self._lock:
+            for key in ((service, version), (service, None)):
+                if revision > self._own_writes.get(key, 0):
+                    self._own_writes[key] = revision
+
+    def _store_went_back(self, revision: int) -> None:
+        """etcd answered at a revision below our own writes: it was wiped or restored, and
+        those writes are gone with the store that held them."""
+        with self._lock:
+            for key, written in self._own_writes.items():
+                if written > revision:
+                    self._own_writes[key] = revision
+
+    def list(self, service: str, version: Optional[str], *,
+             read: Callable[[], Snapshot], deadline: Deadline) -> List[Instance]:
+        """The instances of (service, version): from the watch when it is current and shows this
+        registry's last write there, else from ``read()``; when that fails for want of etcd,
+        the last known state with a warning."""
         self._evict_idle()
         entry = self._entry(service, version, deadline)
         if entry is None:
             return list(read())
         entry.last_used = time.monotonic()
         watch = entry.watch
-        if watch.connected and (watch.revision >= min_revision
-                                or watch.wait_for_revision(min_revision, CATCH_UP_WAIT)):
+        with self._lock:
+            min_revision = self._own_writes.get((service, version), 0)
+        left = deadline.left()
+        catch_up = CATCH_UP_WAIT if left is None else min(CATCH_UP_WAIT, left / 2)  # the rest is the read's
+        if watch.connected and (watch.revision >= min_revision or watch.wait_for_revision(min_revision, catch_up)):
             self._metrics.inc("cache_hits")
             entry.serving_stale = False
             return list(watch.snapshot())
@@ -81,9 +102,11 @@ class ServiceCache:
             return list(snapshot)
         entry.serving_stale = False
         entry.last_read = found
+        if found.revision < min_revision:
+            self._store_went_back(found.revision)
         return list(found)
 
-    def _entry(self, service: str, version: Optional[str], deadline: Optional[float]) -> Optional[_Entry]:
+    def _entry(self, service: str, version: Optional[str], deadline: Deadline) -> Optional[_Entry]:
         key = (service, version)
         with self._lock:
             entry = self._entries.get(key)
@@ -111,11 +134,19 @@ class ServiceCache:
         for entry in entries:
             entry.watch.stop(self._join_timeout)
 
-    def close(self) -> None:
-        """Stop every watch and join its thread."""
+    def signal_stop(self) -> None:
+        """Ask every watch to end, without waiting (:meth:`close` joins them)."""
+        with self._lock:
+            watches = [entry.watch for entry in self._entries.values()]
+        for watch in watches:
+            watch.signal_stop()
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Stop every watch and join its thread, within ``timeout`` seconds for all of them."""
         with self._lock:
             self._closed = True
             entries = list(self._entries.values())
             self._entries.clear()
+        end = time.monotonic() + (self._join_timeout if timeout is None else timeout)
         for entry in entries:
-            entry.watch.stop(self._join_timeout)
+            entry.watch.stop(max(0.0, end - time.monotonic()))

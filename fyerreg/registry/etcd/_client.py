@@ -549,6 +549,8 @@ class EtcdClient:
             try:
                 result = func(conn, timeout, self._metadata())
             except grpc.RpcError as exc:
+                if self._closed:  # ended by close(): no retry
+                    raise RegistryClosedError("the etcd client is closed") from None
                 raise self._translate(exc, conn, what) from None
             except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
                 if self._closed:
@@ -688,6 +690,8 @@ class EtcdClient:
             try:
                 self.sync_endpoints()
             except RegistryError as exc:
+                if self._sync_stop.is_set():
+                    return  # closed during the call
                 log.warning("refreshing the etcd member list failed: %s", exc)
             except Exception:
                 log.exception("refreshing the etcd member list failed")
@@ -726,18 +730,18 @@ class EtcdClient:
         log.info("etcd endpoints are now %s", ", ".join(new))
 
     def close(self) -> None:
-        """Stop the member-list thread and close every channel (idempotent)."""
+        """Close every channel, which ends the calls in flight, and stop the member-list thread (idempotent)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._sync_stop.set()
-        if self._sync_thread is not None:
-            join_thread(self._sync_thread, self.options.dial_timeout + 1)
         try:
             self._client.close()
         except Exception:
             log.debug("closing the etcd channels failed", exc_info=True)
+        if self._sync_thread is not None:
+            join_thread(self._sync_thread, self.options.dial_timeout + 1)
 
 
 class WatchStream:

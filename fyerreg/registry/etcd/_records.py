@@ -7,6 +7,7 @@ registry took over (same id, its own lease) is never overwritten nor deleted by 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from ..base import RegistrationState
 from ._client import Compare, Deadline, Delete, EtcdClient, Get, KeyValue, Put, Timeout, Txn, TxnResult
 from ._keys import KeyLayout
 
-__all__ = ["Registration", "RecordWriter", "instance_extra"]
+__all__ = ["Registration", "RecordWriter", "Turn", "cleanup_time", "instance_extra"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -42,8 +43,21 @@ def lease_hex(lease_id: int) -> str:
     return f"{lease_id:x}"
 
 
+class Turn(enum.Enum):
+    """What :meth:`Registration.begin_write` got."""
+
+    TAKEN = "taken"
+    FINISHED = "finished"  # deregistered or closed: nothing may be written for it any more
+    TIMED_OUT = "timed out"  # another write still waits on etcd
+
+
 class Registration:
-    """What this registry knows about one instance it registered. Mutated under ``lock``.
+    """What this registry knows about one instance it registered.
+
+    Its fields change under ``lock``, which is never held across a call to etcd. Writes
+    to etcd for it (register, update, repair, deregister) take turns (:meth:`begin_write`
+    / :meth:`end_write`); ``close()`` never waits for a turn: it marks the registration
+    ``finished`` and the write in flight, when it ends, removes what it holds.
 
     ``active``: the record is ours and kept alive; False once another registry took
     the key over (``taken_over_by`` its lease) or after deregistration (``finished``).
@@ -53,6 +67,8 @@ class Registration:
         self.instance = instance
         self.key = key
         self.lock = threading.RLock()
+        self._turn_free = threading.Condition(self.lock)
+        self._writing = False
         self.lease_id = 0
         self.active = False
         self.finished = False
@@ -65,7 +81,38 @@ class Registration:
 
     def keepers(self) -> List[Any]:
         """Every keepalive this registration started (the current one last)."""
-        return [*self.retired, *([self.keepalive] if self.keepalive is not None else [])]
+        with self.lock:
+            return [*self.retired, *([self.keepalive] if self.keepalive is not None else [])]
+
+    def begin_write(self, deadline: Deadline) -> Turn:
+        """Wait for this registration's turn to write to etcd (never taken once it is finished)."""
+        with self.lock:
+            if not self._turn_free.wait_for(lambda: not self._writing, deadline.left()):
+                return Turn.TIMED_OUT
+            if self.finished:
+                return Turn.FINISHED
+            self._writing = True
+            return Turn.TAKEN
+
+    def end_write(self) -> bool:
+        """End the turn; True when the registration was finished meanwhile: the writer then
+        removes what it holds (close() and a timed-out deregister() leave that to it)."""
+        with self.lock:
+            self._writing = False
+            self._turn_free.notify_all()
+            return self.finished
+
+    def finish(self) -> bool:
+        """Mark it finished (no write starts after this); True when a write is in flight, which then
+        removes what it holds when it ends."""
+        with self.lock:
+            self.finished = True
+            return self._writing
+
+    def wait_idle(self, timeout: Optional[float]) -> bool:
+        """Wait until no write is in flight; False when ``timeout`` passed first."""
+        with self.lock:
+            return self._turn_free.wait_for(lambda: not self._writing, timeout)
 
     def state(self) -> RegistrationState:
         """A consistent copy for ``registration_state``."""
@@ -90,7 +137,16 @@ class WriteOutcome:
 
 
 CLEANUP_TIMEOUT = 2.0
-"""Seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+"""Most seconds given to revoking a lease we no longer need (it expires by itself anyway)."""
+CLEANUP_FLOOR = 0.25
+"""Least seconds given to it once the call's own timeout has run out: a small overrun, not a wait."""
+
+
+def cleanup_time(deadline: Timeout) -> float:
+    """Seconds for cleaning up after a call bounded by ``deadline``: what is left of it, kept
+    within [CLEANUP_FLOOR, CLEANUP_TIMEOUT], so a call with a timeout still keeps to it."""
+    left = deadline.left() if isinstance(deadline, Deadline) else deadline
+    return CLEANUP_TIMEOUT if left is None else min(CLEANUP_TIMEOUT, max(CLEANUP_FLOOR, left))
 
 
 def _now_ms() -> int:
@@ -151,7 +207,7 @@ class RecordWriter:
                     previous = None
                 outcome = WriteOutcome(True, result.revision, previous=previous)
         except BaseException:
-            self.revoke_quietly(lease_id, deadline=CLEANUP_TIMEOUT)
+            self.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
             raise
         return lease_id, stamped, outcome
 
@@ -186,6 +242,30 @@ class RecordWriter:
         result = self.client.txn(Txn([Compare(key, "lease", lease_id)], [Delete(key)], []), deadline=deadline)
         self.client.revoke(lease_id, deadline=deadline)
         return result.succeeded, result.revision
+
+    def withdraw(self, reg: Registration, *, deadline: Timeout) -> Optional[int]:
+        """Remove what ``reg`` holds in etcd: its record while still ours, and its lease.
+
+        Marks it inactive first. Returns the store revision of the delete (None when
+        there was no record of ours to delete).
+        """
+        with reg.lock:
+            was_active, reg.active = reg.active, False
+            lease_id = reg.lease_id
+        if not lease_id:
+            return None
+        if not was_active:  # taken over: the record is another's, the lease still ours
+            self.revoke_quietly(lease_id, deadline=deadline)
+            return None
+        return self.remove(reg.key, lease_id, deadline=deadline)[1]
+
+    def withdraw_quietly(self, reg: Registration, *, deadline: Timeout) -> None:
+        """:meth:`withdraw` within :func:`cleanup_time`, logging (not raising) failures: the lease expires anyway."""
+        try:
+            self.withdraw(reg, deadline=cleanup_time(deadline))
+        except RegistryError as exc:
+            log.info("could not remove %s (its lease expires by itself): %s", reg.key, exc,
+                     extra=instance_extra(reg.instance, reg.lease_id))
 
 
 def _kv(result: TxnResult, index: int) -> Optional[KeyValue]:

@@ -144,13 +144,17 @@ class PrefixWatch:
         """Start watching from the loaded revision + 1."""
         self._thread = start_thread(self.thread_name, self._run)
 
-    def stop(self, timeout: float) -> bool:
-        """End the watch and join its thread; True when it has ended."""
+    def signal_stop(self) -> None:
+        """Ask the thread to end and cancel its stream, without waiting for it."""
         self._stop.set()
         with self._lock:
             stream = self._stream
         if stream is not None:
             stream.cancel()
+
+    def stop(self, timeout: float) -> bool:
+        """End the watch and join its thread; True when it has ended."""
+        self.signal_stop()
         return self._thread is None or join_thread(self._thread, timeout)
 
     def _deliver(self) -> bool:

@@ -8,8 +8,9 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from ...errors import InvalidInstanceError
 from ...naming import _check_segment
+from ..base import MAX_TTL
 
-__all__ = ["EtcdOptions", "TLSOptions", "CacheOptions", "Endpoint", "MIN_TTL", "MIN_DIAL_KEEPALIVE"]
+__all__ = ["EtcdOptions", "TLSOptions", "CacheOptions", "Endpoint", "MIN_TTL", "MAX_TTL", "MIN_DIAL_KEEPALIVE"]
 
 MIN_TTL = 2
 """etcd's own floor for lease TTLs, in seconds."""
@@ -202,6 +203,8 @@ class EtcdOptions:
             raise TypeError(f"ttl must be a whole number of seconds, got {ttl!r}")
         if self.ttl < MIN_TTL:
             raise ValueError(f"ttl must be >= {MIN_TTL} seconds (etcd's minimum), got {self.ttl}")
+        if self.ttl > MAX_TTL:
+            raise ValueError(f"ttl must be <= {MAX_TTL} seconds (etcd's maximum lease TTL), got {self.ttl}")
         try:
             _check_segment("namespace", self.namespace)
         except InvalidInstanceError as exc:

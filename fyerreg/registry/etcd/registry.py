@@ -6,20 +6,20 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ... import _fork
-from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
+from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
 from ...metrics import Metrics
 from ...naming import Instance
 from ..base import RegistrationState, Registry
 from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
-from ._client import Deadline, EtcdClient, Timeout
+from ._client import Deadline, EtcdClient
 from ._decode import RecordDecoder
 from ._keepalive import LeaseKeeper
 from ._keys import KeyLayout
-from ._records import RecordWriter, Registration, instance_extra
+from ._records import RecordWriter, Registration, Turn, instance_extra
 from ._watch import PrefixWatch
 from .options import EtcdOptions
 
@@ -41,6 +41,9 @@ _COUNTERS = (
 )
 
 InstanceKey = Tuple[str, str, str]
+
+CLOSE_GRACE = 0.5
+"""Seconds close() waits, past its timeout, for its threads to end once the connection is closed."""
 
 
 class EtcdRegistry(Registry):
@@ -70,9 +73,9 @@ class EtcdRegistry(Registry):
         self._writer = RecordWriter(self._client, self._layout, self.options.ttl)
         self._lock = threading.RLock()
         self._regs: Dict[InstanceKey, Registration] = {}
+        self._keepers: Set[LeaseKeeper] = set()
         self._subs: Dict[int, Tuple[Subscription, PrefixWatch]] = {}
         self._conflated_closed = 0
-        self._write_revisions: Dict[str, int] = {}
         self._join_timeout = self.options.dial_timeout + 1.0
         self._cache = self._new_cache()
         self._forked = False
@@ -99,7 +102,7 @@ class EtcdRegistry(Registry):
         subs = [sub for sub, _ in self._subs.values()]
         self._state_lock = threading.RLock()
         self._lock = threading.RLock()
-        self._regs, self._subs, self._write_revisions = {}, {}, {}
+        self._regs, self._subs, self._keepers = {}, {}, set()
         self._cache = self._new_cache()
         self._forked = True
         for sub in subs:
@@ -114,11 +117,16 @@ class EtcdRegistry(Registry):
         with self._lock:
             if not self._forked:
                 return
-            log.info("EtcdRegistry used in a forked child (pid %d): connecting again; the parent's "
-                     "registrations stay the parent's", os.getpid())
-            self._client = EtcdClient(self.options)
-            self._writer = RecordWriter(self._client, self._layout, self.options.ttl)
-            self._forked = False
+        log.info("EtcdRegistry used in a forked child (pid %d): connecting again; the parent's "
+                 "registrations stay the parent's", os.getpid())
+        client = EtcdClient(self.options)  # outside the lock: connecting may take dial_timeout
+        with self._lock:
+            if self._forked and not self.closed:
+                self._client = client
+                self._writer = RecordWriter(client, self._layout, self.options.ttl)
+                self._forked = False
+                return
+        client.close()  # another thread connected first, or close() ran meanwhile
 
     def __repr__(self) -> str:
         endpoints = ",".join(ep.netloc for ep in self.options.endpoints)
@@ -129,6 +137,9 @@ class EtcdRegistry(Registry):
         return self
 
     # -- registration ---------------------------------------------------------------------------
+    #
+    # No lock is held across a call to etcd: writes for one registration take turns
+    # (Registration.begin_write), and close() never waits for a turn (see _do_close).
 
     def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
         deadline = Deadline(timeout)
@@ -138,74 +149,108 @@ class EtcdRegistry(Registry):
                 reg = self._regs.get(instance.key)
                 if reg is None:
                     reg = self._regs[instance.key] = Registration(instance, self._layout.instance_key(instance))
-            with reg.lock:
-                if reg.finished:
-                    continue  # deregistered meanwhile: start over
-                if reg.active:
-                    keeper: LeaseKeeper = reg.keepalive
+            turn = reg.begin_write(deadline)
+            if turn is Turn.FINISHED:
+                continue  # deregistered meanwhile: start over
+            if turn is Turn.TIMED_OUT:
+                raise RegistryUnavailableError(f"register of {reg.key}: an earlier write to it is still waiting "
+                                               f"on etcd after timeout={timeout}s")
+            try:
+                with reg.lock:
+                    active, keeper = reg.active, reg.keepalive
+                if active:
                     revision = keeper.write(instance, deadline=deadline)
-                    self._wrote(instance.service, revision)
-                    return
-                self._create(reg, instance, deadline=deadline, exclusive=exclusive)
-                return
+                    self._wrote(instance, revision)
+                else:
+                    self._create(reg, instance, deadline=deadline, exclusive=exclusive)
+            finally:
+                overtaken = self._end_write(reg, deadline)
+            if overtaken:
+                raise self._overtaken("register", reg)
+            return
 
     def _create(self, reg: Registration, instance: Instance, *, deadline: Deadline, exclusive: bool) -> None:
-        old: Optional[LeaseKeeper] = reg.keepalive
-        if old is not None:  # taken over earlier: told to stop; joined by _remove
-            old.signal_stop()
-            reg.retired.append(old)
-            reg.keepalive = None
+        with reg.lock:
+            old: Optional[LeaseKeeper] = reg.keepalive
+            if old is not None:  # taken over earlier: told to stop; joined by close() or deregister()
+                old.signal_stop()
+                reg.retired.append(old)
+                reg.keepalive = None
+            first = not reg.retired
         try:
             lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=deadline)
         except BaseException:
-            if not reg.retired:  # a first registration that failed leaves nothing behind
+            if first:  # a first registration that failed leaves nothing behind
                 self._forget(reg)
             raise
-        reg.instance, reg.lease_id, reg.active = stamped, lease_id, True
-        reg.taken_over_by, reg.last_error, reg.last_refresh = None, None, time.time()
-        self._wrote(instance.service, outcome.revision)
-        if outcome.previous is not None:
-            log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
-                        reg.key, outcome.previous.lease, lease_id,
-                        extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
         interval = self.options.ttl / 3.0
         # A heartbeat stuck on a frozen member must give up in time for the next one.
         keeper = LeaseKeeper(reg, self._writer, self._metrics, interval=interval, retry=self._client.retry,
                              call_timeout=min(self.options.dial_timeout, max(1.0, interval)))
-        reg.keepalive = keeper
-        keeper.start()
+        with self._lock:
+            self._keepers.add(keeper)  # close() joins it, whoever else does not
+        with reg.lock:
+            reg.instance, reg.lease_id, reg.active = stamped, lease_id, True
+            reg.taken_over_by, reg.last_error, reg.last_refresh = None, None, time.time()
+            if not reg.finished:  # else close() or deregister() overtook us: the caller withdraws it
+                reg.keepalive = keeper
+                keeper.start()  # under the lock: whoever finishes it sees this keeper to stop and join
+        self._wrote(instance, outcome.revision)
+        if outcome.previous is not None:
+            log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
+                        reg.key, outcome.previous.lease, lease_id,
+                        extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
         self._metrics.inc("registrations")
         log.info("registered %s at %s with lease %x", reg.key, instance.address, lease_id,
                  extra=instance_extra(instance, lease_id))
-        if self.closed:  # close() ran meanwhile and did not see this registration
-            self._remove(reg, deadline=self.options.dial_timeout)
-            raise RegistryClosedError("EtcdRegistry was closed during register()")
+
+    def _end_write(self, reg: Registration, deadline: Deadline) -> bool:
+        """End a write turn; when close() or deregister() finished the registration meanwhile,
+        remove what it holds now (their job, left to the write in flight) and return True."""
+        if not reg.end_write():
+            return False
+        self._writer.withdraw_quietly(reg, deadline=deadline)
+        return True
+
+    def _overtaken(self, call: str, reg: Registration) -> RegistryError:
+        """The error of a write that close() or deregister() overtook (what it wrote is removed)."""
+        if self.closed:
+            return RegistryClosedError(f"EtcdRegistry was closed during {call}() of {reg.key}")
+        return NotRegisteredError(f"{reg.key} was deregistered during {call}()")
 
     def _forget(self, reg: Registration) -> None:
-        reg.finished = True
+        reg.finish()
         with self._lock:
             if self._regs.get(reg.instance.key) is reg:
                 del self._regs[reg.instance.key]
 
-    def _wrote(self, service: str, revision: int) -> None:
-        with self._lock:
-            if revision > self._write_revisions.get(service, 0):
-                self._write_revisions[service] = revision
+    def _wrote(self, instance: Instance, revision: int) -> None:
+        if self._cache is not None:
+            self._cache.wrote(instance.service, instance.version, revision)
 
     def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is None:
             raise NotRegisteredError(f"{self._layout.instance_key(instance)} was not registered through this registry")
-        with reg.lock:
-            if reg.finished:
-                raise NotRegisteredError(f"{reg.key} was deregistered")
-            if not reg.active:
-                raise NotRegisteredError(
-                    f"{reg.key} was taken over by another registry (lease {reg.taken_over_by or 0:x})")
-            keeper: LeaseKeeper = reg.keepalive
-            revision = keeper.write(instance, deadline=Deadline(timeout))
-        self._wrote(instance.service, revision)
+        deadline = Deadline(timeout)
+        turn = reg.begin_write(deadline)
+        if turn is Turn.FINISHED:
+            raise NotRegisteredError(f"{reg.key} was deregistered")
+        if turn is Turn.TIMED_OUT:
+            raise RegistryUnavailableError(f"update of {reg.key}: an earlier write to it is still waiting "
+                                           f"on etcd after timeout={timeout}s")
+        try:
+            with reg.lock:
+                active, keeper, holder = reg.active, reg.keepalive, reg.taken_over_by
+            if not active:
+                raise NotRegisteredError(f"{reg.key} was taken over by another registry (lease {holder or 0:x})")
+            revision = keeper.write(instance, deadline=deadline)
+        finally:
+            overtaken = self._end_write(reg, deadline)
+        if overtaken:
+            raise self._overtaken("update_service", reg)
+        self._wrote(instance, revision)
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
         with self._lock:
@@ -213,39 +258,40 @@ class EtcdRegistry(Registry):
         if reg is None:
             log.debug("deregister of %s: not registered through this registry", self._layout.instance_key(instance))
             return
-        self._remove(reg, deadline=timeout)
-
-    def _remove(self, reg: Registration, *, deadline: Timeout) -> None:
-        """Stop the keepalive, delete the key (if still ours), revoke the lease."""
-        # Told to stop now (it writes nothing once told, see LeaseKeeper.tick), joined after
-        # the delete: waiting for its thread first delayed what watchers see.
-        for keeper in reg.keepers():
+        deadline = Deadline(timeout)
+        for keeper in reg.keepers():  # a heartbeat in flight writes nothing once told
             keeper.signal_stop()
         try:
-            with reg.lock:
-                if reg.finished:
-                    return
+            turn = reg.begin_write(deadline)
+            if turn is Turn.FINISHED:
+                return  # another deregister() or close() removes it
+            if turn is Turn.TIMED_OUT:
+                self._forget(reg)  # the write in flight removes what it holds when it ends
+                raise RegistryUnavailableError(
+                    f"deregister of {reg.key}: a write to it is still waiting on etcd after timeout={timeout}s; "
+                    f"it removes the record when it ends, else the lease expires within {self.options.ttl}s")
+            try:
                 self._forget(reg)
                 for keeper in reg.keepers():
-                    keeper.signal_stop()  # one started by a register() racing with us
-                was_active, reg.active = reg.active, False
-                if reg.lease_id:
-                    if was_active:
-                        _, revision = self._writer.remove(reg.key, reg.lease_id, deadline=deadline)
-                        self._wrote(reg.instance.service, revision)
-                    else:
-                        self._writer.revoke_quietly(reg.lease_id, deadline=deadline)
+                    keeper.signal_stop()  # one started by a register() just before our turn
+                revision = self._writer.withdraw(reg, deadline=deadline)
+            finally:
+                reg.end_write()
         finally:
-            self._join_keepers(reg)
+            self._join_keepers(reg, deadline)
+        if revision is not None:
+            self._wrote(reg.instance, revision)
         self._metrics.inc("deregistrations")
         log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
                  extra=instance_extra(reg.instance, reg.lease_id))
 
-    def _join_keepers(self, reg: Registration) -> None:
+    def _join_keepers(self, reg: Registration, deadline: Deadline) -> None:
+        """Join the keepalive threads within ``deadline``; those still in a call are joined by close()."""
         for keeper in reg.keepers():
-            if not keeper.stop(self._join_timeout):
-                log.warning("keepalive thread of %s did not end within %.1fs", reg.key, self._join_timeout,
-                            extra=instance_extra(reg.instance, reg.lease_id))
+            left = deadline.left()
+            if keeper.stop(self._join_timeout if left is None else left):
+                with self._lock:
+                    self._keepers.discard(keeper)
 
     def _do_registration_state(self, instance: Instance) -> RegistrationState:
         with self._lock:
@@ -260,18 +306,17 @@ class EtcdRegistry(Registry):
         return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
                            retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}")
 
-    def _read(self, service: str, version: Optional[str], deadline: Optional[float]) -> Snapshot:
+    def _read(self, service: str, version: Optional[str], deadline: Deadline) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
         found = self._decoder.decode_all(result.kvs, service, version)
         return Snapshot(found.values(), revision=result.revision)
 
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
+        deadline = Deadline(timeout)  # one budget for the cache's catch-up and a direct read
         if self._cache is None:
-            return list(self._read(service, version, timeout))
-        with self._lock:
-            min_revision = self._write_revisions.get(service, 0)
-        return self._cache.list(service, version, min_revision=min_revision, deadline=timeout,
-                                read=lambda: self._read(service, version, timeout))
+            return list(self._read(service, version, deadline))
+        return self._cache.list(service, version, deadline=deadline,
+                                read=lambda: self._read(service, version, deadline))
 
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
@@ -328,32 +373,54 @@ class EtcdRegistry(Registry):
         end = time.monotonic() + budget
         with self._lock:
             regs = list(self._regs.values())
-            subs = [sub for sub, _ in self._subs.values()]
+            self._regs.clear()
+            subs = list(self._subs.values())
+            self._subs.clear()
+        # Finished first, so no write starts; a write in flight removes what it holds when it ends.
+        in_flight = [reg for reg in regs if reg.finish()]
         for reg in regs:
             for keeper in reg.keepers():
                 keeper.signal_stop()
+        left_behind: List[Registration] = []
+        error: Optional[RegistryError] = None
         for reg in regs:
-            left = end - time.monotonic()
+            if reg in in_flight:
+                continue
+            if end - time.monotonic() <= 0:
+                left_behind.append(reg)
+                continue
             try:
-                if left > 0:
-                    self._remove(reg, deadline=left)
-                else:
-                    log.warning("no time left to deregister %s at close; its lease expires in %ds",
-                                reg.key, self.options.ttl, extra=instance_extra(reg.instance, reg.lease_id))
-                    self._abandon(reg)
+                self._writer.withdraw(reg, deadline=end - time.monotonic())
             except RegistryError as exc:
-                log.warning("could not deregister %s at close (its lease expires in %ds): %s",
-                            reg.key, self.options.ttl, exc, extra=instance_extra(reg.instance, reg.lease_id))
-                self._abandon(reg)
-        for sub in subs:
-            sub.close()
+                left_behind.append(reg)
+                error = exc
+                continue
+            self._metrics.inc("deregistrations")
+            log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
+                     extra=instance_extra(reg.instance, reg.lease_id))
+        left_behind += [reg for reg in in_flight if not reg.wait_idle(max(0.0, end - time.monotonic()))]
+        if left_behind:
+            log.warning("close() could not deregister %d instance(s) within %gs (%s); their leases expire "
+                        "within %ds: %s", len(left_behind), budget,
+                        error or "a call in flight waited on etcd", self.options.ttl,
+                        ", ".join(reg.key for reg in left_behind), extra={"instances": len(left_behind)})
+        # Stopped, then disconnected: calls still in flight (watch reads, heartbeats, other
+        # threads' writes) end with the connection, so the threads end at once.
+        for _, watch in subs:
+            watch.signal_stop()
         if self._cache is not None:
-            self._cache.close()
+            self._cache.signal_stop()
         if not self._forked:
             self._client.close()
-
-    def _abandon(self, reg: Registration) -> None:
-        with reg.lock:
-            reg.active = False
-            self._forget(reg)
-        self._join_keepers(reg)
+        join_end = max(end, time.monotonic()) + CLOSE_GRACE
+        for sub, watch in subs:
+            sub.close()
+            watch.stop(max(0.0, join_end - time.monotonic()))
+        if self._cache is not None:
+            self._cache.close(max(0.0, join_end - time.monotonic()))
+        with self._lock:
+            keepers, self._keepers = list(self._keepers), set()
+        for keeper in keepers:
+            if not keeper.stop(max(0.0, join_end - time.monotonic())):
+                log.warning("keepalive thread of %s did not end at close", keeper.reg.key,
+                            extra=instance_extra(keeper.reg.instance, keeper.reg.lease_id))
