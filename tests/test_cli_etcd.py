@@ -98,7 +98,8 @@ class CliProcess:
                 return lines
             lines.append(line)
 
-    def kill(self) -> None:
+    def close(self) -> None:
+        """Kill it (when still running) and close its pipes."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(TIMEOUT)
@@ -127,13 +128,6 @@ def registry(etcd_endpoints: List[str], namespace: str) -> Iterator[Any]:
     finally:
         reg.close()
 
-
-@pytest.fixture
-def processes() -> Iterator[List[CliProcess]]:
-    started: List[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
 
 
 def _closed_port() -> int:
@@ -249,10 +243,10 @@ def test_unreachable_etcd_exits_3(argv: List[str]) -> None:
 
 
 def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str],
-                                               processes: List[CliProcess]) -> None:
+                                               procs: List[CliProcess]) -> None:
     registry.register(ORDERS_A)
     watch = CliProcess("watch", "orders", "--json", env=env)
-    processes.append(watch)
+    procs.append(watch)
 
     present = json.loads(watch.next_line())
     assert (present["event"], present["instance"]["id"]) == ("present", "a")
@@ -276,10 +270,10 @@ def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str
     assert not any("Traceback" in line for line in watch.stderr_lines)
 
 
-def test_watch_text_output(registry: Any, env: Dict[str, str], processes: List[CliProcess]) -> None:
+def test_watch_text_output(registry: Any, env: Dict[str, str], procs: List[CliProcess]) -> None:
     registry.register(ORDERS_A)
     watch = CliProcess("watch", "orders", "--version", "v1", env=env)
-    processes.append(watch)
+    procs.append(watch)
     line = watch.next_line()
     assert line.split()[1:] == ["present", "orders/v1/a", "10.0.0.1:8080", "enabled", "weight=100",
                                 "metadata=zone=eu-1"]
@@ -290,12 +284,12 @@ def test_watch_text_output(registry: Any, env: Dict[str, str], processes: List[C
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_register_keeps_the_instance_until_signalled_then_deregisters(
-    registry: Any, env: Dict[str, str], processes: List[CliProcess], sig: int
+    registry: Any, env: Dict[str, str], procs: List[CliProcess], sig: int
 ) -> None:
     sidecar = CliProcess("register", "--service", "legacy", "--version", "v3", "--address", "127.0.0.1:7000",
                          "--id", "side-1", "--weight", "30", "--meta", "lang=go", "tier=web", "--ttl", "5",
                          env=env)
-    processes.append(sidecar)
+    procs.append(sidecar)
     assert sidecar.next_line().startswith("registered legacy/v3/side-1 at 127.0.0.1:7000")
 
     [inst] = registry.list_services("legacy", "v3")
@@ -308,11 +302,11 @@ def test_register_keeps_the_instance_until_signalled_then_deregisters(
 
 
 def test_register_advertises_the_outbound_address_instead_of_0_0_0_0(
-    registry: Any, env: Dict[str, str], processes: List[CliProcess]
+    registry: Any, env: Dict[str, str], procs: List[CliProcess]
 ) -> None:
     sidecar = CliProcess("register", "--service", "anyhost", "--version", "v1", "--address", "0.0.0.0:7003",
                          "--id", "any-1", env=env)
-    processes.append(sidecar)
+    procs.append(sidecar)
     outbound = f"{outbound_ip()}:7003"
     assert sidecar.next_line().startswith(f"registered anyhost/v1/any-1 at {outbound}")
     [inst] = registry.list_services("anyhost", "v1")
@@ -322,11 +316,11 @@ def test_register_advertises_the_outbound_address_instead_of_0_0_0_0(
 
 
 def test_register_logs_json_lines_with_structured_extras(
-    env: Dict[str, str], processes: List[CliProcess]
+    env: Dict[str, str], procs: List[CliProcess]
 ) -> None:
     sidecar = CliProcess("register", "--service", "logged", "--version", "v1", "--address", "127.0.0.1:7001",
                          "--id", "log-1", "--log-format", "json", env=env)
-    processes.append(sidecar)
+    procs.append(sidecar)
     sidecar.next_line()
     assert sidecar.stop() == 0
     records = [json.loads(line) for line in sidecar.stderr_lines if line]
@@ -365,10 +359,10 @@ def test_deregister_removes_records_and_exits_1_when_absent(
     assert "payments/v1/p" in assert_one_line_error(again)
 
 
-def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, processes: List[CliProcess]) -> None:
+def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, procs: List[CliProcess]) -> None:
     data_dir = tmp_path / "etcd-data"
     server = CliProcess("etcd", "--port", "0", "--data-dir", str(data_dir), env=_cli_env([], "unused"))
-    processes.append(server)
+    procs.append(server)
     first = server.next_line(timeout=60)
     assert first.startswith("etcd listening on http://127.0.0.1:")
     endpoint = first.split("http://", 1)[1].split()[0]

@@ -30,13 +30,6 @@ def listener() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-@pytest.fixture
-def processes() -> Iterator[List[CliProcess]]:
-    started: List[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
 
 def _assert_port_in_use_at_once(port: int) -> None:
     began = time.monotonic()
@@ -69,10 +62,10 @@ def test_an_etcd_server_told_to_use_a_taken_port_raises_at_once(listener: int) -
 
 
 def test_an_etcd_that_dies_is_reported_with_its_last_words_not_a_deleted_log(
-    processes: List[CliProcess],
+    procs: List[CliProcess],
 ) -> None:
     server = CliProcess("etcd", "--port", "0", env=_cli_env([], "unused"))
-    processes.append(server)
+    procs.append(server)
     url = server.next_line(timeout=60).split()[3]
     assert url.startswith("http://127.0.0.1:")
     [pid] = wait_until(lambda: etcd_pids(url), message="etcd runs")

@@ -40,13 +40,6 @@ def env(etcd_endpoints: List[str], namespace: str) -> Dict[str, str]:
     return _cli_env(etcd_endpoints, namespace)
 
 
-@pytest.fixture
-def processes() -> Iterator[List[CliProcess]]:
-    started: List[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
 
 @contextlib.contextmanager
 def grpc_server(*handlers: grpc.GenericRpcHandler) -> Iterator[str]:
@@ -121,11 +114,11 @@ def test_hostile_keys_and_values_in_etcd_cannot_forge_log_lines_or_table_rows(
 
 
 def test_hostile_error_details_from_the_server_stay_on_one_escaped_log_line(
-    processes: List[CliProcess],
+    procs: List[CliProcess],
 ) -> None:
     with grpc_server(*_hostile_etcd(_range_answers)) as endpoint:
         watch = CliProcess("watch", "svc", "--log-format", "text", env=_cli_env([endpoint], "ns"))
-        processes.append(watch)
+        procs.append(watch)
         wait_until(lambda: any("FORGED" in line for line in watch.stderr_lines), timeout=30,
                    message="the broken watch was logged")
         assert watch.stop(signal.SIGINT) == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -29,13 +29,6 @@ class Closing:
     def close(self) -> None:
         self.thing.close()
 
-
-@pytest.fixture
-def procs() -> Iterator[List[Any]]:
-    started: List[Any] = []
-    yield started
-    for proc in started:
-        proc.close()
 
 
 @pytest.mark.parametrize(("target", "signum"), [("parent", signal.SIGTERM), ("group", signal.SIGTERM),

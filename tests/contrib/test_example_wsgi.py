@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import urllib.request
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -16,13 +16,6 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 GONE_WITHIN = 3.0  # seconds: less than the example's 5 s TTL, so only deregistration explains it
 
-
-@pytest.fixture
-def procs() -> Iterator[List[Proc]]:
-    started: List[Proc] = []
-    yield started
-    for proc in started:
-        proc.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -1,4 +1,4 @@
-"""The examples as real processes against a real etcd: greeter server/client, Flask, Django,
+"""The examples as real procs against a real etcd: greeter server/client, Flask, Django,
 gunicorn with 2 workers, requests. Each registers when serving and disappears when stopped,
 well before its lease (5 s) could expire."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -19,13 +19,6 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 GONE_WITHIN = 3.0  # seconds: less than the examples' 5 s TTL, so only deregistration explains it
 
-
-@pytest.fixture
-def procs() -> Iterator[List[Proc]]:
-    started: List[Proc] = []
-    yield started
-    for proc in started:
-        proc.close()
 
 
 def endpoints_arg(etcd_endpoints: List[str]) -> str:

@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -21,13 +21,6 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 CONF = Path(__file__).parent / "progs" / "gunicorn_quick_dial.conf.py"  # each attempt fails within 1 s
 
-
-@pytest.fixture
-def procs() -> Iterator[List[Proc]]:
-    started: List[Proc] = []
-    yield started
-    for proc in started:
-        proc.close()
 
 
 def answers(url: str) -> bool:
