@@ -1,10 +1,17 @@
 """Shared pytest configuration. The etcd fixtures come from fyerreg's own plugin (entry point)."""
 
+import signal
 from typing import Any, Iterator, List
 
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# Tests send SIGINT to child processes (Ctrl-C). A session started as a background job of a
+# shell without job control inherits SIGINT ignored, and so would every child: Python then
+# installs no KeyboardInterrupt handler. A handled signal is reset to its default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -61,7 +61,12 @@ def test_lease_revoked_from_outside_is_registered_again_within_ttl_over_3_plus_2
     next_snapshot(sub, lambda s: s == [])
     back = next_snapshot(sub, lambda s: ids(s) == ["revoked"], timeout=3 / 3 + 2)
     assert dict(back[0].metadata) == {"k": "v"}
-    state = registry.registration_state(inst)
+    # The keepalive thread notes the new lease just after etcd holds the record again.
+    def counted():
+        state = registry.registration_state(inst)
+        return state if state.reregistrations else None
+
+    state = wait_until(counted, timeout=5, message="the re-registration is counted")
     assert state.registered and state.reregistrations == 1 and state.lease_id != lost
     _, meta = etcd_client.get(f"/{namespace}/services/{SERVICE}/v1/revoked")
     assert meta.lease_id == state.lease_id
