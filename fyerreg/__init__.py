@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .naming import Instance, Status
     from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
     from .registry.etcd import EtcdOptions, EtcdRegistry
-    from .retry import Retry
+    from .retry import Failover, Retry
 
 __version__ = "0.1.0"
 
@@ -63,7 +63,7 @@ _EXPORTS: Dict[str, str] = {
     **dict.fromkeys(("MemoryRegistry", "MemoryStore", "RegistrationState", "Registry", "Snapshot",
                      "Subscription"), ".registry"),
     **dict.fromkeys(("EtcdOptions", "EtcdRegistry"), ".registry.etcd"),
-    "Retry": ".retry",
+    **dict.fromkeys(("Failover", "Retry"), ".retry"),
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -81,6 +81,7 @@ __all__ = [
     "Ejection",
     "EtcdOptions",
     "EtcdRegistry",
+    "Failover",
     "FyerregError",
     "Instance",
     "InstanceFilter",
