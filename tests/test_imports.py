@@ -64,8 +64,28 @@ def test_the_package_names_the_same_objects_as_their_modules() -> None:
     assert fyerreg.logging is sys.modules["fyerreg.logging"]
 
 
+def test_submodules_are_reached_as_attributes_of_a_freshly_imported_package() -> None:
+    code = ("import fyerreg\n"
+            "assert fyerreg.errors.RegistryError is fyerreg.RegistryError\n"
+            "assert fyerreg.registry.MemoryRegistry is fyerreg.MemoryRegistry\n"
+            "assert fyerreg.naming.Instance is fyerreg.Instance\n"
+            "assert fyerreg.retry.Failover is fyerreg.Failover\n"
+            "assert fyerreg.api.client.Client is fyerreg.Client")
+    loaded = _imports_in_fresh_interpreter(code)
+    assert not loaded.intersection(HEAVY)
+
+
+def test_a_gunicorn_master_configuring_its_registration_loads_no_grpc() -> None:
+    code = ("from fyerreg.contrib.gunicorn import GunicornRegistration\n"
+            "GunicornRegistration('orders', 'v1', registry={'endpoints': ['127.0.0.1:2379']})")
+    loaded = _imports_in_fresh_interpreter(code)
+    assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
+
+
 def test_an_unknown_name_is_an_attribute_error_naming_it() -> None:
     with pytest.raises(AttributeError, match="'fyerreg' has no attribute 'NoSuchThing'"):
         fyerreg.NoSuchThing  # noqa: B018
+    with pytest.raises(AttributeError, match="_private"):
+        fyerreg._private  # noqa: B018
     with pytest.raises(ImportError):
         exec("from fyerreg import NoSuchThing", {})
