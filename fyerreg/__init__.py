@@ -1,41 +1,72 @@
-"""fyerreg: service registry and discovery on etcd, for synchronous, threaded Python."""
+"""fyerreg: service registry and discovery on etcd, for synchronous, threaded Python.
 
-from . import logging
-from .api import Client, ClientOptions, Server, ServerOptions
-from .discovery import (
-    Balancer,
-    Discovery,
-    Ejection,
-    InstanceFilter,
-    balancer_names,
-    chain,
-    match_metadata,
-    prefer_metadata,
-    prefer_zone,
-    register_balancer,
-    where,
-)
-from .errors import (
-    AlreadyRegisteredError,
-    AuthenticationError,
-    CallConnectionError,
-    CallError,
-    CallTimeoutError,
-    InvalidInstanceError,
-    NoInstanceAvailableError,
-    NotRegisteredError,
-    PermissionDeniedError,
-    RegistryClosedError,
-    RegistryError,
-    RegistryUnavailableError,
-    RemoteError,
-)
-from .naming import Instance, Status
-from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
-from .registry.etcd import EtcdOptions, EtcdRegistry
-from .retry import Retry
+Every public name below is importable from here; its module is imported when the name is
+first used, so ``import fyerreg`` stays light (no gRPC until the etcd backend is used).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from . import logging
+    from .api import Client, ClientOptions, Server, ServerOptions
+    from .discovery import (
+        Balancer,
+        Discovery,
+        Ejection,
+        InstanceFilter,
+        balancer_names,
+        chain,
+        match_metadata,
+        prefer_metadata,
+        prefer_zone,
+        register_balancer,
+        where,
+    )
+    from .errors import (
+        AlreadyRegisteredError,
+        AuthenticationError,
+        CallConnectionError,
+        CallError,
+        CallTimeoutError,
+        FyerregError,
+        InvalidInstanceError,
+        NoInstanceAvailableError,
+        NotRegisteredError,
+        PermissionDeniedError,
+        RegistryClosedError,
+        RegistryError,
+        RegistryUnavailableError,
+        RemoteError,
+    )
+    from .naming import Instance, Status
+    from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
+    from .registry.etcd import EtcdOptions, EtcdRegistry
+    from .retry import Failover, Retry
 
 __version__ = "0.1.0"
+
+_EXPORTS: Dict[str, str] = {
+    "logging": ".logging",
+    **dict.fromkeys(("Client", "ClientOptions", "Server", "ServerOptions"), ".api"),
+    **dict.fromkeys(("Balancer", "Discovery", "Ejection", "InstanceFilter", "balancer_names", "chain",
+                     "match_metadata", "prefer_metadata", "prefer_zone", "register_balancer", "where"),
+                    ".discovery"),
+    **dict.fromkeys(("AlreadyRegisteredError", "AuthenticationError", "CallConnectionError", "CallError",
+                     "CallTimeoutError", "FyerregError", "InvalidInstanceError", "NoInstanceAvailableError",
+                     "NotRegisteredError", "PermissionDeniedError", "RegistryClosedError", "RegistryError",
+                     "RegistryUnavailableError", "RemoteError"), ".errors"),
+    **dict.fromkeys(("Instance", "Status"), ".naming"),
+    **dict.fromkeys(("MemoryRegistry", "MemoryStore", "RegistrationState", "Registry", "Snapshot",
+                     "Subscription"), ".registry"),
+    **dict.fromkeys(("EtcdOptions", "EtcdRegistry"), ".registry.etcd"),
+    **dict.fromkeys(("Failover", "Retry"), ".retry"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AlreadyRegisteredError",
@@ -50,6 +81,8 @@ __all__ = [
     "Ejection",
     "EtcdOptions",
     "EtcdRegistry",
+    "Failover",
+    "FyerregError",
     "Instance",
     "InstanceFilter",
     "InvalidInstanceError",

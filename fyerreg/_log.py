@@ -8,5 +8,8 @@ from .naming import Instance
 
 
 def instance_extra(inst: Instance) -> Dict[str, str]:
-    """The ``extra={...}`` of a log record about ``inst``."""
-    return {"service": inst.service, "version": inst.version, "instance_id": inst.id, "endpoint": inst.address}
+    """The ``extra={...}`` of a log record about ``inst``.
+
+    ``address`` is always an instance's ``host:port``; ``endpoint`` is kept for an etcd member's.
+    """
+    return {"service": inst.service, "version": inst.version, "instance_id": inst.id, "address": inst.address}

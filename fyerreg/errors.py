@@ -1,10 +1,24 @@
-"""The one exception hierarchy of fyerreg: everything it raises derives from RegistryError."""
+"""The one exception hierarchy of fyerreg: everything it raises derives from FyerregError.
+
+::
+
+    FyerregError
+    ├── RegistryError            registering, watching, discovering (the registry or etcd said no)
+    │   ├── InvalidInstanceError (also a ValueError)
+    │   ├── NotRegisteredError, AlreadyRegisteredError, RegistryClosedError
+    │   ├── RegistryUnavailableError, AuthenticationError, PermissionDeniedError
+    │   └── NoInstanceAvailableError
+    ├── CallError                calling an instance (fyerreg.api.Client, fyerreg.contrib.requests)
+    │   └── RemoteError, CallTimeoutError, CallConnectionError
+    └── EtcdServerError          the test harness (fyerreg.testing.errors)
+"""
 
 from __future__ import annotations
 
 from typing import Optional
 
 __all__ = [
+    "FyerregError",
     "RegistryError",
     "InvalidInstanceError",
     "NotRegisteredError",
@@ -21,8 +35,12 @@ __all__ = [
 ]
 
 
-class RegistryError(Exception):
+class FyerregError(Exception):
     """Base class of every error fyerreg raises."""
+
+
+class RegistryError(FyerregError):
+    """The registry (or the backend behind it) could not do what was asked; see the subclasses."""
 
 
 class InvalidInstanceError(RegistryError, ValueError):
@@ -75,7 +93,7 @@ class NoInstanceAvailableError(RegistryError):
         self.reason = reason
 
 
-class CallError(RegistryError):
+class CallError(FyerregError):
     """A call to a service instance (``fyerreg.api.Client``, ``fyerreg.contrib.requests``) failed."""
 
 

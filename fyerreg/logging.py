@@ -16,8 +16,11 @@ __all__ = ["configure", "reset", "escape_control", "STRUCTURED_FIELDS"]
 
 LOGGER_NAME = "fyerreg"
 
-STRUCTURED_FIELDS = ("service", "version", "instance_id", "lease_id", "endpoint", "attempt")
-"""The ``extra`` keys the library uses; the text format shows them first, in this order."""
+STRUCTURED_FIELDS = ("service", "version", "instance_id", "lease_id", "address", "endpoint", "attempt")
+"""The ``extra`` keys the library uses; the text format shows them first, in this order.
+
+``address`` is an instance's ``host:port``, ``endpoint`` an etcd member's.
+"""
 
 _REDACTED_KEYS = frozenset({"password"})
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}

@@ -1,4 +1,5 @@
-"""A retry policy as one small value object, used for every call fyerreg retries."""
+"""Retry policies as small value objects: :class:`Retry` (when to try the same call again)
+and :class:`Failover` (when a call that failed on one instance may go to another)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import dataclasses
 import random
 import threading
 import time
-from typing import Callable, Optional, Tuple, Type, TypeVar
+from typing import Callable, Collection, FrozenSet, Optional, Tuple, Type, TypeVar
 
-__all__ = ["Retry"]
+__all__ = ["Retry", "Failover"]
 
 T = TypeVar("T")
 
@@ -88,3 +89,43 @@ class Retry:
                         raise
                 else:
                     time.sleep(wait)
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Failover:
+    """When a call that failed on one instance is sent to another.
+
+    A request that was never delivered (refused, connect timeout, a connection closed
+    before it was sent) may always go elsewhere: nothing was processed. One that may have
+    been processed (the connection broke after it was sent) goes elsewhere only when its
+    method is idempotent: named in ``idempotent_methods`` (compared as given: the caller
+    says what a method name is, e.g. ``"Service.Method"`` or an upper-case HTTP method).
+    Either way at most ``retries`` more instances are tried. Whether a request was
+    delivered is the transport's to say; this policy only decides.
+    """
+
+    retries: int
+    idempotent_methods: FrozenSet[str]
+
+    def __init__(self, retries: int = 2, idempotent_methods: Collection[str] = frozenset()) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        if isinstance(idempotent_methods, str):
+            raise TypeError("idempotent_methods must be a collection of method names, not a str")
+        methods = frozenset(idempotent_methods)
+        if not all(isinstance(name, str) and name for name in methods):
+            raise ValueError(f"idempotent_methods must hold non-empty str names, got {sorted(map(repr, methods))}")
+        object.__setattr__(self, "retries", retries)
+        object.__setattr__(self, "idempotent_methods", methods)
+
+    def is_idempotent(self, method: str) -> bool:
+        """True when ``method`` is named in ``idempotent_methods``."""
+        return method in self.idempotent_methods
+
+    def allows(self, attempts: int, *, delivered: bool, idempotent: bool) -> bool:
+        """True when a call that has failed on ``attempts`` instances may be tried on another.
+
+        ``delivered``: the last request may have reached its instance; ``idempotent``:
+        repeating the call is harmless (usually :meth:`is_idempotent` of its method).
+        """
+        return attempts <= self.retries and (idempotent or not delivered)

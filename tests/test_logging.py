@@ -139,3 +139,23 @@ def test_escape_control_leaves_printable_text_alone() -> None:
     text = "Zürich /fyerrpc/services/a b\\c 東京 ✓"
     assert fyerreg_logging.escape_control(text) == text
     assert fyerreg_logging.escape_control("\x7f\x85\t") == "\\x7f\\x85\\t"
+
+
+def test_a_record_about_an_instance_names_its_host_port_address() -> None:
+    from fyerreg import Instance, MemoryRegistry, Server, ServerOptions
+
+    out = io.StringIO()
+    fyerreg_logging.configure(json=True, level="INFO", stream=out)
+    with MemoryRegistry(ttl=10) as registry:
+        registry.register(Instance.new("orders", "v1", "10.0.0.7:8080", id="o-1"))
+        server = Server(ServerOptions(address="127.0.0.1:0", registry=registry, enable_registry=True,
+                                      service_name="billing", drain_delay=0))
+        server.start()
+        bound = server.address
+        server.stop()
+    lines = _lines(out)
+    registered = [line for line in lines if line.get("instance_id") == "o-1"]
+    assert registered and all(line["address"] == "10.0.0.7:8080" for line in registered)
+    about_server = [line for line in lines if line.get("service") == "billing"]
+    assert about_server and all(line["address"] == bound for line in about_server)
+    assert not [line for line in lines if "endpoint" in line]

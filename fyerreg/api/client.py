@@ -12,6 +12,7 @@ from .. import _fork
 from ..errors import CallConnectionError, CallTimeoutError, NoInstanceAvailableError, RemoteError
 from ..metrics import Metrics
 from ..naming import Instance
+from ..retry import Failover
 from . import _codec
 from ._pool import ConnectionPool, set_timeout
 
@@ -38,8 +39,9 @@ class ClientOptions:
     timeout, a pooled connection found closed); when it may have been processed (the
     connection broke after the request was sent) it is retried only if the method is
     idempotent: named ``"Service.Method"`` in ``idempotent_methods`` or called with
-    ``idempotent=True``. ``connect_timeout`` caps each connection attempt, so an
-    unreachable instance does not eat the whole timeout. ``pool_size`` idle
+    ``idempotent=True``. Those two options make the :attr:`failover` policy.
+    ``connect_timeout`` caps each connection attempt, so an unreachable instance does
+    not eat the whole timeout. ``pool_size`` idle
     keep-alive connections are kept per instance, for at most ``max_idle`` seconds.
     An answer over ``max_response`` bytes is refused (a ``RemoteError`` of type
     ``ResponseTooLarge``) rather than buffered.
@@ -65,12 +67,16 @@ class ClientOptions:
             raise ValueError("service_name must be a non-empty str")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise ValueError("timeout and connect_timeout must be > 0")
-        if self.retries < 0 or self.pool_size < 0 or self.max_idle < 0:
-            raise ValueError("retries, pool_size and max_idle must be >= 0")
-        if isinstance(self.idempotent_methods, str):
-            raise TypeError("idempotent_methods must be a collection of 'Service.Method' names, not a str")
+        if self.pool_size < 0 or self.max_idle < 0:
+            raise ValueError("pool_size and max_idle must be >= 0")
+        self.failover  # noqa: B018 - raises on a bad retries or idempotent_methods
         if isinstance(self.max_response, bool) or not isinstance(self.max_response, int) or self.max_response < 1:
             raise ValueError(f"max_response must be an int >= 1, got {self.max_response!r}")
+
+    @property
+    def failover(self) -> Failover:
+        """The failover policy of ``retries`` and ``idempotent_methods`` (``"Service.Method"`` names)."""
+        return Failover(self.retries, self.idempotent_methods)
 
 
 class _Undelivered(Exception):
@@ -93,7 +99,7 @@ class Client:
         _fork.track(self)  # renews its locks in a forked child
         self._pool = ConnectionPool(maxsize=options.pool_size, max_idle=options.max_idle)
         self._metrics = Metrics()
-        self._idempotent = frozenset(options.idempotent_methods)
+        self._failover = options.failover
 
     def call(
         self,
@@ -121,7 +127,7 @@ class Client:
             raise ValueError("timeout must be > 0")
         body = _codec.encode(request)
         path = f"/{service}/{method}"
-        resend = idempotent if idempotent is not None else f"{service}.{method}" in self._idempotent
+        resend = idempotent if idempotent is not None else self._failover.is_idempotent(f"{service}.{method}")
         deadline = time.monotonic() + limit
         tried: List[Instance] = []
         opts = self.options
@@ -139,24 +145,25 @@ class Client:
             except CallTimeoutError:
                 self._metrics.inc("timeouts")
                 raise
-            except _Undelivered as exc:
-                if len(tried) > opts.retries:
+            except (_Undelivered, _Lost) as exc:
+                delivered = isinstance(exc, _Lost)
+                if not self._failover.allows(len(tried), delivered=delivered, idempotent=resend):
                     self._metrics.inc("failures")
-                    raise CallConnectionError(f"{path} on {opts.service_name}: {len(tried)} attempts failed, "
-                                              f"last on {tried[-1].address}: {exc}") from exc.__cause__
-                self._metrics.inc("retries")
-                continue
-            except _Lost as exc:
-                if not resend or len(tried) > opts.retries:
-                    self._metrics.inc("failures")
-                    hint = "" if resend else " (not retried: the method is not marked idempotent)"
-                    raise CallConnectionError(f"{path} on {tried[-1].address}: {exc}{hint}") from exc.__cause__
+                    raise self._gave_up(path, tried, exc, delivered=delivered, resend=resend) from exc.__cause__
                 self._metrics.inc("retries")
                 continue
             except NoInstanceAvailableError:
                 self._metrics.inc("failures")
                 raise
             return self._result(status, data, inst, response_type)
+
+    def _gave_up(self, path: str, tried: List[Instance], exc: Exception, *, delivered: bool,
+                 resend: bool) -> CallConnectionError:
+        if not delivered:
+            return CallConnectionError(f"{path} on {self.options.service_name}: {len(tried)} attempts failed, "
+                                       f"last on {tried[-1].address}: {exc}")
+        hint = "" if resend else " (not retried: the method is not marked idempotent)"
+        return CallConnectionError(f"{path} on {tried[-1].address}: {exc}{hint}")
 
     def _attempt(self, inst: Instance, path: str, body: bytes, deadline: float) -> Tuple[int, bytes]:
         address = inst.address

@@ -154,7 +154,7 @@ class Server:
             self._http = http
             self._instance = opts._instance(advertise_address(bind_host, http.port, opts.advertise_address))
         logger.info("serving %s on %s", ", ".join(self._app.methods) or "nothing", self.address,
-                    extra={"service": opts.service_name, "endpoint": self._instance.address})
+                    extra=instance_extra(self._instance))
         if opts.enable_registry and opts.registry is not None:
             try:
                 opts.registry.register(self._instance, timeout=opts.register_timeout)

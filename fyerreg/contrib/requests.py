@@ -14,18 +14,18 @@ the adapter maps it back to the service names it knows, with their case: the key
 ``versions`` and the names in ``services``; a host matching none of them is used as
 the service name as it is. Each request is sent to an instance
 picked through discovery, whose outlier detection hears about every call (connection
-failures, timeouts and 5xx answers count as failures). Failover follows the rules of
-``fyerreg.api.Client``: a request that never reached an instance (connection refused,
-connect timeout) is retried on another one, up to ``retries`` times; one that may have
-reached it (the connection broke afterwards) is retried only for idempotent HTTP
-methods. Errors are requests' own exceptions; no instance at all raises
+failures, timeouts and 5xx answers count as failures). Failover follows the same
+:class:`~fyerreg.retry.Failover` policy as ``fyerreg.api.Client``: a request that never
+reached an instance (connection refused, connect timeout) is retried on another one, up
+to ``retries`` times; one that may have reached it (the connection broke afterwards) is
+retried only for idempotent HTTP methods. Errors are requests' own exceptions; no instance at all raises
 :class:`NoInstanceError`, both a ``requests.ConnectionError`` and a
 :class:`~fyerreg.errors.NoInstanceAvailableError`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Collection, Dict, FrozenSet, List, Mapping, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -36,6 +36,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
+from ..retry import Failover
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -58,7 +59,11 @@ class _Failed(Exception):
 
 
 class DiscoveryAdapter(HTTPAdapter):
-    """Sends requests for ``http://<service>/...`` to instances picked through ``discovery``."""
+    """Sends requests for ``http://<service>/...`` to instances picked through ``discovery``.
+
+    ``retries`` and ``idempotent_methods`` make its :attr:`failover` policy (a
+    :class:`~fyerreg.retry.Failover`, the one ``fyerreg.api.Client`` uses too).
+    """
 
     def __init__(
         self,
@@ -75,8 +80,7 @@ class DiscoveryAdapter(HTTPAdapter):
 
         if not isinstance(discovery, Discovery):
             raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
+        failover = Failover(retries, idempotent_methods)  # raises on a bad retries or idempotent_methods
         if isinstance(services, str):
             raise TypeError("services must be a collection of service names, not a str")
         self.versions = dict(versions or {})
@@ -84,8 +88,17 @@ class DiscoveryAdapter(HTTPAdapter):
         super().__init__(max_retries=0, **kwargs)
         self.discovery = discovery
         self.version = version
-        self.retries = retries
-        self.idempotent_methods = frozenset(m.upper() for m in idempotent_methods)
+        self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
+
+    @property
+    def retries(self) -> int:
+        """How many more instances a failed request may be sent to."""
+        return self.failover.retries
+
+    @property
+    def idempotent_methods(self) -> FrozenSet[str]:
+        """The HTTP methods retried elsewhere even when the request may have been processed."""
+        return self.failover.idempotent_methods
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
              verify: Union[bool, str] = True, cert: Any = None, proxies: Optional[Mapping[str, str]] = None
@@ -97,7 +110,7 @@ class DiscoveryAdapter(HTTPAdapter):
             raise ValueError(f"{request.url!r}: the host must be a service name, without a port")
         service = self._names.get(host, host)
         version = self.versions.get(service, self.version)
-        resend = (request.method or "GET").upper() in self.idempotent_methods
+        resend = self.failover.is_idempotent((request.method or "GET").upper())
         tried: List[Instance] = []
         while True:
             try:
@@ -122,8 +135,7 @@ class DiscoveryAdapter(HTTPAdapter):
                 outcome = failed.outcome
                 if isinstance(outcome, requests.Response):
                     return outcome
-                retry = len(tried) <= self.retries and (_undelivered(outcome) or resend)
-                if not retry:
+                if not self.failover.allows(len(tried), delivered=not _undelivered(outcome), idempotent=resend):
                     raise outcome from None
 
 
@@ -141,6 +153,7 @@ def _names_by_host(names: Collection[str]) -> Dict[str, str]:
 
 
 def _undelivered(exc: BaseException) -> bool:
+    """True when requests failed before the request reached the instance (nothing was processed)."""
     if isinstance(exc, ConnectTimeout):
         return True
     if isinstance(exc, RequestsConnectionError):

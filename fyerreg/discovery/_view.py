@@ -329,7 +329,7 @@ class ServiceView:
         log.warning("ejecting instance %s (%s) of %s/%s for %.1f s after %d consecutive failures",
                     instance.id, instance.address, self.service, self.version or "*", duration,
                     self._health.policy.consecutive_failures,
-                    extra={**self._extra, "instance_id": instance.id, "endpoint": instance.address})
+                    extra={**self._extra, "instance_id": instance.id, "address": instance.address})
         with self._lock:
             self._rebuild()
             self._schedule()

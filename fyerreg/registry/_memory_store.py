@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+from .._log import instance_extra
 from .._threads import join_thread, start_thread
 from ..errors import AlreadyRegisteredError
 from ..naming import Instance
@@ -73,7 +74,7 @@ def _now_ms() -> int:
 
 
 def _log_extra(inst: Instance, lease_id: Optional[int] = None) -> Dict[str, object]:
-    return {"service": inst.service, "version": inst.version, "instance_id": inst.id, "lease_id": lease_id}
+    return {**instance_extra(inst), "lease_id": lease_id}
 
 
 class MemoryStore:

@@ -15,13 +15,32 @@
 
 from __future__ import annotations
 
-from .auth import enable_auth, prefix_range_end
-from .binary import EtcdBinary, find_etcd_binary, locate_etcd_binary
-from .client import parse_endpoint, raw_client
-from .cluster import EtcdCluster
-from .errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
-from .server import EtcdServer, etcd_healthy
-from .tls import Certificates, TLSEtcdServer, make_certificates
+from typing import TYPE_CHECKING, Dict
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .auth import enable_auth, prefix_range_end
+    from .binary import EtcdBinary, find_etcd_binary, locate_etcd_binary
+    from .client import parse_endpoint, raw_client
+    from .cluster import EtcdCluster
+    from .errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
+    from .server import EtcdServer, etcd_healthy
+    from .tls import Certificates, TLSEtcdServer, make_certificates
+
+# Lazy, so that the pytest plugin, loaded in every test run once fyerreg is installed,
+# imports only what a fixture in use needs.
+_EXPORTS: Dict[str, str] = {
+    **dict.fromkeys(("enable_auth", "prefix_range_end"), ".auth"),
+    **dict.fromkeys(("EtcdBinary", "find_etcd_binary", "locate_etcd_binary"), ".binary"),
+    **dict.fromkeys(("parse_endpoint", "raw_client"), ".client"),
+    "EtcdCluster": ".cluster",
+    **dict.fromkeys(("EtcdBinaryNotFoundError", "EtcdPortInUseError", "EtcdServerError"), ".errors"),
+    **dict.fromkeys(("EtcdServer", "etcd_healthy"), ".server"),
+    **dict.fromkeys(("Certificates", "TLSEtcdServer", "make_certificates"), ".tls"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Certificates",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from ..errors import RegistryError
+from ..errors import FyerregError
 
 __all__ = ["EtcdServerError", "EtcdBinaryNotFoundError", "EtcdPortInUseError"]
 
 
-class EtcdServerError(RegistryError):
-    """An etcd server process could not be found, started or stopped; the message says why."""
+class EtcdServerError(FyerregError):
+    """An etcd server process could not be found, started or stopped; the message says why.
+
+    The test harness's own branch of the hierarchy: not a ``RegistryError``, so code under
+    test that catches registry errors never swallows a broken test setup.
+    """
 
 
 class EtcdBinaryNotFoundError(EtcdServerError):

@@ -36,13 +36,16 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 import pytest
 
 from .binary import find_etcd_binary, locate_etcd_binary
-from .client import parse_endpoint, raw_client
-from .cluster import EtcdCluster
+from .client import parse_endpoint
 from .errors import EtcdBinaryNotFoundError, EtcdServerError
-from .server import EtcdServer, etcd_healthy
 
+# The servers, the cluster and the raw client are imported by the fixtures that use them:
+# this module is loaded in every test run of a project that installs fyerreg.
 if TYPE_CHECKING:
     import pyetcd
+
+    from .cluster import EtcdCluster
+    from .server import EtcdServer
 
 __all__ = ["etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"]
 
@@ -145,6 +148,8 @@ def docker_engine_answers(timeout: float = _DOCKER_PROBE_TIMEOUT) -> bool:
 def _etcd_container() -> Iterator[List[str]]:
     from testcontainers.core.container import DockerContainer
 
+    from .server import etcd_healthy
+
     image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
     container = DockerContainer(image).with_exposed_ports(2379).with_command([
         "/usr/local/bin/etcd",
@@ -178,6 +183,8 @@ def _local_binary() -> str:
 
 def _local_server(name: str) -> EtcdServer:
     """A started local EtcdServer; skips the test when there is no etcd binary."""
+    from .server import EtcdServer
+
     server = EtcdServer(name=name, binary=_local_binary())
     try:
         server.start()
@@ -229,6 +236,8 @@ def etcd_server() -> Iterator[EtcdServer]:
 @pytest.fixture
 def etcd_client(etcd_endpoints: List[str]) -> Iterator[pyetcd.MultiEndpointEtcd3Client]:
     """A raw etcd client on ``etcd_endpoints``, for poking etcd from outside; closed afterwards."""
+    from .client import raw_client
+
     client: Any = raw_client(etcd_endpoints)
     try:
         yield client
@@ -244,6 +253,8 @@ class _SessionCluster:
 
     def get(self) -> EtcdCluster:
         if self._cluster is None:
+            from .cluster import EtcdCluster
+
             cluster = EtcdCluster(3, name="fyerreg-cluster", binary=_local_binary())
             cluster.start()
             self._cluster = cluster

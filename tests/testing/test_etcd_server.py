@@ -14,7 +14,7 @@ from typing import Iterator, List, Optional
 import pyetcd
 import pytest
 
-from fyerreg.errors import RegistryError
+from fyerreg.errors import FyerregError, RegistryError
 from fyerreg.testing import EtcdServer, EtcdServerError, raw_client
 from tests.helpers import etcd_pids, process_alive
 
@@ -168,7 +168,7 @@ def test_start_failure_reports_etcd_output() -> None:
     try:
         with pytest.raises(EtcdServerError, match="no-such-flag") as info:
             server.start(timeout=10)
-        assert isinstance(info.value, RegistryError)
+        assert isinstance(info.value, FyerregError) and not isinstance(info.value, RegistryError)
         assert server.log_path in str(info.value)
         assert not server.is_running
     finally:

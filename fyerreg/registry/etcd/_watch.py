@@ -180,7 +180,7 @@ class PrefixWatch:
                 failures = 0
             except _Resync as exc:
                 resync = str(exc)
-            except RegistryError as exc:
+            except (RegistryError, _Cancelled) as exc:
                 if self._stop.is_set():
                     break
                 # Read the state again before watching: resuming from our last revision
@@ -212,7 +212,7 @@ class PrefixWatch:
         return extra
 
     def _watch_once(self, failures: int) -> None:
-        """Run one watch stream until it ends; raises _Resync or a RegistryError."""
+        """Run one watch stream until it ends; raises _Resync, _Cancelled or a RegistryError."""
         stream = self.client.watch(self.prefix, self._revision + 1)
         with self._lock:
             self._stream = stream
@@ -282,6 +282,6 @@ class PrefixWatch:
         return self._deliver() if changed else True
 
 
-class _Cancelled(RegistryError):
+class _Cancelled(Exception):
     """etcd ended the watch (no leader, permissions changed): resume it after a backoff."""
 
