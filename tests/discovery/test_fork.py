@@ -54,7 +54,7 @@ def test_child_calls_although_balancer_health_and_metrics_locks_were_held_at_for
         with discovery.pick("svc", "1"):
             pass
         view = discovery._views[("svc", "1")]
-        held = [view.balancer._lock, view._health._lock, discovery._metrics._lock]  # type: ignore[attr-defined,union-attr]
+        held = [view._balancer._lock, view._health._lock, discovery._metrics._lock]  # type: ignore[attr-defined,union-attr]
         for lock in held:  # as if threads were recording a call when the fork happened
             lock.acquire()
         try:
