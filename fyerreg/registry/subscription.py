@@ -163,6 +163,7 @@ class Subscription:
         self.service = service
         self.version = version
         self._queue = _LatestWins(maxsize)
+        self._items = self._queue.queue  # the queue's deque, kept for qsize() on every pick
         self._on_close = on_close
         self._close_lock = threading.Lock()
 
@@ -233,7 +234,7 @@ class Subscription:
 
     def qsize(self) -> int:
         """How many items are queued now; takes no lock, so it is the cheap check before :meth:`drain`."""
-        return len(self._queue.queue)  # a deque's length is read atomically
+        return len(self._items)  # a deque's length is read atomically
 
     def empty(self) -> bool:
         """True when nothing is queued now."""
