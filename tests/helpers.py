@@ -111,8 +111,7 @@ def next_snapshot(
 
 def pending(subscription: Subscription) -> List[Optional[Snapshot]]:
     """The items queued in ``subscription`` right now, oldest first, without consuming them."""
-    with subscription.mutex:
-        return list(subscription.queue)
+    return subscription.peek()
 
 
 def ids(instances: Iterable[Instance]) -> List[str]:

@@ -99,6 +99,19 @@ def test_drain_returns_the_newest_and_consumes_the_sentinel():
     sub.join()  # every consumed item counts as done
 
 
+def test_peek_shows_what_is_queued_oldest_first_without_consuming_it():
+    sub = Subscription("s", None, maxsize=2)
+    assert sub.peek() == [] and sub.empty() and not sub.full()
+    for rev in (1, 2, 3):
+        sub.publish(snap(rev))
+    assert [s.revision for s in sub.peek() if s is not None] == [2, 3]
+    assert sub.qsize() == 2 and sub.full() and sub.maxsize == 2
+    sub.close()
+    assert sub.peek()[-1] is None, "the end shows as the sentinel, after the last snapshot"
+    assert sub.get_nowait().revision == 2, "peeking consumed nothing"
+    sub.task_done()
+
+
 def test_iteration_yields_until_the_sentinel():
     sub = Subscription("s", None)
     sub.publish(snap(1, "a"))

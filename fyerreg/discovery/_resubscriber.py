@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .._threads import join_thread, start_thread
 from ..errors import RegistryClosedError, RegistryError
@@ -20,7 +20,9 @@ class Resubscriber:
     """Retries ``registry.subscribe`` with backoff for every view that needs it.
 
     Started on first need, so a Discovery whose subscriptions never break runs no
-    thread at all; :meth:`stop` ends and joins it.
+    thread at all; :meth:`stop` ends and joins it. The backoff of each view is kept
+    here; a view is only asked ``needs_subscription`` and handed the outcome
+    (``attach`` a new subscription, or ``give_up`` once the registry is closed).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class Resubscriber:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self._backoff: Dict[ServiceView, _Backoff] = {}  # only the thread touches it
 
     def wake(self) -> None:
         """Some view needs a subscription: start the thread if needed and let it look now."""
@@ -60,15 +63,18 @@ class Resubscriber:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            waits = [self._attempt(view) for view in self._views() if view.needs_subscription]
+            views = [view for view in self._views() if view.needs_subscription]
+            self._backoff = {view: self._backoff[view] for view in views if view in self._backoff}
+            waits = [self._attempt(view) for view in views]
             pending = [w for w in waits if w is not None]
             self._wake.wait(min(pending) if pending else None)
 
     def _attempt(self, view: ServiceView) -> Optional[float]:
         """Try ``view`` if its turn has come; seconds until it should be tried again (None: done)."""
+        backoff = self._backoff.get(view)
         now = time.monotonic()
-        if now < view.retry_at:
-            return view.retry_at - now
+        if backoff is not None and now < backoff.retry_at:
+            return backoff.retry_at - now
         if self._stop.is_set():
             return None
         try:
@@ -77,13 +83,16 @@ class Resubscriber:
             view.give_up(exc)
             return None
         except RegistryError as exc:
-            view.attempts += 1
-            wait = self._retry.wait_time(view.attempts)
-            view.retry_at = time.monotonic() + wait
+            if backoff is None:
+                backoff = self._backoff[view] = _Backoff()
+            backoff.attempts += 1
+            wait = self._retry.wait_time(backoff.attempts)
+            backoff.retry_at = time.monotonic() + wait
             log.debug("subscribing to %s/%s failed (attempt %d): %s", view.service, view.version or "*",
-                      view.attempts, exc, extra={"service": view.service, "version": view.version,
-                                                 "attempt": view.attempts})
+                      backoff.attempts, exc, extra={"service": view.service, "version": view.version,
+                                                    "attempt": backoff.attempts})
             return wait
+        self._backoff.pop(view, None)
         if self._stop.is_set():
             sub.close()
             return None
@@ -96,3 +105,13 @@ class Resubscriber:
         log.info("subscribed to %s/%s again", view.service, view.version or "*",
                  extra={"service": view.service, "version": view.version})
         return None
+
+
+class _Backoff:
+    """Failed subscribe attempts of one view since it last had a subscription."""
+
+    __slots__ = ("attempts", "retry_at")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.retry_at = 0.0

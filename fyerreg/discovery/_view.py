@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
-from typing import Any, Callable, Collection, Deque, Dict, FrozenSet, List, Optional, Sequence, Set
+from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Set
 
 from ..errors import NoInstanceAvailableError
 from ..metrics import Metrics
@@ -18,7 +17,9 @@ from .health import Ejection, HealthTracker
 
 log = logging.getLogger("fyerreg.discovery")
 
-_NOTHING_PENDING: Deque[Any] = collections.deque()
+
+def _nothing_waiting() -> int:
+    return 0
 
 
 class _Counts:
@@ -37,6 +38,11 @@ class ServiceView:
     the subscription queued a snapshot or a timed event (an ejection ending, an
     empty-set protection running out) is due; only then does one picking thread
     refresh the candidates while the others keep using the current ones.
+
+    The view is the only door to its balancer: it hands the balancer the candidates
+    (:meth:`select` picks through it), and calls' feedback reaches it through
+    :meth:`begin`, :meth:`observe` and :meth:`finish`. Snapshots come in only through
+    the subscription given to :meth:`attach` (read with ``qsize()`` and ``drain()``).
     """
 
     def __init__(
@@ -56,7 +62,7 @@ class ServiceView:
     ) -> None:
         self.service = service
         self.version = version
-        self.balancer = balancer
+        self._balancer = balancer
         self._filters = tuple(filters)
         self._health = HealthTracker(ejection) if ejection is not None else None
         self._panic_allowed = panic
@@ -69,7 +75,7 @@ class ServiceView:
 
         self._lock = threading.Lock()
         self._sub: Optional[Subscription] = None
-        self._pending: Deque[Any] = _NOTHING_PENDING
+        self._waiting: Callable[[], int] = _nothing_waiting  # the subscription's lock-free qsize
         self._deadline: Optional[float] = None
         self._rebuild_due = False
         self._snapshot: Optional[Snapshot] = None
@@ -81,10 +87,18 @@ class ServiceView:
         self._reason: Optional[str] = "the registry is unreachable and no instances are known yet"
         self._counts: Dict[InstanceKey, _Counts] = {}
         self._counts_by_id: Dict[int, _Counts] = {}
-        self.needs_subscription = False
-        self.orphaned = False
-        self.attempts = 0
-        self.retry_at = 0.0
+        self._needs_subscription = False
+        self._orphaned = False
+
+    @property
+    def needs_subscription(self) -> bool:
+        """True while the view has no subscription and should get one (see :meth:`attach`)."""
+        return self._needs_subscription
+
+    @property
+    def orphaned(self) -> bool:
+        """True once the registry was closed under the view: it serves its last set for good."""
+        return self._orphaned
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -94,13 +108,13 @@ class ServiceView:
         Instances in ``exclude`` (already tried by the caller) are avoided while others remain.
         """
         deadline = self._deadline
-        if self._pending or (deadline is not None and self._clock() >= deadline):
+        if self._waiting() or (deadline is not None and self._clock() >= deadline):
             self.refresh(block=self._snapshot is None)
         reason = self._reason
         if reason is not None:
             raise NoInstanceAvailableError(self._describe(reason), service=self.service, version=self.version,
                                            reason=reason)
-        inst = self.balancer.select(key)
+        inst = self._balancer.select(key)
         if exclude:
             inst = self._avoid(inst, key, {instance_key(i) for i in exclude})
         counts = self._counts_by_id.get(id(inst))
@@ -115,14 +129,14 @@ class ServiceView:
         for _ in range(len(candidates)):
             if instance_key(inst) not in excluded:
                 return inst
-            inst = self.balancer.select(key)
+            inst = self._balancer.select(key)
         others = [c for c in candidates if instance_key(c) not in excluded]
         return others[0] if others else inst
 
     def candidates(self) -> List[Instance]:
         """The instances picks are drawn from now."""
         deadline = self._deadline
-        if self._pending or (deadline is not None and self._clock() >= deadline):
+        if self._waiting() or (deadline is not None and self._clock() >= deadline):
             self.refresh(block=True)
         return [] if self._reason is not None else list(self._candidates)
 
@@ -132,10 +146,8 @@ class ServiceView:
         """Serve from ``sub`` (a fresh subscription) from now on."""
         with self._lock:
             old, self._sub = self._sub, sub
-            # The queue's own deque: its truthiness is the lock-free "anything pending?" check.
-            self._pending = sub.queue
-            self.needs_subscription = False
-            self.attempts = 0
+            self._waiting = sub.qsize
+            self._needs_subscription = False
         if old is not None and old is not sub:
             old.close()
         self.refresh(block=True)
@@ -144,7 +156,7 @@ class ServiceView:
         """The first subscribe failed: serve the saved set, if any, until one succeeds."""
         saved = self._store.load(self.service, self.version) if self._store is not None else None
         with self._lock:
-            self.needs_subscription = True
+            self._needs_subscription = True
             if saved is not None:
                 log.warning("registry unreachable (%s); serving %d saved instances of %s/%s from %s",
                             error, len(saved), self.service, self.version or "*",
@@ -157,8 +169,8 @@ class ServiceView:
     def give_up(self, error: Exception) -> None:
         """The registry was closed: keep serving the last set, stop resubscribing."""
         with self._lock:
-            self.needs_subscription = False
-            self.orphaned = True
+            self._needs_subscription = False
+            self._orphaned = True
         log.warning("cannot subscribe to %s/%s again (%s); serving the last known instances",
                     self.service, self.version or "*", error, extra=self._extra)
 
@@ -166,8 +178,8 @@ class ServiceView:
         """End the subscription."""
         with self._lock:
             sub, self._sub = self._sub, None
-            self._pending = _NOTHING_PENDING
-            self.needs_subscription = False
+            self._waiting = _nothing_waiting
+            self._needs_subscription = False
         if sub is not None:
             sub.close()
 
@@ -217,8 +229,8 @@ class ServiceView:
     def _lost(self, sub: Subscription) -> None:
         if self._sub is sub:
             self._sub = None
-            self._pending = _NOTHING_PENDING
-            self.needs_subscription = True
+            self._waiting = _nothing_waiting
+            self._needs_subscription = True
             log.info("subscription to %s/%s ended; serving the last known instances and subscribing again",
                      self.service, self.version or "*", extra=self._extra)
             self._on_lost(self)
@@ -295,7 +307,7 @@ class ServiceView:
             self._candidates = []
             return
         if chosen != self._candidates:
-            self.balancer.update(chosen)
+            self._balancer.update(chosen)
             self._candidates = chosen
         self._reason = None
 
@@ -311,9 +323,17 @@ class ServiceView:
         """True when ``instance`` is one of this view's enabled instances."""
         return instance_key(instance) in self._usable_keys
 
+    def begin(self, instance: Instance) -> None:
+        """A call to ``instance`` (picked by :meth:`select`) starts: the balancer counts it in flight."""
+        self._balancer.begin(instance)
+
+    def finish(self, instance: Instance) -> None:
+        """A call announced with :meth:`begin` has ended (its outcome goes to :meth:`observe`)."""
+        self._balancer.finish(instance)
+
     def observe(self, instance: Instance, latency: float, failed: bool) -> None:
         """Feed one call's outcome to the balancer, the counters and outlier ejection."""
-        self.balancer.observe(instance, latency, failed)
+        self._balancer.observe(instance, latency, failed)
         key = instance_key(instance)
         counts = self._counts.get(key)
         if counts is not None:

@@ -118,12 +118,7 @@ class Discovery:
         to avoid while others can be picked (those a retried call already failed on). Raises
         :class:`~fyerreg.errors.NoInstanceAvailableError` when none can be picked.
         """
-        if self._closed:
-            raise RegistryClosedError("Discovery is closed")
-        view = self._views.get((service, version))
-        if view is None:
-            view = self._open(service, version)
-        return view.select(key, exclude)
+        return self._view(service, version).select(key, exclude)
 
     def pick(
         self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
@@ -151,12 +146,7 @@ class Discovery:
 
     def instances(self, service: str, version: Optional[str] = None) -> List[Instance]:
         """The instances picks of ``service`` are drawn from now (enabled, filtered, not ejected)."""
-        if self._closed:
-            raise RegistryClosedError("Discovery is closed")
-        view = self._views.get((service, version))
-        if view is None:
-            view = self._open(service, version)
-        return view.candidates()
+        return self._view(service, version).candidates()
 
     def _failed(self, error: Union[bool, BaseException, None]) -> bool:
         if error is None or error is False:
@@ -176,6 +166,15 @@ class Discovery:
         return views
 
     # -- views -------------------------------------------------------------------------
+
+    def _view(self, service: str, version: Optional[str]) -> ServiceView:
+        """The view of (``service``, ``version``), opened on first use."""
+        if self._closed:
+            raise RegistryClosedError("Discovery is closed")
+        view = self._views.get((service, version))
+        if view is None:
+            view = self._open(service, version)
+        return view
 
     def _open(self, service: str, version: Optional[str]) -> ServiceView:
         # The first thread asking for a new (service, version) subscribes, without any lock
@@ -342,9 +341,9 @@ class _Pick:
 
     def __enter__(self) -> Instance:
         d = self._discovery
-        inst = d.select(self._service, self._version, key=self._key, exclude=self._exclude)
-        view = d._views[(self._service, self._version)]
-        view.balancer.begin(inst)
+        view = d._view(self._service, self._version)
+        inst = view.select(self._key, self._exclude)
+        view.begin(inst)
         self._view, self._instance = view, inst
         self._start = d._clock()
         return inst
@@ -360,4 +359,4 @@ class _Pick:
         try:
             view.observe(inst, latency, exc is not None and d._failed(exc))
         finally:
-            view.balancer.finish(inst)
+            view.finish(inst)

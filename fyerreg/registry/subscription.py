@@ -61,7 +61,80 @@ class Snapshot(List[Instance]):
         return Snapshot(self, revision=self.revision, taken_at=self.taken_at, stale=self.stale)
 
 
-class Subscription(queue.Queue):  # type: ignore[type-arg]
+class _LatestWins(queue.Queue[Optional[Snapshot]]):
+    """The queue under a :class:`Subscription`: a put never blocks and drops the oldest
+    pending snapshot when full; the end is one ``None`` after the last snapshot.
+
+    Defined here rather than used as a plain ``queue.Queue`` so that its locks are
+    fyerreg's own, which :mod:`fyerreg._fork` renews in a forked child.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.ended = False
+        self.conflated = 0
+        self.delivered = 0
+
+    def offer(self, snapshot: Snapshot) -> bool:
+        with self.mutex:
+            if self.ended:
+                return False
+            while self._qsize() >= self.maxsize:
+                self._get()
+                self.conflated += 1
+                self.unfinished_tasks -= 1
+            self._put(snapshot)
+            self.delivered += 1
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+            return True
+
+    def end(self) -> bool:
+        with self.mutex:
+            if self.ended:
+                return False
+            self.ended = True
+            self._put(None)  # may exceed maxsize by one: the sentinel is never dropped
+            self.unfinished_tasks += 1
+            self.not_empty.notify_all()
+            return True
+
+    def drain(self) -> Optional[Snapshot]:
+        latest: Optional[Snapshot] = None
+        with self.mutex:
+            while self._qsize():
+                item = self._get()
+                self.unfinished_tasks -= 1
+                if item is not None:
+                    latest = item
+            if self.unfinished_tasks <= 0:
+                self.unfinished_tasks = 0
+                self.all_tasks_done.notify_all()
+        return latest
+
+    def peek(self) -> List[Optional[Snapshot]]:
+        with self.mutex:
+            return list(self.queue)
+
+    def next_item(self) -> Optional[Snapshot]:
+        """Block for the next item; None at the sentinel, or at once when it was already consumed."""
+        with self.not_empty:
+            while not self._qsize():
+                if self.ended:
+                    return None
+                self.not_empty.wait()
+            item = self._get()
+            self.not_full.notify()
+            return item
+
+    def renew_locks(self) -> None:
+        self.mutex = threading.Lock()
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+
+
+class Subscription:
     """A bounded, latest-wins queue of :class:`Snapshot` for one (service, version).
 
     The first item is the current state; each later item is the full new state after
@@ -71,6 +144,10 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     the sentinel ``None`` is put once, after the last snapshot. Iterating yields
     snapshots until that sentinel (and stops at once on an ended subscription whose
     sentinel was already consumed).
+
+    Read it like a ``queue.Queue`` (``get``, ``get_nowait`` raising ``queue.Empty``,
+    ``qsize``, ``empty``, ``full``, ``task_done``, ``join``), or with :meth:`drain`.
+    The backend feeding it calls :meth:`publish`.
     """
 
     def __init__(
@@ -83,19 +160,42 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
-        super().__init__(maxsize=maxsize)
         self.service = service
         self.version = version
-        self.conflated = 0
-        self.delivered = 0
-        self._closed = False
+        self._queue = _LatestWins(maxsize)
+        self._items = self._queue.queue  # the queue's deque, kept for qsize() on every pick
         self._on_close = on_close
         self._close_lock = threading.Lock()
 
     @property
+    def maxsize(self) -> int:
+        """How many snapshots are held before the oldest pending one is dropped."""
+        return int(self._queue.maxsize)
+
+    @property
     def closed(self) -> bool:
         """True once the subscription has ended (the sentinel is queued or consumed)."""
-        return self._closed
+        return self._queue.ended
+
+    @property
+    def conflated(self) -> int:
+        """How many snapshots were dropped unread because newer ones replaced them."""
+        return self._queue.conflated
+
+    @property
+    def delivered(self) -> int:
+        """How many snapshots were queued."""
+        return self._queue.delivered
+
+    # -- the producer's side ---------------------------------------------------------------
+
+    def publish(self, snapshot: Optional[Snapshot]) -> bool:
+        """Queue ``snapshot`` latest-wins (``None`` ends the subscription, without the close
+        callback); return False when the subscription has ended."""
+        if snapshot is None:
+            self._queue.end()
+            return False
+        return self._queue.offer(snapshot)
 
     def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Queue a snapshot without ever blocking, dropping the oldest pending one when full.
@@ -109,38 +209,63 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         """Same as :meth:`put`."""
         self.publish(item)
 
-    def publish(self, snapshot: Optional[Snapshot]) -> bool:
-        """Queue ``snapshot`` latest-wins; return False when the subscription has ended."""
-        if snapshot is None:
-            self._end()
-            return False
-        with self.mutex:
-            if self._closed:
-                return False
-            while self._qsize() >= self.maxsize:
-                self._get()
-                self.conflated += 1
-                self.unfinished_tasks -= 1
-            self._put(snapshot)
-            self.delivered += 1
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
-            return True
+    # -- the consumer's side ---------------------------------------------------------------
 
-    def _end(self) -> bool:
-        with self.mutex:
-            if self._closed:
-                return False
-            self._closed = True
-            self._put(None)  # may exceed maxsize by one: the sentinel is never dropped
-            self.unfinished_tasks += 1
-            self.not_empty.notify_all()
-            return True
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Optional[Snapshot]:
+        """The oldest pending item (``None`` once, at the end), as ``queue.Queue.get``:
+        raises ``queue.Empty`` when none comes within ``timeout`` (or at once unless ``block``)."""
+        return self._queue.get(block, timeout)
+
+    def get_nowait(self) -> Optional[Snapshot]:
+        """Same as ``get(block=False)``."""
+        return self.get(block=False)
+
+    def drain(self) -> Optional[Snapshot]:
+        """Consume every pending item without blocking and return the newest snapshot.
+
+        Returns None when no snapshot was pending. A sentinel found is consumed;
+        :attr:`closed` tells the caller the subscription has ended.
+        """
+        return self._queue.drain()
+
+    def peek(self) -> List[Optional[Snapshot]]:
+        """The items queued now, oldest first, without consuming them."""
+        return self._queue.peek()
+
+    def qsize(self) -> int:
+        """How many items are queued now; takes no lock, so it is the cheap check before :meth:`drain`."""
+        return len(self._items)  # a deque's length is read atomically
+
+    def empty(self) -> bool:
+        """True when nothing is queued now."""
+        return not self.qsize()
+
+    def full(self) -> bool:
+        """True when the next snapshot published drops the oldest pending one."""
+        return self.qsize() >= self._queue.maxsize
+
+    def task_done(self) -> None:
+        """As ``queue.Queue.task_done``: one item taken with :meth:`get` is processed."""
+        self._queue.task_done()
+
+    def join(self) -> None:
+        """As ``queue.Queue.join``: block until every queued item was taken and processed
+        (items consumed by :meth:`drain` count as processed)."""
+        self._queue.join()
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        while True:
+            item = self._queue.next_item()
+            if item is None:
+                return
+            yield item
+
+    # -- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """End this subscription (idempotent); the backend stops watching for it."""
         with self._close_lock:
-            ended = self._end()
+            ended = self._queue.end()
             callback, self._on_close = self._on_close, None
         if ended and callback is not None:
             callback(self)
@@ -150,44 +275,10 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
 
         The watch feeding this subscription is the parent's; the child subscribes again.
         """
-        self.mutex = threading.Lock()
-        self.not_empty = threading.Condition(self.mutex)
-        self.not_full = threading.Condition(self.mutex)
-        self.all_tasks_done = threading.Condition(self.mutex)
+        self._queue.renew_locks()
         self._close_lock = threading.Lock()
         self._on_close = None
-        self._end()
-
-    def drain(self) -> Optional[Snapshot]:
-        """Consume every pending item without blocking and return the newest snapshot.
-
-        Returns None when no snapshot was pending. A sentinel found is consumed;
-        :attr:`closed` tells the caller the subscription has ended.
-        """
-        latest: Optional[Snapshot] = None
-        with self.mutex:
-            while self._qsize():
-                item = self._get()
-                self.unfinished_tasks -= 1
-                if item is not None:
-                    latest = item
-            if self.unfinished_tasks <= 0:
-                self.unfinished_tasks = 0
-                self.all_tasks_done.notify_all()
-        return latest
-
-    def __iter__(self) -> Iterator[Snapshot]:
-        while True:
-            with self.not_empty:
-                while not self._qsize():
-                    if self._closed:
-                        return  # the sentinel was already consumed (by drain() or get())
-                    self.not_empty.wait()
-                item = self._get()
-                self.not_full.notify()
-            if item is None:
-                return
-            yield item
+        self._queue.end()
 
     def __enter__(self) -> Subscription:
         return self
@@ -197,4 +288,4 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return (f"<Subscription {self.service}/{self.version or '*'} pending={self.qsize()} "
-                f"closed={self._closed}>")
+                f"closed={self.closed}>")

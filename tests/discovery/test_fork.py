@@ -54,7 +54,7 @@ def test_child_calls_although_balancer_health_and_metrics_locks_were_held_at_for
         with discovery.pick("svc", "1"):
             pass
         view = discovery._views[("svc", "1")]
-        held = [view.balancer._lock, view._health._lock, discovery._metrics._lock]  # type: ignore[attr-defined,union-attr]
+        held = [view._balancer._lock, view._health._lock, discovery._metrics._lock]  # type: ignore[attr-defined,union-attr]
         for lock in held:  # as if threads were recording a call when the fork happened
             lock.acquire()
         try:
@@ -71,6 +71,27 @@ def test_child_calls_although_balancer_health_and_metrics_locks_were_held_at_for
         finally:
             for lock in held:
                 lock.release()
+        assert wait_child(pid, timeout=15) == 0
+
+
+def test_child_reads_new_snapshots_although_a_parent_thread_held_the_subscription_queue_lock() -> None:
+    with MemoryRegistry() as registry, Discovery(registry) as discovery:
+        registry.register(Instance.new("svc", "1", "127.0.0.1:8001", id="a"))
+        assert discovery.select("svc", "1").id == "a"
+        queue_lock = discovery._views[("svc", "1")]._sub._queue.mutex  # type: ignore[union-attr]
+        queue_lock.acquire()  # as if the watch were publishing when the fork happened
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    registry.register(Instance.new("svc", "1", "127.0.0.1:8002", id="b"))  # publishes
+                    seen = sorted(i.id for i in discovery.instances("svc", "1"))  # drains
+                    code = 0 if seen == ["a", "b"] else 1
+                finally:
+                    os._exit(code)
+        finally:
+            queue_lock.release()
         assert wait_child(pid, timeout=15) == 0
 
 

@@ -134,7 +134,9 @@ def test_watch_from_a_compacted_revision_recovers(registries, etcd_client, names
     prefix = f"/{namespace}/services/{SERVICE}/v1"
     record = {"service": SERVICE, "version": "v1", "address": "10.0.0.1:1", "status": 1}
     etcd_client.put(f"{prefix}/old", json.dumps({**record, "id": "old"}))
-    watch = registry._new_watch(SERVICE, None, "watch")  # the subscription's watch, started by hand
+    seen = []
+    watch = registry._new_watch(SERVICE, None, "watch",  # the subscription's watch, started by hand
+                                sink=lambda snapshot: seen.append(snapshot) or True)
     assert ids(watch.load(deadline=5)) == ["old"]
     loaded_at = watch.revision
     # While it is not watching yet: changes, then the history it would resume from is compacted.
@@ -142,8 +144,6 @@ def test_watch_from_a_compacted_revision_recovers(registries, etcd_client, names
     etcd_client.put(f"{prefix}/new", json.dumps({**record, "id": "new"}))
     revision = etcd_client.put(f"{prefix}/newer", json.dumps({**record, "id": "newer"})).header.revision
     etcd_client.compact(revision)
-    seen = []
-    watch.sink = lambda snapshot: seen.append(snapshot) or True
     watch.start()
     try:
         wait_until(lambda: seen, timeout=10)

@@ -71,10 +71,15 @@ class _Resync(Exception):
 
 
 class PrefixWatch:
-    """The instances of (``service``, ``version``) kept current by a watch on a thread of its own."""
+    """The instances of (``service``, ``version``) kept current by a watch on a thread of its own.
+
+    Each change after the first read goes to ``sink`` (a subscription's ``publish``);
+    without one (the ``list_services`` cache) the state is only read in place.
+    """
 
     def __init__(self, client: EtcdClient, decoder: RecordDecoder, metrics: Metrics, *,
-                 service: str, version: Optional[str], retry: Retry, thread_name: str) -> None:
+                 service: str, version: Optional[str], retry: Retry, thread_name: str,
+                 sink: Optional[Sink] = None) -> None:
         self.client = client
         self.decoder = decoder
         self.metrics = metrics
@@ -83,7 +88,7 @@ class PrefixWatch:
         self.prefix = decoder.layout.prefix(service, version)
         self.retry = retry
         self.thread_name = thread_name
-        self.sink: Optional[Sink] = None
+        self._sink = sink
         self._state: Dict[str, Instance] = {}
         self._ordered = _Ordered()
         self._revision = 0
@@ -158,7 +163,7 @@ class PrefixWatch:
         return self._thread is None or join_thread(self._thread, timeout)
 
     def _deliver(self) -> bool:
-        sink = self.sink
+        sink = self._sink
         if sink is None:
             return True
         delivered = sink(self.snapshot())

@@ -20,7 +20,7 @@ from ._decode import RecordDecoder
 from ._keepalive import LeaseKeeper
 from ._keys import KeyLayout
 from ._records import RecordWriter, Registration, Turn, instance_extra
-from ._watch import PrefixWatch
+from ._watch import PrefixWatch, Sink
 from .options import EtcdOptions
 
 __all__ = ["EtcdRegistry"]
@@ -302,9 +302,10 @@ class EtcdRegistry(Registry):
 
     # -- discovery ------------------------------------------------------------------------------
 
-    def _new_watch(self, service: str, version: Optional[str], kind: str) -> PrefixWatch:
+    def _new_watch(self, service: str, version: Optional[str], kind: str,
+                   sink: Optional[Sink] = None) -> PrefixWatch:
         return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
-                           retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}")
+                           retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}", sink=sink)
 
     def _read(self, service: str, version: Optional[str], deadline: Deadline) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
@@ -321,11 +322,9 @@ class EtcdRegistry(Registry):
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
         deadline = Deadline(timeout)
-        watch = self._new_watch(service, version, "watch")
-        first = watch.load(deadline=deadline)
         sub = Subscription(service, version, maxsize=maxsize, on_close=self._subscription_closed)
-        watch.sink = sub.publish
-        sub.publish(first)
+        watch = self._new_watch(service, version, "watch", sink=sub.publish)
+        sub.publish(watch.load(deadline=deadline))
         self._metrics.inc("snapshots_delivered")
         with self._lock:
             if self.closed:
