@@ -77,6 +77,25 @@ def test_no_instance_error_names_service_version_and_why(registry: Registry, set
     assert (err.value.service, err.value.version, err.value.reason) == ("svc", "1.0.0", reason)
 
 
+def test_describe_says_why_nothing_is_available_and_stats_hold_only_figures(registry: Registry) -> None:
+    register(registry, inst(0, enabled=False), inst(1, weight=0))
+    with Discovery(registry) as d:
+        with pytest.raises(NoInstanceAvailableError):
+            d.select("svc", "1.0.0")
+        status = status_of(d)
+        stats = d.stats()
+    assert status["unavailable_reason"] == "all 2 instances are disabled or have weight 0"
+    assert status["panic"] is False and status["candidates"] == 0
+    assert set(stats) == {"counters", "gauges", "histograms"}
+    view = {"service": "svc", "version": "1.0.0"}
+    assert stats["gauges"]["service_candidates"] == [{"labels": view, "value": 0}]
+    enabled = {e["labels"]["instance_id"]: e["value"] for e in stats["gauges"]["instance_enabled"]}
+    assert enabled == {"i000": 0, "i001": 1}
+    for section in stats.values():
+        for entries in section.values():
+            assert all(isinstance(e["value"], (int, float)) for e in entries)
+
+
 def ids_served(d: Discovery, version: Optional[str] = "1.0.0") -> Set[str]:
     return {i.id for i in d.instances("svc", version)}
 
