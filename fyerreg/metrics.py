@@ -45,34 +45,37 @@ class StatsBuilder:
     """Collects figures into a :class:`Stats`, each under the kind its maker gives it."""
 
     def __init__(self, base: Optional[Stats] = None) -> None:
-        self._stats: Stats = {"counters": {}, "gauges": {}, "histograms": {}}
-        if base is not None:
-            for kind in ("counters", "gauges", "histograms"):
-                self._stats[kind].update(base[kind])  # type: ignore[literal-required]
+        self._counters: Section = _copy(base["counters"]) if base is not None else {}
+        self._gauges: Section = _copy(base["gauges"]) if base is not None else {}
+        self._histograms: Section = _copy(base["histograms"]) if base is not None else {}
 
     def counter(self, name: str, value: float, **labels: str) -> None:
         """Add counter ``name`` (a figure that only increases), labelled when ``labels`` are given."""
-        self._add("counters", name, value, labels)
+        _add(self._counters, "counter", name, value, labels)
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
         """Add gauge ``name`` (a level; a bool becomes 0/1), labelled when ``labels`` are given."""
-        self._add("gauges", name, int(value) if isinstance(value, bool) else value, labels)
-
-    def _add(self, kind: str, name: str, value: Any, labels: Dict[str, str]) -> None:
-        section: Section = self._stats[kind]  # type: ignore[literal-required]
-        if not labels:
-            if name in section:
-                raise ValueError(f"{kind[:-1]} {name!r} is already set")
-            section[name] = value
-            return
-        entries = section.setdefault(name, [])
-        if not isinstance(entries, list):
-            raise ValueError(f"{kind[:-1]} {name!r} is set both with and without labels")
-        entries.append({"labels": dict(labels), "value": value})
+        _add(self._gauges, "gauge", name, int(value) if isinstance(value, bool) else value, labels)
 
     def build(self) -> Stats:
         """The figures collected so far."""
-        return self._stats
+        return {"counters": self._counters, "gauges": self._gauges, "histograms": self._histograms}
+
+
+def _copy(section: Section) -> Section:
+    return {name: list(entry) if isinstance(entry, list) else entry for name, entry in section.items()}
+
+
+def _add(section: Section, kind: str, name: str, value: float, labels: Dict[str, str]) -> None:
+    if not labels:
+        if name in section:
+            raise ValueError(f"{kind} {name!r} is already set")
+        section[name] = value
+        return
+    entries = section.setdefault(name, [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{kind} {name!r} is set both with and without labels")
+    entries.append({"labels": dict(labels), "value": value})
 
 
 class _Histogram:
