@@ -32,5 +32,5 @@ with MemoryRegistry() as registry:
     with Discovery(registry, balancer="p2c") as discovery:
         inst = discovery.select("greeter", "v1")
         discovery.report(inst, latency=0.250, error=TimeoutError("read timed out"))
-        errors = sum(s["errors"] for s in discovery.stats()["services"][0]["instances"])
+        errors = sum(e["value"] for e in discovery.stats()["counters"]["instance_errors"])
         print("errors recorded:", errors)

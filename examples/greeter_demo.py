@@ -72,7 +72,7 @@ def main() -> None:
                     answered[who] += 1
                     print(f"  call {i:2d} -> answered by greeter {who}")
                     time.sleep(0.1)
-                stats = client.stats()
+                stats = client.stats()["counters"]
                 print(f"{CALLS} calls, {len(failed)} failed, {int(stats['retries'])} retried on another "
                       f"instance; answers: " + ", ".join(f"{k}={v}" for k, v in sorted(answered.items())))
                 servers["b"].wait(timeout=30)

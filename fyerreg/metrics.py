@@ -1,15 +1,81 @@
-"""In-library counters, gauges and histograms, read through ``stats()``."""
+"""In-library counters, gauges and histograms, and the one ``stats()`` layout they are read in.
+
+Every ``stats()`` of fyerreg (registries, :class:`~fyerreg.discovery.Discovery`,
+:class:`~fyerreg.api.Client`) returns :class:`Stats`: ``{"counters": .., "gauges": ..,
+"histograms": ..}``, each section mapping a name to a number (unlabelled) or to a list of
+``{"labels": {...}, "value": ...}`` entries (per service, per instance). The kind of a
+figure is decided where it is made; :func:`iter_series` is the one reader.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Iterator, Mapping, NamedTuple, Optional, Protocol, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Protocol, Tuple, TypedDict, Union
 
 from . import _fork
 
-__all__ = ["Metrics", "Series", "SupportsStats", "iter_series", "COUNTER_NAMES"]
+__all__ = ["Labelled", "Metrics", "Series", "Stats", "StatsBuilder", "SupportsStats", "iter_series"]
 
 LabelKey = Tuple[Tuple[str, str], ...]
+
+
+class Labelled(TypedDict):
+    """One labelled entry of a :class:`Stats` section."""
+
+    labels: Dict[str, str]
+    value: Any
+
+
+Section = Dict[str, Union[float, Dict[str, float], List[Labelled]]]
+
+
+class Stats(TypedDict):
+    """What every ``stats()`` returns: figures sorted by kind.
+
+    ``counters`` only ever increase, ``gauges`` are levels (booleans as 0/1), and
+    ``histograms`` hold ``{"count", "sum", "min", "max", "mean"}`` dicts.
+    """
+
+    counters: Section
+    gauges: Section
+    histograms: Section
+
+
+class StatsBuilder:
+    """Collects figures into a :class:`Stats`, each under the kind its maker gives it."""
+
+    def __init__(self, base: Optional[Stats] = None) -> None:
+        self._counters: Section = _copy(base["counters"]) if base is not None else {}
+        self._gauges: Section = _copy(base["gauges"]) if base is not None else {}
+        self._histograms: Section = _copy(base["histograms"]) if base is not None else {}
+
+    def counter(self, name: str, value: float, **labels: str) -> None:
+        """Add counter ``name`` (a figure that only increases), labelled when ``labels`` are given."""
+        _add(self._counters, "counter", name, value, labels)
+
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        """Add gauge ``name`` (a level; a bool becomes 0/1), labelled when ``labels`` are given."""
+        _add(self._gauges, "gauge", name, int(value) if isinstance(value, bool) else value, labels)
+
+    def build(self) -> Stats:
+        """The figures collected so far."""
+        return {"counters": self._counters, "gauges": self._gauges, "histograms": self._histograms}
+
+
+def _copy(section: Section) -> Section:
+    return {name: list(entry) if isinstance(entry, list) else entry for name, entry in section.items()}
+
+
+def _add(section: Section, kind: str, name: str, value: float, labels: Dict[str, str]) -> None:
+    if not labels:
+        if name in section:
+            raise ValueError(f"{kind} {name!r} is already set")
+        section[name] = value
+        return
+    entries = section.setdefault(name, [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{kind} {name!r} is set both with and without labels")
+    entries.append({"labels": dict(labels), "value": value})
 
 
 class _Histogram:
@@ -77,12 +143,9 @@ class Metrics:
         with self._lock:
             return self._counters.get(name, {}).get(self._key(labels), 0)
 
-    def snapshot(self) -> Dict[str, Any]:
-        """Everything as plain data: ``{"counters": .., "gauges": .., "histograms": ..}``.
-
-        Unlabelled series map name -> value; labelled ones map name -> list of
-        ``{"labels": {...}, "value": ...}``.
-        """
+    def snapshot(self) -> Stats:
+        """Everything as a :class:`Stats`: unlabelled series map name -> value, labelled
+        ones name -> list of ``{"labels": {...}, "value": ...}``."""
         def flat(table: Dict[str, Dict[LabelKey, Any]], conv: Any) -> Dict[str, Any]:
             out: Dict[str, Any] = {}
             for name, series in table.items():
@@ -101,9 +164,9 @@ class Metrics:
 
 
 class SupportsStats(Protocol):
-    """Anything with a ``stats()`` returning plain data (registries, discoveries)."""
+    """Anything with a ``stats()`` returning a :class:`Stats` (registries, discoveries, clients)."""
 
-    def stats(self) -> Mapping[str, Any]: ...
+    def stats(self) -> Stats: ...
 
 
 class Series(NamedTuple):
@@ -116,67 +179,23 @@ class Series(NamedTuple):
     value: Any
 
 
-COUNTER_NAMES = frozenset({
-    "registrations", "deregistrations", "lease_losses", "reregistrations", "watch_reconnects",
-    "compaction_recoveries", "snapshots_delivered", "snapshots_conflated", "invalid_records_skipped",
-    "cache_hits", "cache_stale_reads", "picks", "calls", "errors", "ejections", "returns",
-    "retries", "timeouts", "failures", "remote_errors",  # api.Client
-})
-"""Names that are counters wherever they appear in a ``stats()`` result (outside ``counters`` too)."""
-
 _KINDS = {"counters": "counter", "gauges": "gauge", "histograms": "histogram"}
 
 
-def _singular(name: str) -> str:
-    return name[:-1] if name.endswith("s") and len(name) > 1 else name
+def iter_series(stats: Mapping[str, Any]) -> Iterator[Series]:
+    """Every series of a :class:`Stats`, with the kind of the section it is in.
 
-
-def iter_series(
-    stats: Mapping[str, Any], *, prefix: str = "", labels: Optional[Dict[str, str]] = None
-) -> Iterator[Series]:
-    """Every numeric series of a ``stats()`` result, whatever its layout.
-
-    - ``counters`` / ``gauges`` / ``histograms`` sections (the :meth:`Metrics.snapshot`
-      shape) keep their kind and labels;
-    - other numbers are counters when their name is in :data:`COUNTER_NAMES`, else
-      gauges; booleans are 0/1 gauges;
-    - a nested mapping prefixes its names with its key (``cache: {hits}`` -> ``cache_hits``);
-    - a list of mappings (``services: [{service, version, instances: [{id, picks}]}]``)
-      turns each item's string fields into labels (``id`` becomes ``instance_id`` in an
-      ``instances`` list) and names its numbers by the singular of its key alone
-      (``service_revision``, and ``instance_picks`` for the instances of a service).
-
-    Anything else (strings, None) is skipped.
+    Keys other than ``counters``, ``gauges`` and ``histograms`` are not figures and are skipped.
     """
-    base = dict(labels or {})
-    for key, value in stats.items():
-        kind = _KINDS.get(key)
-        if kind is not None and isinstance(value, Mapping):
-            yield from _typed_section(kind, value, prefix, base)
-        elif isinstance(value, bool):
-            yield Series("gauge", prefix + key, base, int(value))
-        elif isinstance(value, (int, float)):
-            yield Series("counter" if key in COUNTER_NAMES else "gauge", prefix + key, base, value)
-        elif isinstance(value, Mapping):
-            yield from iter_series(value, prefix=f"{prefix}{key}_", labels=base)
-        elif isinstance(value, list):
-            item_prefix = f"{_singular(key)}_"  # instances inside services: instance_picks
-            for item in value:
-                if isinstance(item, Mapping):
-                    item_labels = dict(base)
-                    for field, text in item.items():
-                        if isinstance(text, str):
-                            item_labels[f"{_singular(key)}_id" if field == "id" else field] = text
-                    yield from iter_series(item, prefix=item_prefix, labels=item_labels)
-
-
-def _typed_section(kind: str, section: Mapping[str, Any], prefix: str, base: Dict[str, str]) -> Iterator[Series]:
-    for name, entry in section.items():
-        if isinstance(entry, list):
-            for item in entry:
-                if isinstance(item, Mapping) and "value" in item:
-                    item_labels = dict(base)
-                    item_labels.update((str(k), str(v)) for k, v in dict(item.get("labels") or {}).items())
-                    yield Series(kind, prefix + name, item_labels, item["value"])
-        else:
-            yield Series(kind, prefix + name, dict(base), entry)
+    for key, kind in _KINDS.items():
+        section = stats.get(key)
+        if not isinstance(section, Mapping):
+            continue
+        for name, entry in section.items():
+            if isinstance(entry, list):
+                for item in entry:
+                    if isinstance(item, Mapping) and "value" in item:
+                        labels = {str(k): str(v) for k, v in dict(item.get("labels") or {}).items()}
+                        yield Series(kind, name, labels, item["value"])
+            else:
+                yield Series(kind, name, {}, entry)

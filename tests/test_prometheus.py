@@ -6,7 +6,7 @@ from typing import Any, Dict
 
 import pytest
 
-from fyerreg.metrics import Metrics, iter_series
+from fyerreg.metrics import Metrics, Stats, StatsBuilder, iter_series
 
 prometheus_client = pytest.importorskip("prometheus_client")
 
@@ -119,7 +119,7 @@ def test_removed_sources_are_no_longer_exported() -> None:
     assert "fyerreg_registrations_total" not in _render(collectors)
 
 
-def test_iter_series_reads_the_snapshot_shape_and_extra_numbers() -> None:
+def test_iter_series_reads_the_typed_sections_only() -> None:
     metrics = Metrics()
     metrics.inc("picks", instance_id="a")
     metrics.set("healthy", 1)
@@ -128,50 +128,55 @@ def test_iter_series_reads_the_snapshot_shape_and_extra_numbers() -> None:
     assert series == [
         ("counter", "picks", (("instance_id", "a"),), 1),
         ("gauge", "healthy", (), 1),
-        ("gauge", "subscriptions", (), 2),
     ]
 
 
-def test_flat_stats_use_counter_names_for_the_kind() -> None:
-    class FlatRegistry:  # the etcd backend's layout: one flat dict of numbers
+def test_numbers_outside_the_typed_sections_are_not_exported() -> None:
+    class FlatRegistry:  # no kinds: nothing to guess them from
         def stats(self) -> Dict[str, Any]:
             return {"registrations": 3, "lease_losses": 1, "instances": 2, "subscriptions": 0}
 
     collectors = prometheus_client.CollectorRegistry()
     register(collectors, FlatRegistry())
-    text = _render(collectors)
-    assert "# TYPE fyerreg_registrations_total counter" in text
-    assert 'fyerreg_lease_losses_total{source="flatregistry"} 1.0' in text
-    assert "# TYPE fyerreg_instances gauge" in text
-    assert 'fyerreg_subscriptions{source="flatregistry"} 0.0' in text
+    assert "fyerreg_" not in _render(collectors)
 
 
-def test_nested_per_service_and_per_instance_stats_become_labelled_series() -> None:
-    class NestedDiscovery:  # the discovery layout: services, each with its instances
-        def stats(self) -> Dict[str, Any]:
-            return {
-                "services": [{
-                    "service": "orders", "version": None, "revision": 42, "stale": False,
-                    "instances": [
-                        {"id": "a", "version": "v1", "address": "h:1", "picks": 7, "errors": 1, "ejected": True},
-                        {"id": "b", "version": "v2", "address": "h:2", "picks": 2, "errors": 0, "ejected": False},
-                    ],
-                }],
-                "counters": {"ejections": 1},
-            }
+def test_labelled_per_service_and_per_instance_entries_become_labelled_series() -> None:
+    class TypedDiscovery:  # the discovery layout: per-service and per-instance entries
+        def stats(self) -> Stats:
+            builder = StatsBuilder()
+            service = {"service": "orders", "version": "*"}
+            builder.gauge("service_revision", 42, **service)
+            builder.gauge("service_stale", False, **service)
+            for id, version, port, picks, errors, ejected in (("a", "v1", 1, 7, 1, True), ("b", "v2", 2, 2, 0, False)):
+                labels = {"service": "orders", "version": version, "instance_id": id, "address": f"h:{port}"}
+                builder.counter("instance_picks", picks, **labels)
+                builder.counter("instance_errors", errors, **labels)
+                builder.gauge("instance_ejected", ejected, **labels)
+            builder.counter("ejections", 1)
+            return builder.build()
 
     collectors = prometheus_client.CollectorRegistry()
-    register(collectors, NestedDiscovery())
+    register(collectors, TypedDiscovery())
     get = collectors.get_sample_value
-    src = {"source": "nesteddiscovery"}
+    src = {"source": "typeddiscovery"}
     a = dict(src, service="orders", version="v1", instance_id="a", address="h:1")
     assert get("fyerreg_instance_picks_total", a) == 7.0
     assert get("fyerreg_instance_errors_total", a) == 1.0
     assert get("fyerreg_instance_ejected", a) == 1.0
     assert get("fyerreg_instance_picks_total", dict(a, version="v2", instance_id="b", address="h:2")) == 2.0
-    assert get("fyerreg_service_revision", dict(src, service="orders")) == 42.0
-    assert get("fyerreg_service_stale", dict(src, service="orders")) == 0.0
+    assert get("fyerreg_service_revision", dict(src, service="orders", version="*")) == 42.0
+    assert get("fyerreg_service_stale", dict(src, service="orders", version="*")) == 0.0
     assert get("fyerreg_ejections_total", src) == 1.0
+
+
+def test_a_figure_set_both_with_and_without_labels_is_refused_where_it_is_made() -> None:
+    builder = StatsBuilder()
+    builder.counter("calls", 1)
+    with pytest.raises(ValueError, match="calls"):
+        builder.counter("calls", 2, instance_id="a")
+    with pytest.raises(ValueError, match="calls"):
+        builder.counter("calls", 2)
 
 
 def test_real_registry_and_discovery_render_the_expected_metric_names() -> None:

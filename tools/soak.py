@@ -176,7 +176,7 @@ def registrar(index: int, endpoints: List[str], cfg: Dict[str, Any], conn: Conne
         ops.update(churn.ops)
         errors.update(churn.errors)
         not_registered += [i for i, inst in churn.live.items() if not reg.registration_state(inst).registered]
-        stats.update({k: v for k, v in reg.stats().items() if isinstance(v, int)})
+        stats.update({k: int(v) for k, v in reg.stats()["counters"].items() if isinstance(v, (int, float))})
     conn.send({
         "final": sorted(i for c in churns for i in c.final),
         "unsettled": sorted(i for c in churns for i in c.dirty),
@@ -255,7 +255,7 @@ def subscriber(index: int, endpoints: List[str], cfg: Dict[str, Any], conn: Conn
             "snapshots": sum(w.snapshots for w in watchers),
             "picks": picks,
             "empty_picks": empty_picks,
-            "watch_reconnects": sum(reg.stats().get("watch_reconnects", 0) for reg in regs),
+            "watch_reconnects": sum(reg.stats()["counters"]["watch_reconnects"] for reg in regs),
             "delay_max": delays[-1] if delays else 0.0,
             "delay_p50": delays[len(delays) // 2] if delays else 0.0,
             "delay_p99": delays[int(len(delays) * 0.99)] if delays else 0.0,

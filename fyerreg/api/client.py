@@ -6,11 +6,11 @@ import dataclasses
 import http.client
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Collection, List, Optional, Tuple, Type, TypeVar
 
 from .. import _fork
 from ..errors import CallConnectionError, CallTimeoutError, NoInstanceAvailableError, RemoteError
-from ..metrics import Metrics
+from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
 from ..retry import Failover
 from . import _codec
@@ -251,10 +251,13 @@ class Client:
             raise socket.timeout("call deadline reached")
         return left
 
-    def stats(self) -> Dict[str, Any]:
-        """Counters: calls, retries, timeouts, failures, remote_errors; idle pooled connections."""
-        counters = {name: self._metrics.counter(name) for name in _COUNTERS}
-        return {**counters, "idle_connections": self._pool.idle_count()}
+    def stats(self) -> Stats:
+        """Counters calls, retries, timeouts, failures, remote_errors; gauge idle_connections."""
+        stats = StatsBuilder()
+        for name in _COUNTERS:
+            stats.counter(name, self._metrics.counter(name))
+        stats.gauge("idle_connections", self._pool.idle_count())
+        return stats.build()
 
     def close(self) -> None:
         """Close pooled connections. Calls made afterwards open new ones."""

@@ -1,4 +1,4 @@
-"""Expose the ``stats()`` of registries and discoveries to ``prometheus_client`` (extra ``prometheus``).
+"""Expose the ``stats()`` of registries, discoveries and API clients to ``prometheus_client`` (extra ``prometheus``).
 
 Usage::
 
@@ -8,9 +8,10 @@ Usage::
     metrics = CollectorRegistry()
     collector = register(metrics, registry, discovery)
 
-Counters become ``fyerreg_<name>_total``, gauges ``fyerreg_<name>``, histograms
-summaries ``fyerreg_<name>_count`` / ``_sum``; every series carries a ``source``
-label naming the object it came from. Values are read at scrape time.
+Each series keeps the kind of the :class:`~fyerreg.metrics.Stats` section it is in:
+counters become ``fyerreg_<name>_total``, gauges ``fyerreg_<name>``, histograms
+summaries ``fyerreg_<name>_count`` / ``_sum``; every series keeps its labels and
+carries a ``source`` label naming the object it came from. Values are read at scrape time.
 """
 
 from __future__ import annotations

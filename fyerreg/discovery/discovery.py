@@ -11,7 +11,7 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tu
 
 from .. import _fork
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
-from ..metrics import Metrics
+from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
 from ..registry.base import Registry
 from ..registry.subscription import Subscription
@@ -292,13 +292,23 @@ class Discovery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def stats(self) -> Dict[str, Any]:
-        """Per service: revision, staleness, candidates, panic; per instance: picks, calls, errors,
-        ejections. Plus counters (snapshots, ejections, returns, empty-set protections)."""
-        return {
-            "services": [view.stats() for view in list(self._views.values())],
-            "counters": self._metrics.snapshot()["counters"],
-        }
+    def stats(self) -> Stats:
+        """Counters per service (``discovery_snapshots``, ``discovery_ejections``, ``discovery_returns``,
+        ``discovery_empty_protections``) and per instance (``instance_picks``, ``instance_calls``,
+        ``instance_errors``, ``instance_ejections``); gauges per service (``service_revision``,
+        ``service_stale``, ``service_subscribed``, ``service_candidates``,
+        ``service_protecting_empty``) and per instance (``instance_enabled``, ``instance_weight``,
+        ``instance_ejected``). Series are labelled with ``service`` and ``version``
+        (``"*"``: any), per instance also ``instance_id`` and ``address``."""
+        stats = StatsBuilder(self._metrics.snapshot())
+        for view in list(self._views.values()):
+            view.add_stats(stats)
+        return stats.build()
+
+    def describe(self) -> Dict[str, Any]:
+        """Each service's state for a reader: revision, staleness, whether subscribed, candidates,
+        panic, empty-set protection, why nothing is available; per instance its record and counts."""
+        return {"services": [view.describe() for view in list(self._views.values())]}
 
     def __repr__(self) -> str:
         return f"<Discovery services={len(self._views)} closed={self._closed}>"

@@ -5,14 +5,34 @@ from __future__ import annotations
 import abc
 import dataclasses
 import threading
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from .. import _fork
 from ..errors import RegistryClosedError
+from ..metrics import Stats
 from ..naming import Instance, _check_segment
 from .subscription import DEFAULT_SUBSCRIPTION_SIZE, Subscription
 
-__all__ = ["Registry", "RegistrationState", "MAX_TTL"]
+__all__ = ["Registry", "RegistrationState", "MAX_TTL", "STATS_COUNTERS", "STATS_GAUGES"]
+
+STATS_COUNTERS = (
+    "registrations",
+    "deregistrations",
+    "takeovers",
+    "lease_losses",
+    "reregistrations",
+    "watch_reconnects",
+    "compaction_recoveries",
+    "snapshots_delivered",
+    "snapshots_conflated",
+    "invalid_records_skipped",
+    "cache_hits",
+    "cache_stale_reads",
+)
+"""The counters every backend's :meth:`Registry.stats` reports (0 where a backend never counts one)."""
+
+STATS_GAUGES = ("instances_registered", "subscriptions", "cached_services")
+"""The gauges every backend's :meth:`Registry.stats` reports."""
 
 MAX_TTL = 9_000_000_000
 """The longest lease ``ttl``, in seconds, that any backend accepts: etcd's own maximum
@@ -136,8 +156,8 @@ class Registry(abc.ABC):
         self._check_open()
         return self._do_registration_state(instance)
 
-    def stats(self) -> Dict[str, Any]:
-        """Counters and gauges of this registry (registrations, lease losses, snapshots, ...)."""
+    def stats(self) -> Stats:
+        """This registry's figures: the counters :data:`STATS_COUNTERS` and the gauges :data:`STATS_GAUGES`."""
         return self._do_stats()
 
     @property
@@ -194,7 +214,7 @@ class Registry(abc.ABC):
     def _do_registration_state(self, instance: Instance) -> RegistrationState: ...
 
     @abc.abstractmethod
-    def _do_stats(self) -> Dict[str, Any]: ...
+    def _do_stats(self) -> Stats: ...
 
     @abc.abstractmethod
     def _do_close(self, *, timeout: Optional[float]) -> None: ...

@@ -7,14 +7,14 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .._threads import join_thread, start_thread
 from ..errors import AlreadyRegisteredError, NotRegisteredError, RegistryUnavailableError
-from ..metrics import Metrics
+from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
 from ._memory_store import MemoryStore, _Lease, _log_extra
-from .base import MAX_TTL, RegistrationState, Registry
+from .base import MAX_TTL, STATS_COUNTERS, RegistrationState, Registry
 from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 _Key = Tuple[str, str, str]
 _JOIN_TIMEOUT = 5.0
-_COUNTERS = ("registrations", "deregistrations", "takeovers", "lease_losses", "reregistrations")
 
 
 @dataclasses.dataclass
@@ -71,8 +70,6 @@ class MemoryRegistry(Registry):
         self._ended_delivered = 0
         self._ended_conflated = 0
         self._metrics = Metrics()
-        for name in _COUNTERS:
-            self._metrics.inc(name, 0)
         self._keepalive_stop = threading.Event()
         self._keepalive_thread: Optional[threading.Thread] = None
         self._keepalive_suspended = False
@@ -255,18 +252,20 @@ class MemoryRegistry(Registry):
                 last_error=owned.last_error,
             )
 
-    def _do_stats(self) -> Dict[str, Any]:
+    def _do_stats(self) -> Stats:
         with self._lock:
             delivered = self._ended_delivered + sum(s.delivered for s in self._subscriptions)
             conflated = self._ended_conflated + sum(s.conflated for s in self._subscriptions)
             registered = sum(1 for o in self._owned.values() if o.active)
             subscriptions = len(self._subscriptions)
-        stats = self._metrics.snapshot()
-        stats["counters"]["snapshots_delivered"] = delivered
-        stats["counters"]["snapshots_conflated"] = conflated
-        stats["gauges"]["instances_registered"] = registered
-        stats["gauges"]["subscriptions"] = subscriptions
-        return stats
+        counted = {"snapshots_delivered": delivered, "snapshots_conflated": conflated}
+        stats = StatsBuilder()
+        for name in STATS_COUNTERS:  # no watch or cache here: those stay 0
+            stats.counter(name, counted.get(name, int(self._metrics.counter(name))))
+        stats.gauge("instances_registered", registered)
+        stats.gauge("subscriptions", subscriptions)
+        stats.gauge("cached_services", 0)
+        return stats.build()
 
     def _do_close(self, *, timeout: Optional[float]) -> None:
         limit = _JOIN_TIMEOUT if timeout is None else timeout

@@ -144,7 +144,7 @@ def test_failover_when_an_instance_dies_mid_run_loses_no_call(cluster: Cluster) 
     assert failures == []
     assert sum(answers.values()) == 600
     assert answers["doomed"] > 0 and answers["b"] > 0 and answers["c"] > 0
-    assert client.stats()["retries"] >= 1
+    assert client.stats()["counters"]["retries"] >= 1
 
 
 def test_a_broken_connection_after_sending_is_retried_only_for_idempotent_methods(cluster: Cluster) -> None:
@@ -189,10 +189,10 @@ def test_a_pooled_connection_the_peer_closed_is_detected_before_reuse(cluster: C
     client = cluster.client(retries=0)
     assert client.call("GreeterService", "SayHello", {"name": "x"}) == "answer"
     assert closed.acquire(timeout=10)
-    assert client.stats()["idle_connections"] == 1
+    assert client.stats()["gauges"]["idle_connections"] == 1
     # Sent on the dead pooled connection, the request would be lost, and with retries=0 the call would fail.
     assert client.call("GreeterService", "SayHello", {"name": "x"}) == "answer"
-    assert client.stats()["retries"] == 0
+    assert client.stats()["counters"]["retries"] == 0
     fake.join(10)
 
 
@@ -205,18 +205,18 @@ def test_pool_is_bounded_and_reused(cluster: Cluster) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert 1 <= client.stats()["idle_connections"] <= 2
+    assert 1 <= client.stats()["gauges"]["idle_connections"] <= 2
     for _ in range(5):
         client.call("GreeterService", "SayHello", {"name": "seq"})
-    assert client.stats()["idle_connections"] <= 2
+    assert client.stats()["gauges"]["idle_connections"] <= 2
 
 
 def test_idle_connections_to_instances_no_longer_called_are_closed(cluster: Cluster) -> None:
     gone, _ = cluster.serve("gone")
     client = cluster.client(max_idle=0.05)
     client.call("GreeterService", "SayHello", {"name": "x"})
-    assert client.stats()["idle_connections"] == 1
+    assert client.stats()["gauges"]["idle_connections"] == 1
     gone.stop(grace=1)  # deregistered: never picked again, its pooled connection must not linger
     cluster.serve("b")
     wait_until(lambda: client.call("GreeterService", "SayHello", {"name": "x"})["answered_by"] == "b"
-               and client.stats()["idle_connections"] == 1, timeout=10)
+               and client.stats()["gauges"]["idle_connections"] == 1, timeout=10)

@@ -81,7 +81,7 @@ def test_a_body_trickled_byte_by_byte_times_out_within_the_timeout(env: Env) -> 
         error, took = timed_call(client)
     assert isinstance(error, CallTimeoutError), repr(error)
     assert took < 2 + 1.5, f"the call took {took:.1f}s with timeout=2"
-    assert client.stats()["timeouts"] == 1
+    assert client.stats()["counters"]["timeouts"] == 1
 
 
 def test_a_status_line_and_headers_trickled_byte_by_byte_time_out_within_the_timeout(env: Env) -> None:
@@ -123,7 +123,7 @@ def test_answers_within_max_response_and_keep_alive_still_work() -> None:
         with server, Client(ClientOptions(discovery=discovery, service_name=SERVICE, max_response=64)) as client:
             for _ in range(3):
                 assert client.call("GreeterService", "SayHello", {"name": "x"})["message"] == "Hello x"
-            assert client.stats()["idle_connections"] == 1
+            assert client.stats()["gauges"]["idle_connections"] == 1
             with pytest.raises(RemoteError, match="ResponseTooLarge"):
                 client.call("GreeterService", "SayHello", {"name": "x" * 100})
 

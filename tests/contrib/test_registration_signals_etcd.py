@@ -80,8 +80,8 @@ def test_a_registration_completing_after_stop_gave_up_on_it_removes_itself(etcd_
         finally:
             etcd_server.resume()
         # The attempt gets through once etcd answers, then undoes itself: no record for the 30 s lease.
-        wait_until(lambda: registry.stats()["registrations"] == 1, timeout=15)
-        wait_until(lambda: registry.stats()["deregistrations"] == 1, timeout=10)
+        wait_until(lambda: registry.stats()["counters"]["registrations"] == 1, timeout=15)
+        wait_until(lambda: registry.stats()["counters"]["deregistrations"] == 1, timeout=10)
         assert registry.list_services("late-app") == []
         assert not reg.registered
         wait_until(lambda: not [t for t in fyerreg_threads() if t.startswith("fyerreg-register")], timeout=5)

@@ -77,6 +77,25 @@ def test_no_instance_error_names_service_version_and_why(registry: Registry, set
     assert (err.value.service, err.value.version, err.value.reason) == ("svc", "1.0.0", reason)
 
 
+def test_describe_says_why_nothing_is_available_and_stats_hold_only_figures(registry: Registry) -> None:
+    register(registry, inst(0, enabled=False), inst(1, weight=0))
+    with Discovery(registry) as d:
+        with pytest.raises(NoInstanceAvailableError):
+            d.select("svc", "1.0.0")
+        status = status_of(d)
+        stats = d.stats()
+    assert status["unavailable_reason"] == "all 2 instances are disabled or have weight 0"
+    assert status["panic"] is False and status["candidates"] == 0
+    assert set(stats) == {"counters", "gauges", "histograms"}
+    view = {"service": "svc", "version": "1.0.0"}
+    assert stats["gauges"]["service_candidates"] == [{"labels": view, "value": 0}]
+    enabled = {e["labels"]["instance_id"]: e["value"] for e in stats["gauges"]["instance_enabled"]}
+    assert enabled == {"i000": 0, "i001": 1}
+    for section in stats.values():
+        for entries in section.values():
+            assert all(isinstance(e["value"], (int, float)) for e in entries)
+
+
 def ids_served(d: Discovery, version: Optional[str] = "1.0.0") -> Set[str]:
     return {i.id for i in d.instances("svc", version)}
 
@@ -167,10 +186,10 @@ def test_pick_reports_latency_errors_and_in_flight(registry: Registry) -> None:
             raise KeyError("boom")
         d.report(first, latency=0.25, error=True)
         d.report(first, latency=0.25)
-        per = {s["id"]: s for s in d.stats()["services"][0]["instances"]}
-    assert sum(s["errors"] for s in per.values()) == 2
-    assert sum(s["calls"] for s in per.values()) == 4
-    assert sum(s["picks"] for s in per.values()) == 3
+        counters = d.stats()["counters"]
+    assert sum(e["value"] for e in counters["instance_errors"]) == 2
+    assert sum(e["value"] for e in counters["instance_calls"]) == 4
+    assert sum(e["value"] for e in counters["instance_picks"]) == 3
 
 
 def test_report_rejects_bad_arguments(registry: Registry) -> None:
@@ -207,12 +226,12 @@ def test_close_ends_subscriptions_and_threads(registry: Registry) -> None:
     with pytest.raises(NoInstanceAvailableError):
         d.select("nothing-here")
     d.select("svc")
-    wait_until(lambda: d.stats()["services"][1]["subscribed"])
+    wait_until(lambda: d.describe()["services"][1]["subscribed"])
     assert [t for t in threading.enumerate() if t.name == "fyerreg-discovery-resubscribe"]
     d.close()
     d.close()  # idempotent
     assert all(s is not None and s.closed for s in subs)
-    assert all(not v.stats()["subscribed"] for v in d._views.values())
+    assert all(not v.describe()["subscribed"] for v in d._views.values())
     assert not [t for t in threading.enumerate() if t.name.startswith("fyerreg-discovery")]
     with pytest.raises(RegistryClosedError):
         d.select("svc", "1.0.0")
@@ -225,7 +244,7 @@ def test_a_lost_subscription_keeps_the_set_and_is_reopened(registry: Registry) -
         assert d.select("svc", "1.0.0")
         registry.unsubscribe("svc", "1.0.0")
         assert d.select("svc", "1.0.0").id in {"i000", "i001"}  # served from the last set
-        wait_until(lambda: d.stats()["services"][0]["subscribed"])
+        wait_until(lambda: d.describe()["services"][0]["subscribed"])
         registry.register(inst(7))
         wait_until(lambda: "i007" in ids_served(d))
 
@@ -241,7 +260,7 @@ def test_registry_closed_underneath_keeps_serving_the_last_set(backend: Backend,
 
 
 def status_of(d: Discovery, service: str = "svc", version: Optional[str] = "1.0.0") -> dict:
-    return next(s for s in d.stats()["services"] if s["service"] == service and s["version"] == version)
+    return next(s for s in d.describe()["services"] if s["service"] == service and s["version"] == version)
 
 
 def test_disabled_status_round_trip(registry: Registry) -> None:

@@ -45,8 +45,8 @@ def test_stale_set_kept_while_etcd_is_down(etcd_server, tmp_path: Path) -> None:
             etcd_server.start()
             provider.register(inst(7))
             wait_until(lambda: "i007" in {i.id for i in d.instances("svc", "1.0.0")}, timeout=30)
-            stats = next(s for s in d.stats()["services"] if s["version"] == "1.0.0")
-            assert stats["stale"] is False
+            stale = next(e for e in d.stats()["gauges"]["service_stale"] if e["labels"]["version"] == "1.0.0")
+            assert stale["value"] == 0
     finally:
         for reg in (cold, consumer, provider):
             reg.close()

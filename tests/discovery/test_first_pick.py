@@ -117,7 +117,7 @@ def test_close_does_not_wait_for_a_first_subscribe_in_flight(etcd_server) -> Non
         # It used to wait for the subscribe's whole timeout.
         assert closing < 1.0 + 0.5, closing
         assert [type(e) for e in outcome] == [RegistryClosedError]
-        assert discovery.stats()["services"] == []
+        assert discovery.describe()["services"] == []
     finally:
         discovery.close()
         registry.close()

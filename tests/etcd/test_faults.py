@@ -70,7 +70,7 @@ def test_lease_revoked_from_outside_is_registered_again_within_ttl_over_3_plus_2
     assert state.registered and state.reregistrations == 1 and state.lease_id != lost
     _, meta = etcd_client.get(f"/{namespace}/services/{SERVICE}/v1/revoked")
     assert meta.lease_id == state.lease_id
-    stats = registry.stats()
+    stats = registry.stats()["counters"]
     assert (stats["lease_losses"], stats["reregistrations"]) == (1, 1)
     warning = next(r for r in caplog.records if "was lost" in r.getMessage())
     assert (warning.service, warning.version, warning.instance_id, warning.lease_id) == (SERVICE, "v1", "revoked",
@@ -97,7 +97,7 @@ def test_etcd_killed_and_restarted_on_its_data_dir(etcd_server, registries):
     # Heartbeats continue on the restarted server.
     wait_until(lambda: (registry.registration_state(b).last_refresh or 0) > restarted + 1, timeout=5)
     assert registry.registration_state(b).registered
-    wait_until(lambda: watcher.stats()["watch_reconnects"] >= 1, timeout=5)
+    wait_until(lambda: watcher.stats()["counters"]["watch_reconnects"] >= 1, timeout=5)
 
 
 def test_etcd_wiped_every_instance_reappears_within_ttl_plus_2s(etcd_server, registries):
@@ -124,7 +124,7 @@ def test_etcd_wiped_every_instance_reappears_within_ttl_plus_2s(etcd_server, reg
     finally:
         client.close()
     wait_until(lambda: all(registry.registration_state(make_instance(n)).registered for n in names), timeout=5)
-    assert registry.stats()["lease_losses"] == 3
+    assert registry.stats()["counters"]["lease_losses"] == 3
     final = next_snapshot(sub, lambda s: ids(s) == names, timeout=15)
     assert all(inst.address == "127.0.0.1:8000" for inst in final)
 
@@ -148,7 +148,7 @@ def test_watch_from_a_compacted_revision_recovers(registries, etcd_client, names
     try:
         wait_until(lambda: seen, timeout=10)
         assert ids(seen[0]) == ["new", "newer"] and seen[0].revision >= revision > loaded_at
-        assert registry.stats()["compaction_recoveries"] == 1
+        assert registry.stats()["counters"]["compaction_recoveries"] == 1
         etcd_client.delete(f"{prefix}/new")  # and it watches on from there
         wait_until(lambda: ids(seen[-1]) == ["newer"], timeout=10)
     finally:

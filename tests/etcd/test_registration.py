@@ -61,7 +61,7 @@ def test_reregistering_own_instance_updates_in_place_without_a_new_lease_or_thre
     assert fyerreg_threads() == threads
     record, meta = stored(etcd_client, key_of(namespace, inst))
     assert record["weight"] == 3 and meta.lease_id == lease
-    assert registry.stats()["registrations"] == 1
+    assert registry.stats()["counters"]["registrations"] == 1
 
 
 def test_deregister_deletes_the_key_and_revokes_the_lease_at_once(registries, etcd_client, namespace):
@@ -77,7 +77,7 @@ def test_deregister_deletes_the_key_and_revokes_the_lease_at_once(registries, et
     assert stored(etcd_client, key_of(namespace, inst)) == (None, None)
     assert etcd_client.get_lease_info(lease).TTL == -1  # revoked
     assert not registry.registration_state(inst).registered
-    assert registry.stats()["deregistrations"] == 1
+    assert registry.stats()["counters"]["deregistrations"] == 1
 
 
 def test_exclusive_register_writes_nothing_when_the_key_is_held(registries, etcd_client, namespace):
@@ -161,7 +161,7 @@ def test_go_written_and_garbage_records_under_the_prefix(registries, etcd_client
     assert sorted(r.key.rsplit("/", 2)[-1] if "deep" not in r.key else "deep/er" for r in skipped) == [
         "badaddr", "deep/er", "junk", "liar"]
     assert {(r.service, r.version) for r in skipped} == {(SERVICE, "*")}  # which watch met them
-    assert registry.stats()["invalid_records_skipped"] == 4  # once each, however often they are read
+    assert registry.stats()["counters"]["invalid_records_skipped"] == 4  # once each, however often they are read
     # The watch thread survived them all and keeps working.
     etcd_client.delete(f"{prefix}/v1/go1")
     assert ids(next_snapshot(sub)) == ["go2", "last"]

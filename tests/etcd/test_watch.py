@@ -42,7 +42,7 @@ def test_one_snapshot_per_watch_response(registries, etcd_client, namespace):
     assert ids(snap) == ["x", "y", "z"] and snap.revision > first.revision
     registry.register(make_instance("marker"))
     assert ids(next_snapshot(sub)) == ["marker", "x", "y", "z"]
-    assert registry.stats()["snapshots_delivered"] == 3
+    assert registry.stats()["counters"]["snapshots_delivered"] == 3
 
 
 def test_unsubscribe_and_close_end_the_watch_thread_with_the_sentinel(registries):
@@ -53,7 +53,7 @@ def test_unsubscribe_and_close_end_the_watch_thread_with_the_sentinel(registries
     wait_until(lambda: "fyerreg-watch-etcd-svc-*" not in fyerreg_threads(), timeout=5)
     kept.close()
     wait_until(lambda: "fyerreg-watch-etcd-svc-v1" not in fyerreg_threads(), timeout=5)
-    assert registry.stats()["subscriptions"] == 0
+    assert registry.stats()["gauges"]["subscriptions"] == 0
 
 
 def test_a_slow_consumer_gets_the_latest_state_and_conflation_is_counted(registries):
@@ -63,28 +63,28 @@ def test_a_slow_consumer_gets_the_latest_state_and_conflation_is_counted(registr
         registry.register(make_instance(f"i{n}"))
     snap = next_snapshot(sub, lambda s: len(s) == 5)
     assert ids(snap) == [f"i{n}" for n in range(5)]
-    assert registry.stats()["snapshots_conflated"] >= 1
+    assert registry.stats()["counters"]["snapshots_conflated"] >= 1
 
 
 def test_cached_list_reads_its_own_writes(registries):
     registry = registries.new(cache=(True, 60))
     assert registry.list_services(SERVICE) == []
     # The cache's watch is up (a loaded machine may take a while): from here on lists are hits.
-    wait_until(lambda: registry.list_services(SERVICE) == [] and registry.stats()["cache_hits"] > 0)
+    wait_until(lambda: registry.list_services(SERVICE) == [] and registry.stats()["counters"]["cache_hits"] > 0)
     for n in range(3):
         registry.register(make_instance(f"c{n}"))
         assert ids(registry.list_services(SERVICE)) == [f"c{i}" for i in range(n + 1)]
     registry.deregister(make_instance("c0"))
     assert ids(registry.list_services(SERVICE)) == ["c1", "c2"]
-    assert registry.stats()["cache_hits"] >= 3
+    assert registry.stats()["counters"]["cache_hits"] >= 3
     assert "fyerreg-cache-etcd-svc-*" in fyerreg_threads()
 
 
 def listed_from_cache(registry, version=None):
     """List once; True when the cache answered (a hit), not a direct read."""
-    hits = registry.stats()["cache_hits"]
+    hits = registry.stats()["counters"]["cache_hits"]
     registry.list_services(SERVICE, version)
-    return registry.stats()["cache_hits"] == hits + 1
+    return registry.stats()["counters"]["cache_hits"] == hits + 1
 
 
 def test_cached_list_of_a_version_stays_a_hit_while_this_registry_writes_another(registries):
@@ -128,7 +128,7 @@ def test_cached_list_sees_other_registries_and_serves_stale_while_etcd_is_down(e
     with caplog.at_level(logging.WARNING, logger="fyerreg"):
         # Until its watch notices, the cache answers as before; then from the stale copy.
         wait_until(lambda: ids(cached.list_services(SERVICE)) == ["o1", "o2"]
-                   and cached.stats()["cache_stale_reads"] >= 1, timeout=10)
+                   and cached.stats()["counters"]["cache_stale_reads"] >= 1, timeout=10)
         assert ids(cached.list_services(SERVICE)) == ["o1", "o2"]
     assert len([r for r in caplog.records if "serving the cached state" in r.getMessage()]) == 1
     with pytest.raises(RegistryUnavailableError):

@@ -114,11 +114,11 @@ def test_consumer_code_that_raises_at_the_first_pick_opens_one_subscription_only
     for _ in range(5):
         with pytest.raises(RuntimeError):
             flaky.discovery.select(SERVICE, "v1")
-    assert flaky.watcher.stats()["subscriptions"] == 1
+    assert flaky.watcher.stats()["gauges"]["subscriptions"] == 1
     flaky.broken.clear()
     assert flaky.discovery.select(SERVICE, "v1").id == "a"
     flaky.discovery.close()
-    assert flaky.watcher.stats()["subscriptions"] == 0
+    assert flaky.watcher.stats()["gauges"]["subscriptions"] == 0
 
 
 def test_consumer_code_that_raises_while_discovery_resubscribes_does_not_end_its_thread(flaky):
@@ -127,7 +127,8 @@ def test_consumer_code_that_raises_while_discovery_resubscribes_does_not_end_its
     flaky.broken.set()
     flaky.watcher.unsubscribe(SERVICE, "v1")  # the subscription ends: discovery subscribes again, in its thread
     flaky.ids()  # a pick notices the end
-    wait_until(lambda: flaky.watcher.stats()["subscriptions"] == 1, timeout=10, message="discovery subscribed again")
+    wait_until(lambda: flaky.watcher.stats()["gauges"]["subscriptions"] == 1, timeout=10,
+               message="discovery subscribed again")
     flaky.broken.clear()
     flaky.writer.register(make_instance("b", port=8001))
     wait_until(lambda: flaky.ids() == ["a", "b"], timeout=10)

@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ... import _fork
 from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
-from ...metrics import Metrics
+from ...metrics import Metrics, Stats, StatsBuilder
 from ...naming import Instance
-from ..base import RegistrationState, Registry
+from ..base import STATS_COUNTERS, RegistrationState, Registry
 from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
 from ._client import Deadline, EtcdClient
@@ -26,19 +26,6 @@ from .options import EtcdOptions
 __all__ = ["EtcdRegistry"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
-
-_COUNTERS = (
-    "registrations",
-    "deregistrations",
-    "lease_losses",
-    "reregistrations",
-    "watch_reconnects",
-    "compaction_recoveries",
-    "snapshots_delivered",
-    "invalid_records_skipped",
-    "cache_hits",
-    "cache_stale_reads",
-)
 
 InstanceKey = Tuple[str, str, str]
 
@@ -200,6 +187,8 @@ class EtcdRegistry(Registry):
             log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
                         reg.key, outcome.previous.lease, lease_id,
                         extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
+        if outcome.previous is not None:
+            self._metrics.inc("takeovers")
         self._metrics.inc("registrations")
         log.info("registered %s at %s with lease %x", reg.key, instance.address, lease_id,
                  extra=instance_extra(instance, lease_id))
@@ -354,18 +343,19 @@ class EtcdRegistry(Registry):
 
     # -- the rest -------------------------------------------------------------------------------
 
-    def _do_stats(self) -> Dict[str, Any]:
+    def _do_stats(self) -> Stats:
         counter = self._metrics.counter
         with self._lock:
             subs = [sub for sub, _ in self._subs.values()]
             conflated = self._conflated_closed + sum(sub.conflated for sub in subs)
             instances = sum(1 for reg in self._regs.values() if reg.active)
-        stats: Dict[str, Any] = {name: int(counter(name)) for name in _COUNTERS}
-        stats["snapshots_conflated"] = conflated
-        stats["instances"] = instances
-        stats["subscriptions"] = len(subs)
-        stats["cached_services"] = len(self._cache) if self._cache is not None else 0
-        return stats
+        stats = StatsBuilder()
+        for name in STATS_COUNTERS:
+            stats.counter(name, conflated if name == "snapshots_conflated" else int(counter(name)))
+        stats.gauge("instances_registered", instances)
+        stats.gauge("subscriptions", len(subs))
+        stats.gauge("cached_services", len(self._cache) if self._cache is not None else 0)
+        return stats.build()
 
     def _do_close(self, *, timeout: Optional[float]) -> None:
         budget = timeout if timeout is not None else self.options.dial_timeout * 2
