@@ -132,7 +132,7 @@ class EtcdClient:
     @property
     def endpoint(self) -> str:
         """The ``host:port`` currently in use."""
-        return self._pool.in_use
+        return self._pool.current
 
     # -- errors -----------------------------------------------------------------------------
 

@@ -136,7 +136,7 @@ class EndpointPool:
             return list(self._client.endpoints)
 
     @property
-    def in_use(self) -> str:
+    def current(self) -> str:
         """The ``host:port`` currently in use."""
         with self._lock:
             return str(self._client.endpoint_in_use.netloc)

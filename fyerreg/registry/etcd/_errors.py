@@ -17,7 +17,7 @@ from pyetcd import exceptions as etcd_exceptions
 
 from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
 
-__all__ = ["LeaseNotFoundError", "TokenExpiredError", "Rule", "RULES", "Failure", "classify"]
+__all__ = ["LeaseNotFoundError", "TokenExpiredError", "Rule", "RULES", "Failure", "rule_for", "classify"]
 
 
 class LeaseNotFoundError(RegistryError):
@@ -97,8 +97,8 @@ def _code_and_details(exc: BaseException) -> Tuple[Optional[grpc.StatusCode], st
     return code, details or str(code)
 
 
-def classify(exc: BaseException, *, has_credentials: bool) -> Failure:
-    """The first row of :data:`RULES` that ``exc`` matches, as a :class:`Failure`."""
+def rule_for(exc: BaseException, *, has_credentials: bool) -> Optional[Rule]:
+    """The first row of :data:`RULES` that ``exc`` matches (None: no row does)."""
     code, details = _code_and_details(exc)
     lowered = details.lower()
     for rule in RULES:
@@ -110,5 +110,14 @@ def classify(exc: BaseException, *, has_credentials: bool) -> Failure:
             continue
         if rule.with_credentials and not has_credentials:
             continue
-        return Failure(rule.error, details, rule.blames_endpoint)
-    return Failure(RegistryError, details, False)
+        return rule
+    return None
+
+
+def classify(exc: BaseException, *, has_credentials: bool) -> Failure:
+    """What ``exc`` is, by the first row of :data:`RULES` it matches (a plain RegistryError when none does)."""
+    rule = rule_for(exc, has_credentials=has_credentials)
+    details = _code_and_details(exc)[1]
+    if rule is None:
+        return Failure(RegistryError, details, False)
+    return Failure(rule.error, details, rule.blames_endpoint)
