@@ -31,7 +31,7 @@ def test_members_learned_by_auto_sync_take_over_when_the_only_configured_one_die
     # Both learn the other members (from the member list) before the only one they were given dies.
     everyone = {m.endpoint for m in cluster}
     for reg in (registry, watcher):
-        wait_until(lambda reg=reg: set(reg._client._client.endpoints) == everyone, timeout=10)
+        wait_until(lambda reg=reg: set(reg._client._pool.netlocs()) == everyone, timeout=10)
 
     first.kill()
     with caplog.at_level(logging.WARNING, logger="fyerreg.registry.etcd"):
@@ -47,7 +47,7 @@ def test_a_frozen_member_is_left_for_a_live_one(cluster, registries):
     everyone = [m.endpoint for m in cluster]
     # Every member configured, the first one in use until it freezes.
     watcher = registries.new(endpoints=[first.endpoint, *everyone[1:]], dial_timeout=2, dial_keepalive=5)
-    watcher._client._client._current_endpoint_label = first.endpoint
+    watcher._client._pool.use(first.endpoint)
     sub = watcher.subscribe(SERVICE)
     assert sub.get(timeout=5) == []
     writer = registries.new(endpoints=everyone[1:], dial_timeout=2)

@@ -22,7 +22,7 @@ def connected_member(cluster: EtcdCluster, registry: Any) -> EtcdServer:
 
 def knows_endpoint(registry: Any, endpoint: str) -> bool:
     """True when ``registry``'s client has ``endpoint`` among those it may fail over to."""
-    return endpoint in list(registry._client._client.endpoints)
+    return endpoint in registry._client._pool.netlocs()
 
 
 def keys_under(endpoints: List[str], prefix: str, timeout: float = 10.0) -> List[str]:

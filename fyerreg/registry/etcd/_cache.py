@@ -11,7 +11,7 @@ from ...errors import RegistryUnavailableError
 from ...metrics import Metrics
 from ...naming import Instance
 from ..subscription import Snapshot
-from ._client import Deadline
+from ._ops import Deadline
 from ._watch import PrefixWatch
 
 __all__ = ["ServiceCache"]

@@ -10,8 +10,8 @@ from typing import Dict, Iterable, Optional, Tuple
 from ...errors import InvalidInstanceError
 from ...metrics import Metrics
 from ...naming import Instance
-from ._client import KeyValue
 from ._keys import KeyLayout
+from ._ops import KeyValue
 
 __all__ = ["RecordDecoder"]
 

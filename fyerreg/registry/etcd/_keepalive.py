@@ -20,7 +20,8 @@ from ...errors import NotRegisteredError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
-from ._client import Deadline, KeyValue, LeaseNotFoundError, Timeout
+from ._errors import LeaseNotFoundError
+from ._ops import Deadline, KeyValue, Timeout
 from ._records import RecordWriter, Registration, Turn, cleanup_time, instance_extra
 
 __all__ = ["LeaseKeeper"]

@@ -16,8 +16,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
 from ..base import RegistrationState
-from ._client import Compare, Deadline, Delete, EtcdClient, Get, KeyValue, Put, Timeout, Txn, TxnResult
+from ._client import EtcdClient
 from ._keys import KeyLayout
+from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Timeout, Txn, TxnResult
 
 __all__ = ["Registration", "RecordWriter", "Turn", "cleanup_time", "instance_extra"]
 

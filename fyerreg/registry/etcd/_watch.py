@@ -21,8 +21,10 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
-from ._client import EtcdClient, Timeout, WatchBatch, WatchStream
+from ._client import EtcdClient
 from ._decode import RecordDecoder
+from ._ops import Timeout, WatchBatch
+from ._stream import WatchStream
 
 __all__ = ["PrefixWatch"]
 

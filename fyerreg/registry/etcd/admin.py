@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import InvalidInstanceError
 from ...naming import Instance, _check_segment
-from ._client import Compare, Delete, Txn
+from ._ops import Compare, Delete, Txn
 from ._records import lease_hex
 from .registry import EtcdRegistry
 

@@ -15,10 +15,11 @@ from ...naming import Instance
 from ..base import STATS_COUNTERS, RegistrationState, Registry
 from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
-from ._client import Deadline, EtcdClient
+from ._client import EtcdClient
 from ._decode import RecordDecoder
 from ._keepalive import LeaseKeeper
 from ._keys import KeyLayout
+from ._ops import Deadline
 from ._records import RecordWriter, Registration, Turn, instance_extra
 from ._watch import PrefixWatch, Sink
 from .options import EtcdOptions

@@ -1,0 +1,123 @@
+"""etcd's failures as fyerreg errors: one table, read top to bottom, first match wins.
+
+A failure is a gRPC status code and its message, or an exception raised before any
+call was made (grpc refusing a closed channel, pyetcd's failover finding no endpoint).
+The table also says which failures the endpoint is to blame for (the client then
+fails over) and which mean an expired auth token (the client renews it and repeats
+the call once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple, Type
+
+import grpc
+from pyetcd import exceptions as etcd_exceptions
+
+from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
+
+__all__ = ["LeaseNotFoundError", "TokenExpiredError", "Rule", "RULES", "Failure", "rule_for", "classify"]
+
+
+class LeaseNotFoundError(RegistryError):
+    """etcd does not know the lease (it expired, was revoked, or the data was wiped)."""
+
+
+class TokenExpiredError(RegistryUnavailableError):
+    """The auth token expired; it has been renewed and the call may be repeated at once."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One row: a failure that is ``raised`` (with ``code``, whose message contains ``pattern``) is an ``error``.
+
+    ``code`` and ``pattern`` None match any; ``pattern`` is matched case-insensitively.
+    ``blames_endpoint``: the endpoint is marked failed. ``with_credentials``: the row
+    applies only to a client that has credentials to log in again with.
+    """
+
+    error: Type[RegistryError]
+    code: Optional[grpc.StatusCode] = None
+    pattern: Optional[str] = None
+    raised: Type[BaseException] = grpc.RpcError
+    blames_endpoint: bool = False
+    with_credentials: bool = False
+
+
+_S = grpc.StatusCode
+_Unavailable = RegistryUnavailableError
+
+RULES: Tuple[Rule, ...] = (
+    # A call the client itself cancelled tells nothing about the endpoint.
+    Rule(_Unavailable, _S.UNAVAILABLE, "context canceled"),
+    Rule(_Unavailable, _S.DEADLINE_EXCEEDED, "context canceled"),
+    Rule(_Unavailable, _S.UNAVAILABLE, blames_endpoint=True),
+    Rule(_Unavailable, _S.DEADLINE_EXCEEDED, blames_endpoint=True),
+    Rule(_Unavailable, _S.RESOURCE_EXHAUSTED),
+    Rule(_Unavailable, _S.ABORTED),
+    Rule(_Unavailable, _S.CANCELLED),
+    # etcd reports a lost quorum or leader, and its own timeouts, as UNKNOWN (FACTS #3).
+    Rule(_Unavailable, _S.UNKNOWN, "context deadline exceeded"),
+    Rule(_Unavailable, _S.UNKNOWN, "leader changed"),
+    Rule(_Unavailable, _S.UNKNOWN, "no leader"),
+    Rule(_Unavailable, _S.UNKNOWN, "timed out"),
+    Rule(_Unavailable, _S.UNKNOWN, "stopped"),
+    Rule(_Unavailable, _S.UNKNOWN, "transport is closing"),
+    # Tokens expire when idle (FACTS #6): log in again, when we can.
+    Rule(TokenExpiredError, _S.UNAUTHENTICATED, "invalid auth token", with_credentials=True),
+    Rule(PermissionDeniedError, _S.PERMISSION_DENIED),
+    Rule(AuthenticationError, _S.UNAUTHENTICATED),
+    Rule(AuthenticationError, pattern="authentication failed"),
+    Rule(AuthenticationError, pattern="user name"),
+    Rule(AuthenticationError, pattern="authentication is not enabled"),
+    Rule(LeaseNotFoundError, _S.NOT_FOUND, "lease not found"),
+    # Raised before a call: grpc's "Cannot invoke RPC on closed channel!", pyetcd's
+    # "Trying to use a failed node" and its connection errors.
+    Rule(_Unavailable, raised=ValueError),
+    Rule(_Unavailable, raised=etcd_exceptions.Etcd3Exception),
+)
+"""Every failure the client translates; anything else is a plain :class:`RegistryError`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """What a failure is: the error to raise, its message, and whether the endpoint is to blame."""
+
+    error: Type[RegistryError]
+    details: str
+    blames_endpoint: bool
+
+
+def _code_and_details(exc: BaseException) -> Tuple[Optional[grpc.StatusCode], str]:
+    if not isinstance(exc, grpc.RpcError):
+        return None, str(exc)
+    code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if callable(getattr(exc, "details", None)) else None
+    return code, details or str(code)
+
+
+def rule_for(exc: BaseException, *, has_credentials: bool) -> Optional[Rule]:
+    """The first row of :data:`RULES` that ``exc`` matches (None: no row does)."""
+    code, details = _code_and_details(exc)
+    lowered = details.lower()
+    for rule in RULES:
+        if not isinstance(exc, rule.raised):
+            continue
+        if rule.code is not None and rule.code != code:
+            continue
+        if rule.pattern is not None and rule.pattern not in lowered:
+            continue
+        if rule.with_credentials and not has_credentials:
+            continue
+        return rule
+    return None
+
+
+def classify(exc: BaseException, *, has_credentials: bool) -> Failure:
+    """What ``exc`` is, by the first row of :data:`RULES` it matches (a plain RegistryError when none does)."""
+    rule = rule_for(exc, has_credentials=has_credentials)
+    details = _code_and_details(exc)[1]
+    if rule is None:
+        return Failure(RegistryError, details, False)
+    return Failure(rule.error, details, rule.blames_endpoint)
