@@ -10,7 +10,6 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from fyerreg import logging as fyerreg_logging
-from fyerreg.api._address import is_unspecified, outbound_ip, split_host_port
 from fyerreg.cli import _COMMANDS, main
 from fyerreg.cli._connect import connection_options
 from fyerreg.cli._errors import CommandError
@@ -18,6 +17,7 @@ from fyerreg.cli._parser import apply_environment, build_parser
 from fyerreg.cli._sidecar import advertised_address, parse_metadata
 from fyerreg.cli._watch import diff
 from fyerreg.naming import Instance, Status
+from fyerreg.serving.address import is_unspecified, outbound_ip, split_host_port
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from fyerreg.api._address import outbound_ip
 from fyerreg.naming import Instance, Status
+from fyerreg.serving.address import outbound_ip
 from fyerreg.testing import enable_auth
 
 TIMEOUT = 30.0

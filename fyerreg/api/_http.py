@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import unquote
 
 from .._threads import join_thread, start_thread
-from ._address import family_for
+from ..serving.address import family_for
 from ._deadline import DeadlineReader
 
 logger = logging.getLogger("fyerreg.api.server")

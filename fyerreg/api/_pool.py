@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from ._address import split_host_port
+from ..serving.address import split_host_port
 from ._deadline import deadline_file
 
 

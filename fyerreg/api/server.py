@@ -10,10 +10,11 @@ from typing import Dict, List, Mapping, Optional
 
 from .. import _fork, _signals
 from .._log import instance_extra
-from ..errors import InvalidInstanceError, RegistryClosedError, RegistryError
+from ..errors import InvalidInstanceError, RegistryClosedError
 from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
-from ._address import advertise_address, join_host_port, split_host_port
+from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
+from ..serving.address import join_host_port
 from ._app import DEFAULT_MAX_BODY, ServiceApp
 from ._http import HttpServer
 
@@ -47,7 +48,7 @@ class ServerOptions:
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     advertise_address: Optional[str] = None
     instance_id: Optional[str] = None
-    drain_delay: float = 0.5
+    drain_delay: float = DEFAULT_DRAIN_DELAY
     idle_timeout: float = 60.0
     request_timeout: float = 30.0
     max_connections: int = 256
@@ -55,12 +56,9 @@ class ServerOptions:
     register_timeout: Optional[float] = None
 
     def __post_init__(self) -> None:
-        split_host_port(self.address, field="address")
-        if self.advertise_address is not None:
-            advertise_address("127.0.0.1", 1, self.advertise_address)
-        for name in ("drain_delay", "idle_timeout"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+        _ = self.spec  # a malformed address or drain_delay raises here
+        if self.idle_timeout < 0:
+            raise ValueError("idle_timeout must be >= 0")
         if self.max_body < 1:
             raise ValueError("max_body must be >= 1")
         if not self.request_timeout > 0:
@@ -72,14 +70,17 @@ class ServerOptions:
             if not isinstance(self.registry, Registry):
                 raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
             try:
-                self._instance("127.0.0.1:1").validate()
+                self.spec.validate()
             except InvalidInstanceError as exc:
                 option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
                 raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
 
-    def _instance(self, address: str) -> Instance:
-        return Instance.new(self.service_name, self.service_version, address, id=self.instance_id,
-                            weight=self.weight, metadata=self.metadata)
+    @property
+    def spec(self) -> InstanceSpec:
+        """The instance these options describe, before the port is bound."""
+        return InstanceSpec(self.service_name, self.service_version, self.address,
+                            advertise_address=self.advertise_address, instance_id=self.instance_id,
+                            weight=self.weight, metadata=self.metadata, drain_delay=self.drain_delay)
 
 
 _OPTION_OF_FIELD = {"service": "service_name", "version": "service_version", "id": "instance_id"}
@@ -102,7 +103,7 @@ class Server:
         self._lock = threading.Lock()
         self._http: Optional[HttpServer] = None
         self._instance: Optional[Instance] = None
-        self._registered = False
+        self._registration: Optional[ServingRegistration] = None
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
         self._was_stopped = False
@@ -132,7 +133,8 @@ class Server:
     @property
     def instance(self) -> Optional[Instance]:
         """The instance this server advertises (``address`` is what others dial), once started."""
-        return self._instance
+        registration = self._registration
+        return registration.instance if registration is not None else self._instance
 
     def start(self) -> None:
         """Bind, serve in background threads, then register. A second call does nothing.
@@ -146,26 +148,26 @@ class Server:
                 raise RegistryClosedError("this server was stopped; create a new one")
             if self._http is not None:
                 return
-            host, port = split_host_port(opts.address, field="address")
-            bind_host = "" if host == "*" else host
+            spec = opts.spec
+            bind_host, port = spec.bind
             http = HttpServer(bind_host, port, self._app, idle_timeout=opts.idle_timeout,
                               request_timeout=opts.request_timeout, max_connections=opts.max_connections)
             http.start()
             self._http = http
-            self._instance = opts._instance(advertise_address(bind_host, http.port, opts.advertise_address))
+            self._instance = spec.instance(http.port)
         logger.info("serving %s on %s", ", ".join(self._app.methods) or "nothing", self.address,
                     extra=instance_extra(self._instance))
         if opts.enable_registry and opts.registry is not None:
+            registration = ServingRegistration(opts.registry, spec, bound_port=http.port, wait_ready=False,
+                                               deregister_at_exit=False, timeout=opts.register_timeout)
             try:
-                opts.registry.register(self._instance, timeout=opts.register_timeout)
+                registration.start()
             except BaseException:
                 with self._lock:
                     self._http = None
                 http.close(1.0)
                 raise
-            self._registered = True
-            logger.info("registered %s %s at %s", opts.service_name, opts.service_version, self._instance.address,
-                        extra=self._extra())
+            self._registration = registration
 
     def stop(self, grace: float = 10.0) -> None:
         """Deregister, keep serving ``drain_delay`` seconds, wait up to ``grace`` for calls in flight, close.
@@ -176,11 +178,12 @@ class Server:
             http, self._http = self._http, None
             self._was_stopped = True
         end = time.monotonic() + grace
-        self._deregister()
+        registration = self._registration
+        if registration is not None:
+            # Clients still holding the old instance set may send a few more calls: the drain serves them.
+            registration.stop(max_drain=grace)
+            self._instance = registration.instance
         if http is not None:
-            if self._instance is not None and self.options.enable_registry:
-                # Clients still holding the old instance set may send a few more calls: serve them.
-                time.sleep(min(self.options.drain_delay, grace))
             http.draining = True
             if not self._app.wait_idle(max(end - time.monotonic(), 0.0)):
                 logger.warning("stopping with %d calls still in flight after %.1fs", self._app.in_flight, grace,
@@ -191,25 +194,12 @@ class Server:
         self._stopped.set()
         self._stop_requested.set()
 
-    def _deregister(self) -> None:
-        registry = self.options.registry
-        if not self._registered or registry is None or self._instance is None:
-            return
-        self._registered = False
-        try:
-            registry.deregister(self._instance, timeout=self.options.register_timeout)
-            logger.info("deregistered %s %s at %s", self.options.service_name, self.options.service_version,
-                        self._instance.address, extra=self._extra())
-        except RegistryError as exc:
-            logger.warning("deregistration failed: %s", exc, extra=self._extra())
-
     def set_status(self, status: Status) -> None:
         """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""
-        registry = self.options.registry
-        if self._instance is None or registry is None or not self._registered:
+        registration = self._registration
+        if registration is None or not registration.registered:
             raise RegistryClosedError("the server is not registered")
-        self._instance = self._instance.replace(status=status)
-        registry.update_service(self._instance, timeout=self.options.register_timeout)
+        registration.set_status(status)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server has stopped or ``timeout`` passed; True when stopped."""
@@ -232,9 +222,10 @@ class Server:
                 restore()
 
     def _extra(self) -> Dict[str, str]:
-        if self._instance is None:
+        instance = self.instance
+        if instance is None:
             return {"service": self.options.service_name}
-        return instance_extra(self._instance)
+        return instance_extra(instance)
 
     def __enter__(self) -> Server:
         self.start()

@@ -7,11 +7,11 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
-from ..api._address import advertise_address, is_unspecified, split_host_port
-from ..errors import RegistryError
 from ..logging import escape_control
 from ..naming import Instance
 from ..registry.base import MAX_TTL
+from ..serving import InstanceSpec, ServingRegistration
+from ..serving.address import advertise_address, is_unspecified, split_host_port
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._output import emit
@@ -111,18 +111,25 @@ def run_register(args: argparse.Namespace) -> int:
     options: Dict[str, Any] = {"metadata": parse_metadata(args.meta)}
     if args.weight is not None:
         options["weight"] = args.weight
-    address = advertised_address(args.address)
-    instance = Instance.new(args.service, args.version, address, id=args.id, **options)
-    instance.validate()  # before connecting: bad input is a usage error
+    # The address given is the one clients dial: nothing to drain, the process is not ours.
+    spec = InstanceSpec(args.service, args.version, advertised_address(args.address), instance_id=args.id,
+                        drain_delay=0.0, **options)
+    spec.validate()  # before connecting: bad input is a usage error
+    instance = spec.instance()
+    if args.id is None:
+        spec = spec.replace(instance_id=instance.id)
     extra = {"ttl": args.ttl} if args.ttl is not None else {}
     name = f"{instance.service}/{instance.version}/{instance.id}"
     registry: Optional[Any] = None
+    registration: Optional[ServingRegistration] = None
     registered = False
     code = EXIT_OK
     try:
         with interrupt_on_sigterm():
             registry = open_registry(args, **extra)
-            registry.register(instance)
+            registration = ServingRegistration(registry, spec, wait_ready=False, deregister_at_exit=False,
+                                               deregister_timeout=_SHUTDOWN_TIMEOUT)
+            registration.start()
             registered = True
             emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
             lost = _wait_until_lost(registry, instance)
@@ -135,8 +142,8 @@ def run_register(args: argparse.Namespace) -> int:
     finally:
         if registry is not None:
             with ignore_interrupts():
-                if registered:
-                    code = _deregister(registry, instance, name)
+                if registered and registration is not None:
+                    code = _deregister(registration, name)
                 registry.close(timeout=_SHUTDOWN_TIMEOUT)
     return code
 
@@ -154,15 +161,14 @@ def _wait_until_lost(registry: Any, instance: Instance) -> str:
             return state.last_error or "its registration was lost"
 
 
-def _deregister(registry: Any, instance: Instance, name: str) -> int:
-    if not registry.registration_state(instance).registered:
+def _deregister(registration: ServingRegistration, name: str) -> int:
+    if not registration.registry.registration_state(registration.instance).registered:
         sys.stderr.write(f"fyerreg: {name} is not registered by this process any more "
                          "(taken over by another, or its lease was lost); nothing to remove\n")
         return EXIT_OK
-    try:
-        registry.deregister(instance, timeout=_SHUTDOWN_TIMEOUT)
-    except RegistryError as exc:
-        sys.stderr.write(f"fyerreg: could not deregister {name} ({escape_control(str(exc))}); "
+    registration.stop()
+    if registration.last_error is not None:
+        sys.stderr.write(f"fyerreg: could not deregister {name} ({escape_control(str(registration.last_error))}); "
                          "its lease expires on its own\n")
         return EXIT_UNAVAILABLE
     emit(f"deregistered {name}")

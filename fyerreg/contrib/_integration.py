@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from .. import _fork
 from ..errors import RegistryClosedError
+from ..naming import DEFAULT_WEIGHT
 from ..registry.base import Registry
-from .wsgi import ServiceRegistration
+from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -43,7 +44,7 @@ class Settings:
     address: str = "127.0.0.1:8000"
     advertise_address: Optional[str] = None
     instance_id: Optional[str] = None
-    weight: int = 100
+    weight: int = DEFAULT_WEIGHT
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     register: Union[bool, str] = "auto"
     registry: Any = None
@@ -54,7 +55,7 @@ class Settings:
     balancer: str = "round_robin"
     discovery_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     handle_signals: bool = False
-    drain_delay: float = 0.5
+    drain_delay: float = DEFAULT_DRAIN_DELAY
     ready_timeout: float = 60.0
 
     @classmethod
@@ -76,6 +77,12 @@ class Settings:
             raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
         return cls(**values)
 
+    def spec(self) -> InstanceSpec:
+        """The instance these settings register."""
+        return InstanceSpec(self.service_name, self.service_version, self.address,
+                            advertise_address=self.advertise_address, instance_id=self.instance_id,
+                            weight=self.weight, metadata=self.metadata, drain_delay=self.drain_delay)
+
 
 class Integration:
     """One app's fyerreg state: ``registry``, ``discovery`` (both built on first use) and ``registration``."""
@@ -89,14 +96,11 @@ class Integration:
         self._discovery: Optional[Discovery] = None
         self._pid = os.getpid()
         self._closed = False
-        self.registration: Optional[ServiceRegistration] = None
+        self.registration: Optional[ServingRegistration] = None
         if register:
-            self.registration = ServiceRegistration(
-                self.registry, settings.service_name, settings.service_version,
-                address=settings.address, advertise_address=settings.advertise_address,
-                instance_id=settings.instance_id, weight=settings.weight, metadata=settings.metadata,
-                ready_timeout=settings.ready_timeout, handle_signals=settings.handle_signals,
-                drain_delay=settings.drain_delay, deregister_at_exit=False,
+            self.registration = ServingRegistration(
+                self.registry, settings.spec(), ready_timeout=settings.ready_timeout,
+                handle_signals=settings.handle_signals, deregister_at_exit=False,
             )
         atexit.register(self.close)
 

@@ -22,8 +22,8 @@ from typing import Any, Dict, Optional
 from ..errors import RegistryUnavailableError
 from ..registry.base import Registry
 from ..retry import Retry
+from ..serving import InstanceSpec, ServingRegistration
 from ._integration import build_registry
-from .wsgi import ServiceRegistration
 
 logger = logging.getLogger("fyerreg.contrib.gunicorn")
 
@@ -79,8 +79,8 @@ def run(config: Dict[str, Any]) -> int:
     if registry is None:
         return 0
     try:
-        registration = ServiceRegistration(registry, config.pop("service"), config.pop("version"),
-                                           ready_probe="http", deregister_at_exit=False, **config)
+        registration = ServingRegistration(registry, InstanceSpec(**config["spec"]), ready_probe="http",
+                                           ready_timeout=config["ready_timeout"], deregister_at_exit=False)
         registration.start()
         lifetime.wait(None)
         registration.stop()

@@ -27,14 +27,16 @@ stand down from registering because the master does).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
 import sys
 from typing import Any, Dict, Mapping, Optional, Union
 
-from ..api._address import join_host_port
-from ..naming import DEFAULT_WEIGHT, Instance
+from ..naming import DEFAULT_WEIGHT
+from ..serving.address import join_host_port
+from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
 from ._integration import registered_by_server
 
 __all__ = ["GunicornRegistration"]
@@ -55,24 +57,24 @@ class GunicornRegistration:
         instance_id: Optional[str] = None,
         weight: int = DEFAULT_WEIGHT,
         metadata: Optional[Mapping[str, str]] = None,
-        drain_delay: float = 1.0,
+        drain_delay: float = DEFAULT_DRAIN_DELAY,
         ready_timeout: float = 60.0,
         stop_timeout: float = 15.0,
     ) -> None:
-        spec: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
-        if isinstance(spec, str) and ":" not in spec:
-            raise ValueError(f"registry {spec!r} must be 'module:factory' or a dict of EtcdRegistry options")
-        Instance.new(service, version, "127.0.0.1:1", id=instance_id, weight=weight, metadata=metadata).validate()
-        if drain_delay < 0 or ready_timeout <= 0 or stop_timeout <= 0:
-            raise ValueError("drain_delay must be >= 0, ready_timeout and stop_timeout > 0")
+        source: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
+        if isinstance(source, str) and ":" not in source:
+            raise ValueError(f"registry {source!r} must be 'module:factory' or a dict of EtcdRegistry options")
+        if ready_timeout <= 0 or stop_timeout <= 0:
+            raise ValueError("ready_timeout and stop_timeout must be > 0")
+        # The address is gunicorn's bound one, known in when_ready.
+        self.spec = InstanceSpec(service, version, advertise_address=advertise_address, instance_id=instance_id,
+                                 weight=weight, metadata=metadata or {}, drain_delay=drain_delay)
+        self.spec.validate()
         self.service = service
         self.version = version
         self.stop_timeout = stop_timeout
-        self._config: Dict[str, Any] = {
-            "registry": spec, "service": service, "version": version, "advertise_address": advertise_address,
-            "instance_id": instance_id, "weight": weight, "metadata": dict(metadata or {}),
-            "drain_delay": drain_delay, "ready_timeout": ready_timeout,
-        }
+        self._config: Dict[str, Any] = {"registry": source, "spec": dataclasses.asdict(self.spec),
+                                        "ready_timeout": ready_timeout}
         json.dumps(self._config)  # fail now, in the config file, if an option cannot reach the registrar
         self.registrar: Optional[subprocess.Popen[bytes]] = None
         registered_by_server("the gunicorn master")
@@ -81,14 +83,15 @@ class GunicornRegistration:
         """gunicorn ``when_ready`` hook: start the registrar for the bound address."""
         if self.registrar is not None:
             return
-        config = {**self._config, "address": _bound_address(server)}
+        address = _bound_address(server)
+        config = {**self._config, "spec": {**self._config["spec"], "address": address}}
         proc = subprocess.Popen([sys.executable, "-m", "fyerreg.contrib._registrar"], stdin=subprocess.PIPE)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config).encode() + b"\n")
         proc.stdin.close()
         self.registrar = proc
         logger.info("registrar pid %d registers %s %s at %s once a worker answers", proc.pid, self.service,
-                    self.version, config["address"], extra={"service": self.service, "version": self.version})
+                    self.version, address, extra={"service": self.service, "version": self.version})
         original_stop = server.stop
 
         def stop(graceful: bool = True) -> None:

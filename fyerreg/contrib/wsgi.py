@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
-import atexit
-import logging
-import os
-import socket
-import threading
-import time
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
-from .. import _fork, _signals
-from .._log import instance_extra as _extra
-from .._threads import join_thread, start_thread
-from ..api._address import advertise_address, is_unspecified, split_host_port
-from ..errors import RegistryError
-from ..naming import DEFAULT_WEIGHT, Instance
+from ..naming import DEFAULT_WEIGHT
 from ..registry.base import Registry
-from ..retry import Retry
+from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 
 __all__ = ["ServiceRegistration"]
 
-logger = logging.getLogger("fyerreg.contrib.wsgi")
 
-_REGISTER_RETRY = Retry(max_tries=None, delay=0.5, backoff=2.0, max_delay=10.0)
-_STOP_WAIT = 3.0
-"""Seconds stop() waits for a registration attempt in flight when no ``timeout`` is given."""
-
-
-class ServiceRegistration:
+class ServiceRegistration(ServingRegistration):
     """Keeps one instance registered while an app serves on ``address``.
 
-    ``start()`` (or entering the ``with`` block) registers the instance: with
-    ``wait_ready`` (the default) a background thread first waits until ``address``
-    accepts connections (``ready_probe="connect"``) or answers an HTTP request
-    (``"http"``: for servers whose socket accepts before a worker serves, like
-    gunicorn's master), so no client is sent to a port that is not served yet, and
-    retries the registration until it succeeds. ``stop()`` (or leaving the block)
-    deregisters, then waits ``drain_delay`` seconds so clients learn of it before the
-    app stops serving. With ``handle_signals`` SIGTERM/SIGINT deregister first and
-    then take their previous effect. With ``deregister_at_exit`` the interpreter's
-    exit deregisters too, in this process only (never in a forked child).
-
-    ``address`` is where the app listens (``":8000"``, ``"0.0.0.0:8000"``);
-    ``advertise_address`` what others dial (by default the outbound IP when the app
-    listens on every interface). ``timeout`` bounds each registry call (None: the
-    registry's default) and how long ``stop()`` waits for a registration in flight.
+    The lifecycle is :class:`fyerreg.serving.ServingRegistration`'s (register once the
+    address answers, deregister and drain first on stop); this spells its
+    :class:`~fyerreg.serving.InstanceSpec` as keyword arguments. ``address`` is where the
+    app listens (``":8000"``, ``"0.0.0.0:8000"``); ``advertise_address`` what others dial
+    (by default the outbound IP when the app listens on every interface).
     """
 
     def __init__(
@@ -63,216 +36,15 @@ class ServiceRegistration:
         ready_probe: str = "connect",
         ready_timeout: float = 60.0,
         handle_signals: bool = False,
-        drain_delay: float = 0.5,
+        drain_delay: float = DEFAULT_DRAIN_DELAY,
         deregister_at_exit: bool = True,
         timeout: Optional[float] = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
-        if ready_probe not in ("connect", "http"):
-            raise ValueError(f"ready_probe must be 'connect' or 'http', not {ready_probe!r}")
-        if ready_timeout <= 0 or drain_delay < 0:
-            raise ValueError("ready_timeout must be > 0 and drain_delay >= 0")
-        host, port = split_host_port(address, field="address")
-        if port == 0:
-            raise ValueError(f"address {address!r} needs the port the app listens on")
-        self.registry = registry
-        _fork.track(self)  # renews its locks in a forked child
-        self.instance = Instance.new(service, version, _advertise(host, port, advertise_address),
-                                     id=instance_id, weight=weight, metadata=metadata)
-        self.instance.validate()
-        loopback = "::1" if host == "::" else "127.0.0.1"
-        self._probe_address = (loopback if is_unspecified(host) else host, port)
-        self._wait_ready = wait_ready
-        self._ready_probe = ready_probe
-        self._ready_timeout = ready_timeout
-        self._handle_signals = handle_signals
-        self._drain_delay = drain_delay
-        self._at_exit = deregister_at_exit
-        self._timeout = timeout
-        self._stop_wait = timeout if timeout is not None else _STOP_WAIT
-        self._pid = os.getpid()
-        # Guards the fields below, never held across a registry call; reentrant because a
-        # signal handler may run stop() in a thread that holds it.
-        self._lock = threading.RLock()
-        self._attempt_owner: Optional[int] = None  # the thread inside registry.register(), if any
-        self._attempt_idle = threading.Event()
-        self._attempt_idle.set()
-        self._abandoned = False  # stop() stopped waiting for an attempt in flight
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._registered = False
-        self._started = False
-        self._thread: Optional[threading.Thread] = None
-        self._restore_signals: Callable[[], None] = _no_op
-
-    @property
-    def registered(self) -> bool:
-        """True while the instance is registered by this object."""
-        return self._registered
-
-    def wait_registered(self, timeout: Optional[float] = None) -> bool:
-        """Block until the registration succeeded or gave up; True when registered."""
-        self._done.wait(timeout)
-        return self._registered
-
-    def start(self) -> None:
-        """Register now, or (with ``wait_ready``) as soon as the address answers. Idempotent."""
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-        if self._at_exit:
-            atexit.register(self._exit)
-        if self._handle_signals:
-            self._restore_signals = _signals.install(lambda signum: self.stop())
-        if self._wait_ready:
-            self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
-        else:
-            try:
-                self._register()
-            finally:
-                self._done.set()
-
-    def stop(self) -> None:
-        """Deregister, then wait ``drain_delay`` so clients stop calling before the app stops. Idempotent.
-
-        A registration attempt still in flight (etcd slow or hung) is waited for at most
-        ``timeout`` seconds (3 s when None), never when ``stop()`` runs inside it (a signal
-        handler): the attempt then deregisters itself if it completes, and if the process
-        ends first its lease expires on its own. Only the process that started the
-        registration deregisters; in a forked child this does nothing.
-        """
-        if os.getpid() != self._pid:
-            return
-        self._stop.set()
-        if threading.get_ident() != self._attempt_owner:
-            self._attempt_idle.wait(self._stop_wait)
-        with self._lock:
-            in_flight = self._attempt_owner is not None
-            self._abandoned = self._abandoned or in_flight
-            was_registered, self._registered = self._registered, False
-        if in_flight:
-            logger.warning("registration of %s still in flight at stop; it is removed if it completes, "
-                           "or its lease expires", self.instance.service, extra=_extra(self.instance))
-        elif self._thread is not None:
-            join_thread(self._thread, self._stop_wait)
-        if was_registered:
-            self._deregister()
-            time.sleep(self._drain_delay)
-        self._restore_signals()
-        if self._at_exit:
-            atexit.unregister(self._exit)
-
-    def install_signal_handlers(self) -> None:
-        """Handle SIGTERM/SIGINT (again), on top of handlers a server set after :meth:`start`.
-
-        For servers that install their own handlers once the app is loaded (Django's
-        autoreloader): the signal deregisters first, then takes the server's effect.
-        """
-        self._restore_signals()
-        self._restore_signals = _signals.install(lambda signum: self.stop())
-
-    def _deregister(self) -> None:
-        try:
-            self.registry.deregister(self.instance, timeout=self._timeout)
-            logger.info("deregistered %s at %s", self.instance.service, self.instance.address,
-                        extra=_extra(self.instance))
-        except RegistryError as exc:
-            logger.warning("deregistration of %s failed: %s", self.instance.service, exc,
-                           extra=_extra(self.instance))
-
-    def _exit(self) -> None:
-        if os.getpid() == self._pid:
-            self.stop()
-
-    def _register(self) -> None:
-        # No lock is held across the registry call: stop() (maybe from a signal handler
-        # in this very thread) must never wait for it.
-        # Each step is ordered so that a stop() run by a signal handler between any two
-        # of them (in this thread) sees the attempt as in flight or finds it registered.
-        with self._lock:
-            self._attempt_owner = threading.get_ident()
-            self._attempt_idle.clear()
-            if self._stop.is_set():
-                self._attempt_idle.set()
-                self._attempt_owner = None
-                return
-        succeeded = False
-        try:
-            self.registry.register(self.instance, timeout=self._timeout)
-            succeeded = True
-        finally:
-            with self._lock:
-                self._registered = succeeded and not self._abandoned
-                self._attempt_idle.set()
-                self._attempt_owner = None
-                late = succeeded and self._abandoned
-        if late:  # stop() gave up waiting for this attempt: undo it
-            self._deregister()
-            return
-        logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
-                    extra=_extra(self.instance))
-
-    def _register_when_ready(self) -> None:
-        try:
-            if not self._wait_for_port():
-                if not self._stop.is_set():
-                    logger.error("%s:%d did not accept connections within %.0fs; %s is not registered",
-                                 *self._probe_address, self._ready_timeout, self.instance.service,
-                                 extra=_extra(self.instance))
-                return
-            _REGISTER_RETRY.call(self._register, retry_on=(RegistryError,), stop=self._stop,
-                                 on_retry=self._log_retry)
-        except RegistryError as exc:
-            if not self._stop.is_set():
-                logger.error("registration of %s failed: %s", self.instance.service, exc, extra=_extra(self.instance))
-        finally:
-            self._done.set()
-
-    def _log_retry(self, attempt: int, exc: BaseException, wait: float) -> None:
-        logger.warning("registration of %s failed (%s); retrying in %.1fs", self.instance.service, exc, wait,
-                       extra={**_extra(self.instance), "attempt": str(attempt)})
-
-    def _wait_for_port(self) -> bool:
-        end = time.monotonic() + self._ready_timeout
-        pause = 0.02
-        while not self._stop.is_set():
-            if _probe(self._probe_address, http=self._ready_probe == "http"):
-                return True
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            self._stop.wait(min(pause, left))
-            pause = min(pause * 2, 0.5)
-        return False
-
-    def __enter__(self) -> ServiceRegistration:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "registered" if self._registered else "not registered"
-        return f"<ServiceRegistration {self.instance.service} {self.instance.address} {state}>"
-
-
-def _probe(address: Tuple[str, int], *, http: bool) -> bool:
-    try:
-        with socket.create_connection(address, timeout=1.0) as conn:
-            if not http:
-                return True
-            conn.sendall(b"HEAD / HTTP/1.0\r\nUser-Agent: fyerreg-ready-probe\r\n\r\n")
-            return conn.recv(1) != b""
-    except OSError:
-        return False
-
-
-def _advertise(host: str, port: int, advertise: Optional[str]) -> str:
-    return advertise_address("" if host == "*" else host, port, advertise)
-
-
-def _no_op() -> None:
-    pass
+        spec = InstanceSpec(service, version, address, advertise_address=advertise_address,
+                            instance_id=instance_id, weight=weight, metadata=metadata or {},
+                            drain_delay=drain_delay)
+        super().__init__(registry, spec, wait_ready=wait_ready, ready_probe=ready_probe,
+                         ready_timeout=ready_timeout, handle_signals=handle_signals,
+                         deregister_at_exit=deregister_at_exit, timeout=timeout)

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional, Tuple
 import pytest
 
 from fyerreg.api import Server, ServerOptions
-from fyerreg.api._address import advertise_address, split_host_port
+from fyerreg.serving.address import advertise_address, split_host_port
 
 from .services import GreeterService
 

@@ -13,8 +13,8 @@ import pytest
 
 from fyerreg import MemoryRegistry
 from fyerreg.api import Client, ClientOptions, Server, ServerOptions
-from fyerreg.api._address import split_host_port
 from fyerreg.discovery import Discovery
+from fyerreg.serving.address import split_host_port
 from tests.helpers import fyerreg_threads, wait_until
 
 from .services import GreeterService

@@ -10,7 +10,7 @@ import pytest
 
 from fyerreg import Instance, MemoryRegistry, RegistryUnavailableError
 from fyerreg.api import Server, ServerOptions
-from fyerreg.api._address import split_host_port
+from fyerreg.serving.address import split_host_port
 
 from .services import GreeterService
 

@@ -1,4 +1,4 @@
-"""Where a server binds and which address it advertises for others to dial."""
+"""Where a server binds and which address it advertises for others to dial: the one parser of host:port."""
 
 from __future__ import annotations
 

@@ -1,0 +1,285 @@
+"""``ServingRegistration``: the one lifecycle of a serving process's registration.
+
+Register once the port is bound (and, optionally, answers), drain, deregister first:
+``api.Server``, the WSGI/Flask/Django integrations, gunicorn's registrar and the CLI
+sidecar all run it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Callable, Optional, Tuple
+
+from .. import _fork, _signals
+from .._log import instance_extra as _extra
+from .._threads import join_thread, start_thread
+from ..errors import RegistryClosedError, RegistryError
+from ..naming import Status
+from ..registry.base import Registry
+from ..retry import Retry
+from .spec import InstanceSpec
+
+__all__ = ["ServingRegistration"]
+
+logger = logging.getLogger("fyerreg.serving")
+
+_REGISTER_RETRY = Retry(max_tries=None, delay=0.5, backoff=2.0, max_delay=10.0)
+_STOP_WAIT = 3.0
+"""Seconds stop() waits for a registration attempt in flight when no ``timeout`` is given."""
+
+
+class ServingRegistration:
+    """Keeps the instance of ``spec`` registered while the process serves.
+
+    ``start()`` (or entering the ``with`` block) registers the instance: with
+    ``wait_ready`` (the default) a background thread first waits until the address
+    accepts connections (``ready_probe="connect"``) or answers an HTTP request
+    (``"http"``: for servers whose socket accepts before a worker serves, like
+    gunicorn's master), so no client is sent to a port that is not served yet, and
+    retries the registration until it succeeds; without it ``start()`` registers once
+    and raises the registry's error. ``stop()`` (or leaving the block) deregisters, then
+    waits the spec's ``drain_delay`` so clients learn of it before the app stops serving.
+    With ``handle_signals`` SIGTERM/SIGINT deregister first and then take their previous
+    effect. With ``deregister_at_exit`` the interpreter's exit deregisters too, in this
+    process only (never in a forked child).
+
+    ``bound_port`` is the port actually bound when the spec's address has port 0.
+    ``timeout`` bounds each registry call (None: the registry's default) and how long
+    ``stop()`` waits for a registration in flight; ``deregister_timeout`` (default
+    ``timeout``) bounds the deregistration alone.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        spec: InstanceSpec,
+        *,
+        bound_port: Optional[int] = None,
+        wait_ready: bool = True,
+        ready_probe: str = "connect",
+        ready_timeout: float = 60.0,
+        handle_signals: bool = False,
+        deregister_at_exit: bool = True,
+        timeout: Optional[float] = None,
+        deregister_timeout: Optional[float] = None,
+    ) -> None:
+        if not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
+        if ready_probe not in ("connect", "http"):
+            raise ValueError(f"ready_probe must be 'connect' or 'http', not {ready_probe!r}")
+        if not ready_timeout > 0:
+            raise ValueError(f"ready_timeout must be > 0, got {ready_timeout!r}")
+        self.registry = registry
+        self.spec = spec
+        _fork.track(self)  # renews its locks in a forked child
+        self.instance = spec.instance(bound_port)
+        self.instance.validate()
+        self._probe_address = spec.probe_address(bound_port)
+        self._wait_ready = wait_ready
+        self._ready_probe = ready_probe
+        self._ready_timeout = ready_timeout
+        self._handle_signals = handle_signals
+        self._drain_delay = spec.drain_delay
+        self._at_exit = deregister_at_exit
+        self._timeout = timeout
+        self._deregister_timeout = timeout if deregister_timeout is None else deregister_timeout
+        self._stop_wait = timeout if timeout is not None else _STOP_WAIT
+        self._pid = os.getpid()
+        # Guards the fields below, never held across a registry call; reentrant because a
+        # signal handler may run stop() in a thread that holds it.
+        self._lock = threading.RLock()
+        self._attempt_owner: Optional[int] = None  # the thread inside registry.register(), if any
+        self._attempt_idle = threading.Event()
+        self._attempt_idle.set()
+        self._abandoned = False  # stop() stopped waiting for an attempt in flight
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._registered = False
+        self._started = False
+        self._thread: Optional[threading.Thread] = None
+        self._restore_signals: Callable[[], None] = _no_op
+        self.last_error: Optional[RegistryError] = None
+        """The error of the last failed deregistration, if any."""
+
+    @property
+    def registered(self) -> bool:
+        """True while the instance is registered by this object."""
+        return self._registered
+
+    def wait_registered(self, timeout: Optional[float] = None) -> bool:
+        """Block until the registration succeeded or gave up; True when registered."""
+        self._done.wait(timeout)
+        return self._registered
+
+    def start(self) -> None:
+        """Register now, or (with ``wait_ready``) as soon as the address answers. Idempotent."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        if self._at_exit:
+            atexit.register(self._exit)
+        if self._handle_signals:
+            self._restore_signals = _signals.install(lambda signum: self.stop())
+        if self._wait_ready:
+            self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
+        else:
+            try:
+                self._register()
+            finally:
+                self._done.set()
+
+    def stop(self, *, max_drain: Optional[float] = None) -> None:
+        """Deregister, then wait ``drain_delay`` (at most ``max_drain``) so clients stop calling first. Idempotent.
+
+        A registration attempt still in flight (etcd slow or hung) is waited for at most
+        ``timeout`` seconds (3 s when None), never when ``stop()`` runs inside it (a signal
+        handler): the attempt then deregisters itself if it completes, and if the process
+        ends first its lease expires on its own. Only the process that started the
+        registration deregisters; in a forked child this does nothing.
+        """
+        if os.getpid() != self._pid:
+            return
+        self._stop.set()
+        if threading.get_ident() != self._attempt_owner:
+            self._attempt_idle.wait(self._stop_wait)
+        with self._lock:
+            in_flight = self._attempt_owner is not None
+            self._abandoned = self._abandoned or in_flight
+            was_registered, self._registered = self._registered, False
+        if in_flight:
+            logger.warning("registration of %s still in flight at stop; it is removed if it completes, "
+                           "or its lease expires", self.instance.service, extra=_extra(self.instance))
+        elif self._thread is not None:
+            join_thread(self._thread, self._stop_wait)
+        if was_registered:
+            self._deregister()
+            time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain))
+        self._restore_signals()
+        if self._at_exit:
+            atexit.unregister(self._exit)
+
+    def install_signal_handlers(self) -> None:
+        """Handle SIGTERM/SIGINT (again), on top of handlers a server set after :meth:`start`.
+
+        For servers that install their own handlers once the app is loaded (Django's
+        autoreloader): the signal deregisters first, then takes the server's effect.
+        """
+        self._restore_signals()
+        self._restore_signals = _signals.install(lambda signum: self.stop())
+
+    def set_status(self, status: Status) -> None:
+        """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""
+        with self._lock:
+            if not self._registered:
+                raise RegistryClosedError(f"{self.instance.service} is not registered")
+            self.instance = self.instance.replace(status=status)
+            instance = self.instance
+        self.registry.update_service(instance, timeout=self._timeout)
+
+    def _deregister(self) -> None:
+        try:
+            self.registry.deregister(self.instance, timeout=self._deregister_timeout)
+            self.last_error = None
+            logger.info("deregistered %s %s at %s", self.instance.service, self.instance.version,
+                        self.instance.address, extra=_extra(self.instance))
+        except RegistryError as exc:
+            self.last_error = exc
+            logger.warning("deregistration of %s failed: %s", self.instance.service, exc,
+                           extra=_extra(self.instance))
+
+    def _exit(self) -> None:
+        if os.getpid() == self._pid:
+            self.stop()
+
+    def _register(self) -> None:
+        # No lock is held across the registry call: stop() (maybe from a signal handler
+        # in this very thread) must never wait for it.
+        # Each step is ordered so that a stop() run by a signal handler between any two
+        # of them (in this thread) sees the attempt as in flight or finds it registered.
+        with self._lock:
+            self._attempt_owner = threading.get_ident()
+            self._attempt_idle.clear()
+            if self._stop.is_set():
+                self._attempt_idle.set()
+                self._attempt_owner = None
+                return
+        succeeded = False
+        try:
+            self.registry.register(self.instance, timeout=self._timeout)
+            succeeded = True
+        finally:
+            with self._lock:
+                self._registered = succeeded and not self._abandoned
+                self._attempt_idle.set()
+                self._attempt_owner = None
+                late = succeeded and self._abandoned
+        if late:  # stop() gave up waiting for this attempt: undo it
+            self._deregister()
+            return
+        logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
+                    extra=_extra(self.instance))
+
+    def _register_when_ready(self) -> None:
+        try:
+            if not self._wait_for_port():
+                if not self._stop.is_set():
+                    logger.error("%s:%d did not accept connections within %.0fs; %s is not registered",
+                                 *self._probe_address, self._ready_timeout, self.instance.service,
+                                 extra=_extra(self.instance))
+                return
+            _REGISTER_RETRY.call(self._register, retry_on=(RegistryError,), stop=self._stop,
+                                 on_retry=self._log_retry)
+        except RegistryError as exc:
+            if not self._stop.is_set():
+                logger.error("registration of %s failed: %s", self.instance.service, exc, extra=_extra(self.instance))
+        finally:
+            self._done.set()
+
+    def _log_retry(self, attempt: int, exc: BaseException, wait: float) -> None:
+        logger.warning("registration of %s failed (%s); retrying in %.1fs", self.instance.service, exc, wait,
+                       extra={**_extra(self.instance), "attempt": str(attempt)})
+
+    def _wait_for_port(self) -> bool:
+        end = time.monotonic() + self._ready_timeout
+        pause = 0.02
+        while not self._stop.is_set():
+            if _probe(self._probe_address, http=self._ready_probe == "http"):
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(pause, left))
+            pause = min(pause * 2, 0.5)
+        return False
+
+    def __enter__(self) -> ServingRegistration:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "registered" if self._registered else "not registered"
+        return f"<{type(self).__name__} {self.instance.service} {self.instance.address} {state}>"
+
+
+def _probe(address: Tuple[str, int], *, http: bool) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1.0) as conn:
+            if not http:
+                return True
+            conn.sendall(b"HEAD / HTTP/1.0\r\nUser-Agent: fyerreg-ready-probe\r\n\r\n")
+            return conn.recv(1) != b""
+    except OSError:
+        return False
+
+
+def _no_op() -> None:
+    pass

@@ -1,0 +1,80 @@
+"""``InstanceSpec``: "this process serves service S at address A", before the port is bound."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional, Tuple
+
+from ..naming import DEFAULT_WEIGHT, Instance
+from .address import advertise_address, is_unspecified, split_host_port
+
+__all__ = ["InstanceSpec", "DEFAULT_DRAIN_DELAY"]
+
+DEFAULT_DRAIN_DELAY = 0.5
+"""Seconds a stopping server keeps serving after deregistering, so clients see the removal first."""
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSpec:
+    """What one serving process registers: everything of its ``Instance`` but the bound port.
+
+    ``address`` is where the process binds (``":8000"``, ``"0.0.0.0:8000"``; port 0: any
+    free port, known once bound); ``advertise_address`` is what others dial (its port
+    defaults to the bound one). Without it, an unspecified bind host is advertised as the
+    host's outbound IP, never ``0.0.0.0``. ``drain_delay`` is how long the process keeps
+    serving after deregistering. Malformed addresses and a negative ``drain_delay`` raise
+    ValueError at construction; :meth:`validate` checks the instance's own fields.
+    """
+
+    service: str
+    version: str = "1.0.0"
+    address: str = ":8000"
+    advertise_address: Optional[str] = None
+    instance_id: Optional[str] = None
+    weight: int = DEFAULT_WEIGHT
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    drain_delay: float = DEFAULT_DRAIN_DELAY
+
+    def __post_init__(self) -> None:
+        split_host_port(self.address, field="address")
+        if self.advertise_address is not None:
+            advertise_address("127.0.0.1", 1, self.advertise_address)
+        if not self.drain_delay >= 0:
+            raise ValueError(f"drain_delay must be >= 0, got {self.drain_delay!r}")
+        object.__setattr__(self, "metadata", dict(self.metadata or {}))
+
+    @property
+    def bind(self) -> Tuple[str, int]:
+        """The host and port to bind (``""`` for every interface; port 0 for any free port)."""
+        host, port = split_host_port(self.address, field="address")
+        return ("" if host == "*" else host), port
+
+    def port(self, bound_port: Optional[int] = None) -> int:
+        """The port served: ``bound_port`` when given, else the one in ``address`` (which must not be 0)."""
+        if bound_port is not None:
+            return bound_port
+        port = self.bind[1]
+        if port == 0:
+            raise ValueError(f"address {self.address!r} needs the port the app listens on")
+        return port
+
+    def instance(self, bound_port: Optional[int] = None) -> Instance:
+        """The ``Instance`` others dial, once the port is bound (``bound_port`` when ``address`` had port 0)."""
+        host = self.bind[0]
+        address = advertise_address(host, self.port(bound_port), self.advertise_address)
+        return Instance.new(self.service, self.version, address, id=self.instance_id, weight=self.weight,
+                            metadata=self.metadata)
+
+    def probe_address(self, bound_port: Optional[int] = None) -> Tuple[str, int]:
+        """Where this process itself can connect to check that it serves (loopback for every interface)."""
+        host = self.bind[0]
+        loopback = "::1" if host == "::" else "127.0.0.1"
+        return (loopback if is_unspecified(host) else host), self.port(bound_port)
+
+    def validate(self) -> None:
+        """Raise InvalidInstanceError (naming the Instance field) when the instance would be invalid."""
+        Instance.new(self.service, self.version, "127.0.0.1:1", id=self.instance_id, weight=self.weight,
+                     metadata=self.metadata).validate()
+
+    def replace(self, **changes: object) -> InstanceSpec:
+        """A copy with ``changes`` applied (e.g. the address a server was bound to)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
