@@ -1,0 +1,85 @@
+"""fyerreg.serving: one InstanceSpec and one lifecycle behind every way of serving."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from fyerreg import MemoryRegistry, Status
+from fyerreg.api import ServerOptions
+from fyerreg.contrib._integration import Settings
+from fyerreg.contrib.gunicorn import GunicornRegistration
+from fyerreg.contrib.wsgi import ServiceRegistration
+from fyerreg.errors import RegistryClosedError
+from fyerreg.serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
+from fyerreg.serving.address import outbound_ip
+
+
+def test_the_instance_is_advertised_at_the_port_bound() -> None:
+    spec = InstanceSpec("orders", "v2", "127.0.0.1:0", instance_id="o-1", weight=7, metadata={"zone": "a"})
+    inst = spec.instance(41234)
+    assert (inst.service, inst.version, inst.id, inst.address, inst.weight, dict(inst.metadata)) == \
+        ("orders", "v2", "o-1", "127.0.0.1:41234", 7, {"zone": "a"})
+    assert spec.probe_address(41234) == ("127.0.0.1", 41234)
+
+
+def test_every_interface_is_advertised_as_the_outbound_address_and_probed_on_loopback() -> None:
+    spec = InstanceSpec("orders", address="0.0.0.0:8080")
+    assert spec.instance().address == f"{outbound_ip()}:8080"
+    assert spec.probe_address() == ("127.0.0.1", 8080)
+    assert InstanceSpec("orders", address="*:8080").bind == ("", 8080)
+
+
+def test_an_explicit_advertised_address_wins_and_takes_the_bound_port() -> None:
+    spec = InstanceSpec("orders", address=":0", advertise_address="orders.internal")
+    assert spec.instance(9000).address == "orders.internal:9000"
+
+
+def test_a_port_still_unknown_is_refused_naming_the_address() -> None:
+    with pytest.raises(ValueError, match="address ':0' needs the port"):
+        InstanceSpec("orders", address=":0").instance()
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"address": "127.0.0.1:99999"}, "address"),
+    ({"advertise_address": "0.0.0.0:80"}, "advertise_address"),
+    ({"drain_delay": -1.0}, "drain_delay"),
+])
+def test_bad_input_raises_naming_the_field(bad: dict, field: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=field):
+        InstanceSpec("orders", **bad)
+
+
+def test_every_way_of_serving_drains_for_the_same_default() -> None:
+    defaults = {
+        "ServerOptions": ServerOptions().drain_delay,
+        "ServiceRegistration": inspect.signature(ServiceRegistration).parameters["drain_delay"].default,
+        "GunicornRegistration": GunicornRegistration("orders").spec.drain_delay,
+        "Settings": Settings(service_name="orders").drain_delay,
+    }
+    assert defaults == dict.fromkeys(defaults, DEFAULT_DRAIN_DELAY)
+
+
+def test_set_status_updates_the_registered_record_and_needs_a_registration() -> None:
+    with MemoryRegistry() as registry:
+        registration = ServingRegistration(registry, InstanceSpec("orders", address="127.0.0.1:8080",
+                                                                  drain_delay=0.0),
+                                           wait_ready=False, deregister_at_exit=False)
+        with pytest.raises(RegistryClosedError):
+            registration.set_status(Status.DISABLED)
+        with registration:
+            registration.set_status(Status.DISABLED)
+            [listed] = registry.list_services("orders", "1.0.0")
+            assert listed.status == Status.DISABLED and registration.instance.status == Status.DISABLED
+        assert registry.list_services("orders", "1.0.0") == []
+
+
+def test_the_integrations_and_the_sidecar_do_not_load_the_api_package() -> None:
+    code = ("import sys, fyerreg.contrib.wsgi, fyerreg.contrib.gunicorn, fyerreg.contrib._registrar, "
+            "fyerreg.cli._sidecar; print(sorted(m for m in sys.modules if m.startswith('fyerreg.api')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
