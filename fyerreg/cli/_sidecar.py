@@ -116,8 +116,6 @@ def run_register(args: argparse.Namespace) -> int:
                         drain_delay=0.0, **options)
     spec.validate()  # before connecting: bad input is a usage error
     instance = spec.instance()
-    if args.id is None:
-        spec = spec.replace(instance_id=instance.id)
     extra = {"ttl": args.ttl} if args.ttl is not None else {}
     name = f"{instance.service}/{instance.version}/{instance.id}"
     registry: Optional[Any] = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Mapping, Optional, Tuple
 
 from ..naming import DEFAULT_WEIGHT, Instance
@@ -21,7 +22,8 @@ class InstanceSpec:
     free port, known once bound); ``advertise_address`` is what others dial (its port
     defaults to the bound one). Without it, an unspecified bind host is advertised as the
     host's outbound IP, never ``0.0.0.0``. ``drain_delay`` is how long the process keeps
-    serving after deregistering. Malformed addresses and a negative ``drain_delay`` raise
+    serving after deregistering. Without ``instance_id`` the spec draws a random one, so
+    every :meth:`instance` it yields is the same instance. Malformed addresses and a negative ``drain_delay`` raise
     ValueError at construction; :meth:`validate` checks the instance's own fields.
     """
 
@@ -41,6 +43,8 @@ class InstanceSpec:
         if not self.drain_delay >= 0:
             raise ValueError(f"drain_delay must be >= 0, got {self.drain_delay!r}")
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
+        if self.instance_id is None:
+            object.__setattr__(self, "instance_id", uuid.uuid4().hex)
 
     @property
     def bind(self) -> Tuple[str, int]:

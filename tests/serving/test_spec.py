@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import subprocess
 import sys
 
@@ -83,3 +84,23 @@ def test_the_integrations_and_the_sidecar_do_not_load_the_api_package() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_spec_without_an_id_yields_one_instance_however_often_asked() -> None:
+    spec = InstanceSpec("orders", address="127.0.0.1:0")
+    assert spec.instance(1).id == spec.instance(2).id == spec.replace(address="127.0.0.1:3").instance().id
+    assert InstanceSpec("orders", address="127.0.0.1:0").instance_id != spec.instance_id
+
+
+def test_a_server_logs_and_registers_one_instance(caplog: pytest.LogCaptureFixture) -> None:
+    from fyerreg import Server
+
+    caplog.set_level(logging.INFO, logger="fyerreg")
+    with MemoryRegistry() as registry:
+        server = Server(ServerOptions(address="127.0.0.1:0", enable_registry=True, registry=registry,
+                                      service_name="orders", drain_delay=0))
+        with server:
+            [listed] = registry.list_services("orders", "1.0.0")
+            assert server.instance is not None and server.instance.id == listed.id
+    ids = {getattr(r, "instance_id", None) for r in caplog.records if getattr(r, "service", None) == "orders"}
+    assert ids == {listed.id}
