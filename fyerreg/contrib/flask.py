@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from flask import Flask, current_app
 
+from ..serving.address import join_host_port
 from ._integration import Integration, RegistrySource, Settings, reloader_parent, should_register
 
 if TYPE_CHECKING:
@@ -79,4 +80,4 @@ def _state() -> Integration:
 def _default_address() -> str:
     host = os.environ.get("FLASK_RUN_HOST", "127.0.0.1")
     port = os.environ.get("FLASK_RUN_PORT", "5000")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(host, int(port)) if port.isdigit() else f"{host}:{port}"

@@ -58,7 +58,8 @@ def test_every_way_of_serving_drains_for_the_same_default() -> None:
     defaults = {
         "ServerOptions": ServerOptions().drain_delay,
         "ServiceRegistration": inspect.signature(ServiceRegistration).parameters["drain_delay"].default,
-        "GunicornRegistration": GunicornRegistration("orders").spec.drain_delay,
+        # Not built here: a GunicornRegistration tells this process's apps that a master registers them.
+        "GunicornRegistration": inspect.signature(GunicornRegistration).parameters["drain_delay"].default,
         "Settings": Settings(service_name="orders").drain_delay,
     }
     assert defaults == dict.fromkeys(defaults, DEFAULT_DRAIN_DELAY)
