@@ -29,6 +29,8 @@ __all__ = ["EtcdRegistry"]
 log = logging.getLogger("fyerreg.registry.etcd")
 
 InstanceKey = Tuple[str, str, str]
+_Inherited = Tuple[EtcdClient, Dict[InstanceKey, Registration], Set[Registration],
+                   Dict[int, Tuple[Subscription, PrefixWatch]], Optional[ServiceCache]]
 
 CLOSE_GRACE = 0.5
 """Seconds close() waits, past its timeout, for its threads to end once the connection is closed."""
@@ -67,7 +69,7 @@ class EtcdRegistry(Registry):
         self._join_timeout = self.options.dial_timeout + 1.0
         self._cache = self._new_cache()
         self._forked = False
-        self._inherited: List[Any] = []
+        self._inherited: List[_Inherited] = []
         _fork.track(self)
 
     def _new_cache(self) -> Optional[ServiceCache]:
@@ -86,7 +88,7 @@ class EtcdRegistry(Registry):
         subscriptions end (subscribe again), and the first use connects again.
         """
         # Kept referenced and never closed: closing them here would act on the parent's connections.
-        self._inherited.append((self._client, self._regs, self._subs, self._cache))
+        self._inherited.append((self._client, self._regs, self._lingering, self._subs, self._cache))
         subs = [sub for sub, _ in self._subs.values()]
         self._state_lock = threading.RLock()
         self._lock = threading.RLock()
