@@ -32,9 +32,10 @@ __all__ = [
 class Deadline:
     """A time limit shared by the several calls of one operation (``seconds=None``: none)."""
 
-    __slots__ = ("end",)
+    __slots__ = ("end", "seconds")
 
     def __init__(self, seconds: Optional[float]) -> None:
+        self.seconds = seconds
         self.end = None if seconds is None else time.monotonic() + seconds
 
     def left(self) -> Optional[float]:

@@ -7,20 +7,17 @@ registry took over (same id, its own lease) is never overwritten nor deleted by 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
-import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
-from ..base import RegistrationState
 from ._client import EtcdClient
 from ._keys import KeyLayout
 from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Timeout, Txn, TxnResult
 
-__all__ = ["Registration", "RecordWriter", "Turn", "cleanup_time", "instance_extra"]
+__all__ = ["RecordWriter", "WriteOutcome", "cleanup_time", "instance_extra", "lease_hex"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -42,89 +39,6 @@ def instance_extra(instance: Instance, lease_id: Optional[int] = None, **more: A
 def lease_hex(lease_id: int) -> str:
     """A lease id as etcd's tools print it."""
     return f"{lease_id:x}"
-
-
-class Turn(enum.Enum):
-    """What :meth:`Registration.begin_write` got."""
-
-    TAKEN = "taken"
-    FINISHED = "finished"  # deregistered or closed: nothing may be written for it any more
-    TIMED_OUT = "timed out"  # another write still waits on etcd
-
-
-class Registration:
-    """What this registry knows about one instance it registered.
-
-    Its fields change under ``lock``, which is never held across a call to etcd. Writes
-    to etcd for it (register, update, repair, deregister) take turns (:meth:`begin_write`
-    / :meth:`end_write`); ``close()`` never waits for a turn: it marks the registration
-    ``finished`` and the write in flight, when it ends, removes what it holds.
-
-    ``active``: the record is ours and kept alive; False once another registry took
-    the key over (``taken_over_by`` its lease) or after deregistration (``finished``).
-    """
-
-    def __init__(self, instance: Instance, key: str) -> None:
-        self.instance = instance
-        self.key = key
-        self.lock = threading.RLock()
-        self._turn_free = threading.Condition(self.lock)
-        self._writing = False
-        self.lease_id = 0
-        self.active = False
-        self.finished = False
-        self.taken_over_by: Optional[int] = None
-        self.last_refresh: Optional[float] = None
-        self.reregistrations = 0
-        self.last_error: Optional[str] = None
-        self.keepalive: Any = None
-        self.retired: List[Any] = []
-
-    def keepers(self) -> List[Any]:
-        """Every keepalive this registration started (the current one last)."""
-        with self.lock:
-            return [*self.retired, *([self.keepalive] if self.keepalive is not None else [])]
-
-    def begin_write(self, deadline: Deadline) -> Turn:
-        """Wait for this registration's turn to write to etcd (never taken once it is finished)."""
-        with self.lock:
-            if not self._turn_free.wait_for(lambda: not self._writing, deadline.left()):
-                return Turn.TIMED_OUT
-            if self.finished:
-                return Turn.FINISHED
-            self._writing = True
-            return Turn.TAKEN
-
-    def end_write(self) -> bool:
-        """End the turn; True when the registration was finished meanwhile: the writer then
-        removes what it holds (close() and a timed-out deregister() leave that to it)."""
-        with self.lock:
-            self._writing = False
-            self._turn_free.notify_all()
-            return self.finished
-
-    def finish(self) -> bool:
-        """Mark it finished (no write starts after this); True when a write is in flight, which then
-        removes what it holds when it ends."""
-        with self.lock:
-            self.finished = True
-            return self._writing
-
-    def wait_idle(self, timeout: Optional[float]) -> bool:
-        """Wait until no write is in flight; False when ``timeout`` passed first."""
-        with self.lock:
-            return self._turn_free.wait_for(lambda: not self._writing, timeout)
-
-    def state(self) -> RegistrationState:
-        """A consistent copy for ``registration_state``."""
-        with self.lock:
-            return RegistrationState(
-                registered=self.active and not self.finished,
-                lease_id=self.lease_id or None,
-                last_refresh=self.last_refresh,
-                reregistrations=self.reregistrations,
-                last_error=self.last_error,
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +69,7 @@ def _now_ms() -> int:
 
 
 class RecordWriter:
-    """Lease and record operations of the keepalive threads and the registry."""
+    """Lease and record operations of a :class:`~._registration.Registration`."""
 
     def __init__(self, client: EtcdClient, layout: KeyLayout, ttl: int) -> None:
         self.client = client
@@ -234,6 +148,27 @@ class RecordWriter:
             return WriteOutcome(True, result.revision)  # our own retried write
         return WriteOutcome(False, result.revision, holder=holder)
 
+    def rewrite(self, key: str, instance: Instance, lease_id: int, *,
+                deadline: Timeout) -> Tuple[Instance, WriteOutcome]:
+        """Write ``instance`` again under ``lease_id`` (:meth:`guarded_put`); the instance as written."""
+        stamped, value = self.stamp(instance)
+        return stamped, self.guarded_put(key, value, owner_lease=lease_id, put_lease=lease_id, deadline=deadline)
+
+    def replace_lease(self, key: str, instance: Instance, old_lease: int, *,
+                      deadline: Timeout) -> Tuple[int, Instance, WriteOutcome]:
+        """Grant a new lease and write ``instance`` bound to it where ``old_lease`` held the key
+        (:meth:`guarded_put`); the new lease is revoked again when nothing was written."""
+        new = self.client.grant(self.ttl, deadline=deadline)
+        try:
+            stamped, value = self.stamp(instance)
+            outcome = self.guarded_put(key, value, owner_lease=old_lease, put_lease=new, deadline=deadline)
+        except BaseException:
+            self.revoke_quietly(new, deadline=cleanup_time(deadline))
+            raise
+        if not outcome.written:
+            self.revoke_quietly(new, deadline=cleanup_time(deadline))
+        return new, stamped, outcome
+
     def remove(self, key: str, lease_id: int, *, deadline: Timeout) -> Tuple[bool, int]:
         """Delete the key if it is still bound to ``lease_id``, then revoke the lease.
 
@@ -244,29 +179,15 @@ class RecordWriter:
         self.client.revoke(lease_id, deadline=deadline)
         return result.succeeded, result.revision
 
-    def withdraw(self, reg: Registration, *, deadline: Timeout) -> Optional[int]:
-        """Remove what ``reg`` holds in etcd: its record while still ours, and its lease.
-
-        Marks it inactive first. Returns the store revision of the delete (None when
-        there was no record of ours to delete).
-        """
-        with reg.lock:
-            was_active, reg.active = reg.active, False
-            lease_id = reg.lease_id
+    def withdraw(self, key: str, lease_id: int, *, ours: bool, deadline: Timeout) -> Optional[int]:
+        """Remove what a registration holds: the record when ``ours`` (else another registry took
+        it over) and the lease. The store revision of the delete, or None."""
         if not lease_id:
             return None
-        if not was_active:  # taken over: the record is another's, the lease still ours
+        if not ours:
             self.revoke_quietly(lease_id, deadline=deadline)
             return None
-        return self.remove(reg.key, lease_id, deadline=deadline)[1]
-
-    def withdraw_quietly(self, reg: Registration, *, deadline: Timeout) -> None:
-        """:meth:`withdraw` within :func:`cleanup_time`, logging (not raising) failures: the lease expires anyway."""
-        try:
-            self.withdraw(reg, deadline=cleanup_time(deadline))
-        except RegistryError as exc:
-            log.info("could not remove %s (its lease expires by itself): %s", reg.key, exc,
-                     extra=instance_extra(reg.instance, reg.lease_id))
+        return self.remove(key, lease_id, deadline=deadline)[1]
 
 
 def _kv(result: TxnResult, index: int) -> Optional[KeyValue]:

@@ -9,7 +9,7 @@ import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ... import _fork
-from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
+from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
 from ...metrics import Metrics, Stats, StatsBuilder
 from ...naming import Instance
 from ..base import STATS_COUNTERS, RegistrationState, Registry
@@ -17,10 +17,10 @@ from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
 from ._client import EtcdClient
 from ._decode import RecordDecoder
-from ._keepalive import LeaseKeeper
 from ._keys import KeyLayout
 from ._ops import Deadline
-from ._records import RecordWriter, Registration, Turn, instance_extra
+from ._records import RecordWriter, instance_extra
+from ._registration import Registration
 from ._watch import PrefixWatch, Sink
 from .options import EtcdOptions
 
@@ -29,6 +29,8 @@ __all__ = ["EtcdRegistry"]
 log = logging.getLogger("fyerreg.registry.etcd")
 
 InstanceKey = Tuple[str, str, str]
+_Inherited = Tuple[EtcdClient, Dict[InstanceKey, Registration], Set[Registration],
+                   Dict[int, Tuple[Subscription, PrefixWatch]], Optional[ServiceCache]]
 
 CLOSE_GRACE = 0.5
 """Seconds close() waits, past its timeout, for its threads to end once the connection is closed."""
@@ -61,13 +63,13 @@ class EtcdRegistry(Registry):
         self._writer = RecordWriter(self._client, self._layout, self.options.ttl)
         self._lock = threading.RLock()
         self._regs: Dict[InstanceKey, Registration] = {}
-        self._keepers: Set[LeaseKeeper] = set()
+        self._lingering: Set[Registration] = set()
         self._subs: Dict[int, Tuple[Subscription, PrefixWatch]] = {}
         self._conflated_closed = 0
         self._join_timeout = self.options.dial_timeout + 1.0
         self._cache = self._new_cache()
         self._forked = False
-        self._inherited: List[Any] = []
+        self._inherited: List[_Inherited] = []
         _fork.track(self)
 
     def _new_cache(self) -> Optional[ServiceCache]:
@@ -86,11 +88,11 @@ class EtcdRegistry(Registry):
         subscriptions end (subscribe again), and the first use connects again.
         """
         # Kept referenced and never closed: closing them here would act on the parent's connections.
-        self._inherited.append((self._client, self._regs, self._subs, self._cache))
+        self._inherited.append((self._client, self._regs, self._lingering, self._subs, self._cache))
         subs = [sub for sub, _ in self._subs.values()]
         self._state_lock = threading.RLock()
         self._lock = threading.RLock()
-        self._regs, self._subs, self._keepers = {}, {}, set()
+        self._regs, self._subs, self._lingering = {}, {}, set()
         self._cache = self._new_cache()
         self._forked = True
         for sub in subs:
@@ -111,7 +113,7 @@ class EtcdRegistry(Registry):
         with self._lock:
             if self._forked and not self.closed:
                 self._client = client
-                self._writer = RecordWriter(client, self._layout, self.options.ttl)
+                self._writer = RecordWriter(client, self._layout, self.options.ttl)  # for new registrations
                 self._forked = False
                 return
         client.close()  # another thread connected first, or close() ran meanwhile
@@ -126,8 +128,15 @@ class EtcdRegistry(Registry):
 
     # -- registration ---------------------------------------------------------------------------
     #
-    # No lock is held across a call to etcd: writes for one registration take turns
-    # (Registration.begin_write), and close() never waits for a turn (see _do_close).
+    # Each instance's whole life is its Registration's; this registry keeps the map of them,
+    # the ones whose threads outlived a deregister(), and close()'s budget.
+
+    def _new_registration(self, instance: Instance) -> Registration:
+        interval = self.options.ttl / 3.0
+        # A heartbeat stuck on a frozen member must give up in time for the next one.
+        return Registration(instance, self._layout.instance_key(instance), self._writer, self._metrics,
+                            interval=interval, retry=self._client.retry,
+                            call_timeout=min(self.options.dial_timeout, max(1.0, interval)))
 
     def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
         deadline = Deadline(timeout)
@@ -136,83 +145,21 @@ class EtcdRegistry(Registry):
                 self._check_open()
                 reg = self._regs.get(instance.key)
                 if reg is None:
-                    reg = self._regs[instance.key] = Registration(instance, self._layout.instance_key(instance))
-            turn = reg.begin_write(deadline)
-            if turn is Turn.FINISHED:
-                continue  # deregistered meanwhile: start over
-            if turn is Turn.TIMED_OUT:
-                raise RegistryUnavailableError(f"register of {reg.key}: an earlier write to it is still waiting "
-                                               f"on etcd after timeout={timeout}s")
+                    reg = self._regs[instance.key] = self._new_registration(instance)
             try:
-                with reg.lock:
-                    active, keeper = reg.active, reg.keepalive
-                if active:
-                    revision = keeper.write(instance, deadline=deadline)
-                    self._wrote(instance, revision)
-                else:
-                    self._create(reg, instance, deadline=deadline, exclusive=exclusive)
+                revision = reg.register(instance, exclusive=exclusive, deadline=deadline)
             finally:
-                overtaken = self._end_write(reg, deadline)
-            if overtaken:
-                raise self._overtaken("register", reg)
-            return
+                self._drop_if_finished(reg)
+            if revision is not None:
+                self._wrote(instance, revision)
+                return
+            # deregistered meanwhile: start over
 
-    def _create(self, reg: Registration, instance: Instance, *, deadline: Deadline, exclusive: bool) -> None:
-        with reg.lock:
-            old: Optional[LeaseKeeper] = reg.keepalive
-            if old is not None:  # taken over earlier: told to stop; joined by close() or deregister()
-                old.signal_stop()
-                reg.retired.append(old)
-                reg.keepalive = None
-            first = not reg.retired
-        try:
-            lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=deadline)
-        except BaseException:
-            if first:  # a first registration that failed leaves nothing behind
-                self._forget(reg)
-            raise
-        interval = self.options.ttl / 3.0
-        # A heartbeat stuck on a frozen member must give up in time for the next one.
-        keeper = LeaseKeeper(reg, self._writer, self._metrics, interval=interval, retry=self._client.retry,
-                             call_timeout=min(self.options.dial_timeout, max(1.0, interval)))
-        with self._lock:
-            self._keepers.add(keeper)  # close() joins it, whoever else does not
-        with reg.lock:
-            reg.instance, reg.lease_id, reg.active = stamped, lease_id, True
-            reg.taken_over_by, reg.last_error, reg.last_refresh = None, None, time.time()
-            if not reg.finished:  # else close() or deregister() overtook us: the caller withdraws it
-                reg.keepalive = keeper
-                keeper.start()  # under the lock: whoever finishes it sees this keeper to stop and join
-        self._wrote(instance, outcome.revision)
-        if outcome.previous is not None:
-            log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
-                        reg.key, outcome.previous.lease, lease_id,
-                        extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
-        if outcome.previous is not None:
-            self._metrics.inc("takeovers")
-        self._metrics.inc("registrations")
-        log.info("registered %s at %s with lease %x", reg.key, instance.address, lease_id,
-                 extra=instance_extra(instance, lease_id))
-
-    def _end_write(self, reg: Registration, deadline: Deadline) -> bool:
-        """End a write turn; when close() or deregister() finished the registration meanwhile,
-        remove what it holds now (their job, left to the write in flight) and return True."""
-        if not reg.end_write():
-            return False
-        self._writer.withdraw_quietly(reg, deadline=deadline)
-        return True
-
-    def _overtaken(self, call: str, reg: Registration) -> RegistryError:
-        """The error of a write that close() or deregister() overtook (what it wrote is removed)."""
-        if self.closed:
-            return RegistryClosedError(f"EtcdRegistry was closed during {call}() of {reg.key}")
-        return NotRegisteredError(f"{reg.key} was deregistered during {call}()")
-
-    def _forget(self, reg: Registration) -> None:
-        reg.finish()
-        with self._lock:
-            if self._regs.get(reg.instance.key) is reg:
-                del self._regs[reg.instance.key]
+    def _drop_if_finished(self, reg: Registration) -> None:
+        if reg.finished:
+            with self._lock:
+                if self._regs.get(reg.instance.key) is reg:
+                    del self._regs[reg.instance.key]
 
     def _wrote(self, instance: Instance, revision: int) -> None:
         if self._cache is not None:
@@ -223,24 +170,7 @@ class EtcdRegistry(Registry):
             reg = self._regs.get(instance.key)
         if reg is None:
             raise NotRegisteredError(f"{self._layout.instance_key(instance)} was not registered through this registry")
-        deadline = Deadline(timeout)
-        turn = reg.begin_write(deadline)
-        if turn is Turn.FINISHED:
-            raise NotRegisteredError(f"{reg.key} was deregistered")
-        if turn is Turn.TIMED_OUT:
-            raise RegistryUnavailableError(f"update of {reg.key}: an earlier write to it is still waiting "
-                                           f"on etcd after timeout={timeout}s")
-        try:
-            with reg.lock:
-                active, keeper, holder = reg.active, reg.keepalive, reg.taken_over_by
-            if not active:
-                raise NotRegisteredError(f"{reg.key} was taken over by another registry (lease {holder or 0:x})")
-            revision = keeper.write(instance, deadline=deadline)
-        finally:
-            overtaken = self._end_write(reg, deadline)
-        if overtaken:
-            raise self._overtaken("update_service", reg)
-        self._wrote(instance, revision)
+        self._wrote(instance, reg.update(instance, deadline=Deadline(timeout)))
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
         with self._lock:
@@ -249,39 +179,16 @@ class EtcdRegistry(Registry):
             log.debug("deregister of %s: not registered through this registry", self._layout.instance_key(instance))
             return
         deadline = Deadline(timeout)
-        for keeper in reg.keepers():  # a heartbeat in flight writes nothing once told
-            keeper.signal_stop()
         try:
-            turn = reg.begin_write(deadline)
-            if turn is Turn.FINISHED:
-                return  # another deregister() or close() removes it
-            if turn is Turn.TIMED_OUT:
-                self._forget(reg)  # the write in flight removes what it holds when it ends
-                raise RegistryUnavailableError(
-                    f"deregister of {reg.key}: a write to it is still waiting on etcd after timeout={timeout}s; "
-                    f"it removes the record when it ends, else the lease expires within {self.options.ttl}s")
-            try:
-                self._forget(reg)
-                for keeper in reg.keepers():
-                    keeper.signal_stop()  # one started by a register() just before our turn
-                revision = self._writer.withdraw(reg, deadline=deadline)
-            finally:
-                reg.end_write()
+            revision = reg.remove(deadline=deadline)
         finally:
-            self._join_keepers(reg, deadline)
+            self._drop_if_finished(reg)
+            left = deadline.left()
+            if not reg.join(self._join_timeout if left is None else left):
+                with self._lock:
+                    self._lingering.add(reg)  # a thread still in a call: close() joins it
         if revision is not None:
             self._wrote(reg.instance, revision)
-        self._metrics.inc("deregistrations")
-        log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
-                 extra=instance_extra(reg.instance, reg.lease_id))
-
-    def _join_keepers(self, reg: Registration, deadline: Deadline) -> None:
-        """Join the keepalive threads within ``deadline``; those still in a call are joined by close()."""
-        for keeper in reg.keepers():
-            left = deadline.left()
-            if keeper.stop(self._join_timeout if left is None else left):
-                with self._lock:
-                    self._keepers.discard(keeper)
 
     def _do_registration_state(self, instance: Instance) -> RegistrationState:
         with self._lock:
@@ -367,10 +274,7 @@ class EtcdRegistry(Registry):
             subs = list(self._subs.values())
             self._subs.clear()
         # Finished first, so no write starts; a write in flight removes what it holds when it ends.
-        in_flight = [reg for reg in regs if reg.finish()]
-        for reg in regs:
-            for keeper in reg.keepers():
-                keeper.signal_stop()
+        in_flight = [reg for reg in regs if reg.abandon()]
         left_behind: List[Registration] = []
         error: Optional[RegistryError] = None
         for reg in regs:
@@ -380,14 +284,10 @@ class EtcdRegistry(Registry):
                 left_behind.append(reg)
                 continue
             try:
-                self._writer.withdraw(reg, deadline=end - time.monotonic())
+                reg.withdraw(deadline=end - time.monotonic())
             except RegistryError as exc:
                 left_behind.append(reg)
                 error = exc
-                continue
-            self._metrics.inc("deregistrations")
-            log.info("deregistered %s (lease %x revoked)", reg.key, reg.lease_id,
-                     extra=instance_extra(reg.instance, reg.lease_id))
         left_behind += [reg for reg in in_flight if not reg.wait_idle(max(0.0, end - time.monotonic()))]
         if left_behind:
             log.warning("close() could not deregister %d instance(s) within %gs (%s); their leases expire "
@@ -409,8 +309,8 @@ class EtcdRegistry(Registry):
         if self._cache is not None:
             self._cache.close(max(0.0, join_end - time.monotonic()))
         with self._lock:
-            keepers, self._keepers = list(self._keepers), set()
-        for keeper in keepers:
-            if not keeper.stop(max(0.0, join_end - time.monotonic())):
-                log.warning("keepalive thread of %s did not end at close", keeper.reg.key,
-                            extra=instance_extra(keeper.reg.instance, keeper.reg.lease_id))
+            lingering, self._lingering = list(self._lingering), set()
+        for reg in [*regs, *lingering]:
+            if not reg.join(max(0.0, join_end - time.monotonic())):
+                log.warning("keepalive thread of %s did not end at close", reg.key,
+                            extra=instance_extra(reg.instance, reg.lease_id))
