@@ -1,7 +1,8 @@
 """The etcd calls of one registry: connecting, authenticating, retries and error translation.
 
 Calls go through etcd's generated stubs directly, so every call has its own timeout,
-the auth token travels as metadata (FACTS #6) and the watch stream is driven by the
+the auth token travels as metadata (pyetcd's call credentials are refused over
+plaintext) and the watch stream is driven by the
 caller's thread. Requests and results are the plain values of ``_ops`` (converted in
 ``_convert``); the endpoint to call comes from ``_endpoints``; failures become fyerreg
 errors by the table in ``_errors``. Nothing above this module sees a gRPC or pyetcd
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import grpc
 from pyetcd import etcdrpc
@@ -136,14 +137,21 @@ class EtcdClient:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _translate(self, exc: BaseException, conn: Conn, what: str) -> RegistryError:
-        """The fyerreg error for a failed call (see ``_errors.RULES``), acting on what it says."""
+    def _classify(self, exc: BaseException, conn: Conn, what: str) -> Union[RegistryError, TokenExpiredError]:
+        """What a failed call is (see ``_errors.RULES``), acting on what it says: the endpoint
+        is marked failed, an expired token renewed."""
         failure = classify(exc, has_credentials=bool(self.options.username))
         if failure.blames_endpoint:
             conn.fail()
         if failure.error is TokenExpiredError:
             self._renew_token(conn)
         return failure.error(f"etcd {what} at {conn.netloc} failed: {failure.details}")
+
+    def _translate(self, exc: BaseException, conn: Conn, what: str) -> RegistryError:
+        """The fyerreg error for a failed call that is not repeated here (an expired token is
+        renewed and the call reads as unavailable, for the caller to retry)."""
+        error = self._classify(exc, conn, what)
+        return error.unavailable() if isinstance(error, TokenExpiredError) else error
 
     def _renew_token(self, conn: Conn) -> None:
         with self._lock:
@@ -183,7 +191,7 @@ class EtcdClient:
             except (grpc.RpcError, *_NOT_CALLED) as exc:
                 if self._closed:  # ended by close(): no retry
                     raise RegistryClosedError("the etcd client is closed") from None
-                raise self._translate(exc, conn, what) from None
+                raise self._classify(exc, conn, what) from None
             if conn.netloc != self._last_answered:
                 self._answered_from(conn.netloc)
             return result
@@ -192,7 +200,11 @@ class EtcdClient:
             try:
                 return attempt()
             except TokenExpiredError:
+                pass
+            try:
                 return attempt()
+            except TokenExpiredError as again:
+                raise again.unavailable() from None
 
         def on_retry(attempt_no: int, exc: BaseException, wait: float) -> None:
             log.debug("etcd %s failed (attempt %d), retrying in %.2fs: %s", what, attempt_no, wait, exc,
@@ -254,7 +266,7 @@ class EtcdClient:
 
     def refresh(self, lease_id: int, *, deadline: Timeout = None,
                 retry: Optional[Retry] = None) -> int:
-        """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (FACTS #5)."""
+        """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (etcd raises nothing then)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
 
         def run(conn: Conn, timeout: float, md: Any) -> int:
