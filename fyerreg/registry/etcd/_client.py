@@ -26,7 +26,7 @@ from ...retry import Retry
 from . import _convert
 from ._endpoints import Conn, EndpointPool
 from ._errors import LeaseNotFoundError, TokenExpiredError, classify
-from ._ops import Deadline, KeyValue, RangeResult, Timeout, Txn, TxnResult
+from ._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from ._stream import WatchStream
 from .options import Endpoint, EtcdOptions
 
@@ -61,7 +61,7 @@ class EtcdClient:
         self._lock = threading.RLock()
         self._closed = False
         self._token: Optional[str] = None
-        self._token_renewed_at = 0.0
+        self._token_fresh_until = 0.0
         self._last_answered: Optional[str] = None
         self._sync_stop = threading.Event()
         self._sync_thread: Optional[threading.Thread] = None
@@ -91,11 +91,11 @@ class EtcdClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                end = time.monotonic() + min(left, per_attempt)
+                attempt_deadline = time.monotonic() + min(left, per_attempt)
                 try:
                     if self.options.username is not None:
-                        self._authenticate(conn, end - time.monotonic())
-                    conn.kv.Range(probe, max(0.01, end - time.monotonic()), metadata=self._metadata())
+                        self._authenticate(conn, attempt_deadline - time.monotonic())
+                    conn.kv.Range(probe, max(0.01, attempt_deadline - time.monotonic()), metadata=self._metadata())
                 except grpc.RpcError as exc:
                     err = self._translate(exc, conn, "connect")
                     if not isinstance(err, RegistryUnavailableError):
@@ -155,14 +155,14 @@ class EtcdClient:
 
     def _renew_token(self, conn: Conn) -> None:
         with self._lock:
-            if time.monotonic() - self._token_renewed_at < 1.0:
+            if time.monotonic() < self._token_fresh_until:
                 return  # another thread has just renewed it
             try:
                 self._authenticate(conn, self.options.dial_timeout)
             except grpc.RpcError as exc:
                 log.warning("renewing the etcd auth token failed: %s", exc, extra={"endpoint": conn.netloc})
                 return
-            self._token_renewed_at = time.monotonic()
+            self._token_fresh_until = time.monotonic() + 1.0
         log.info("renewed the etcd auth token", extra={"endpoint": conn.netloc})
 
     # -- calls ------------------------------------------------------------------------------
@@ -172,20 +172,19 @@ class EtcdClient:
         what: str,
         func: Callable[[Conn, float, Any], T],
         *,
-        deadline: Timeout = None,
+        deadline: Optional[Deadline] = None,
         retry: Optional[Retry] = None,
         stop: Optional[threading.Event] = None,
     ) -> T:
-        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all."""
-        if isinstance(deadline, Deadline):
-            deadline = deadline.left()
-        end = None if deadline is None else time.monotonic() + deadline
+        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all (None:
+        the retry policy does)."""
 
         def attempt() -> T:
             conn = self._acquire()
             timeout = self.options.dial_timeout
-            if end is not None:
-                timeout = max(0.05, min(timeout, end - time.monotonic()))
+            left = None if deadline is None else deadline.left()
+            if left is not None:
+                timeout = max(0.05, min(timeout, left))
             try:
                 result = func(conn, timeout, self._metadata())
             except (grpc.RpcError, *_NOT_CALLED) as exc:
@@ -212,7 +211,7 @@ class EtcdClient:
 
         policy = retry or self.retry
         return policy.call(once_renewed, retry_on=(RegistryUnavailableError,), stop=stop,
-                           on_retry=on_retry, deadline=deadline)
+                           on_retry=on_retry, deadline=None if deadline is None else deadline.left())
 
     def _answered_from(self, netloc: str) -> None:
         with self._lock:
@@ -221,7 +220,7 @@ class EtcdClient:
             log.warning("etcd failover: %s answers now, instead of %s", netloc, previous,
                         extra={"endpoint": netloc, "previous_endpoint": previous})
 
-    def get_prefix(self, prefix: str, *, deadline: Timeout = None,
+    def get_prefix(self, prefix: str, *, deadline: Optional[Deadline] = None,
                    stop: Optional[threading.Event] = None) -> RangeResult:
         """Every key under ``prefix`` and the revision of the read."""
         request = _convert.prefix_request(prefix)
@@ -231,7 +230,7 @@ class EtcdClient:
 
         return self.call("range", run, deadline=deadline, stop=stop)
 
-    def get(self, key: str, *, deadline: Timeout = None,
+    def get(self, key: str, *, deadline: Optional[Deadline] = None,
             retry: Optional[Retry] = None) -> Tuple[int, Optional[KeyValue]]:
         """The store revision and ``key``'s KeyValue (None when absent)."""
         request = _convert.range_request(key)
@@ -242,7 +241,7 @@ class EtcdClient:
 
         return self.call("get", run, deadline=deadline, retry=retry)
 
-    def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
+    def txn(self, txn: Txn, *, deadline: Optional[Deadline] = None) -> TxnResult:
         """Run a transaction (retried on transient failures: keep guards idempotent)."""
         request = _convert.txn_request(txn)
 
@@ -252,7 +251,7 @@ class EtcdClient:
 
         return self.call("txn", run, deadline=deadline)
 
-    def grant(self, ttl: int, *, deadline: Timeout = None) -> int:
+    def grant(self, ttl: int, *, deadline: Optional[Deadline] = None) -> int:
         """A new lease of ``ttl`` seconds; its id."""
         request = etcdrpc.LeaseGrantRequest(TTL=ttl, ID=0)
 
@@ -264,7 +263,7 @@ class EtcdClient:
 
         return self.call("lease grant", run, deadline=deadline)
 
-    def refresh(self, lease_id: int, *, deadline: Timeout = None,
+    def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None,
                 retry: Optional[Retry] = None) -> int:
         """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (etcd raises nothing then)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
@@ -280,7 +279,7 @@ class EtcdClient:
 
         return self.call("lease keepalive", run, deadline=deadline, retry=retry)
 
-    def revoke(self, lease_id: int, *, deadline: Timeout = None) -> bool:
+    def revoke(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> bool:
         """Revoke a lease (its keys go with it); False when it was already gone."""
         request = etcdrpc.LeaseRevokeRequest(ID=lease_id)
 
@@ -293,7 +292,7 @@ class EtcdClient:
         except LeaseNotFoundError:
             return False
 
-    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+    def time_to_live(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> int:
         """Seconds left on a lease; -1 when etcd does not know it (expired or revoked)."""
         request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id, keys=False)
 
@@ -306,7 +305,7 @@ class EtcdClient:
         except LeaseNotFoundError:
             return -1
 
-    def member_urls(self, *, deadline: Timeout = None) -> List[str]:
+    def member_urls(self, *, deadline: Optional[Deadline] = None) -> List[str]:
         """The client URLs of every cluster member."""
         request = etcdrpc.MemberListRequest()
 
@@ -340,7 +339,7 @@ class EtcdClient:
     def sync_endpoints(self) -> None:
         """Use the configured endpoints and the cluster's current members (new members are added,
         removed ones dropped)."""
-        urls = self.member_urls(deadline=self.options.dial_timeout)
+        urls = self.member_urls(deadline=Deadline(self.options.dial_timeout))
         # The configured endpoints stay (a load balancer's address is no member's URL).
         wanted: Dict[str, Endpoint] = {ep.netloc: ep for ep in self.options.endpoints}
         for url in urls:

@@ -23,8 +23,8 @@ from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
 from ._errors import LeaseNotFoundError
-from ._ops import Deadline, KeyValue, Timeout
-from ._records import RecordWriter, cleanup_time, instance_extra
+from ._ops import Deadline, KeyValue
+from ._records import RecordWriter, cleanup_deadline, instance_extra
 
 __all__ = ["Registration"]
 
@@ -160,7 +160,7 @@ class Registration:
         self._signal_stop()
         return in_flight
 
-    def withdraw(self, *, deadline: Timeout) -> Optional[int]:
+    def withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
         """Remove what it holds in etcd: its record while still ours, and its lease.
 
         Marks it inactive first. Returns the store revision of the delete (None when
@@ -180,10 +180,10 @@ class Registration:
     def join(self, timeout: float) -> bool:
         """Wait for every keepalive thread it started to end (stopping them first); True when all have."""
         self._signal_stop()
-        end = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._lock:
             threads = [thread for _, thread in self._keepalives]
-        return all([join_thread(thread, max(0.0, end - time.monotonic())) for thread in threads])
+        return all([join_thread(thread, max(0.0, deadline - time.monotonic())) for thread in threads])
 
     @property
     def finished(self) -> bool:
@@ -299,15 +299,15 @@ class Registration:
                 f"{self.key} was taken over by another registry (lease {self.taken_over_by or 0:x})")
         return revision
 
-    def _withdraw(self, *, deadline: Timeout) -> Optional[int]:
+    def _withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
         with self._lock:
             ours, self.active, lease_id = self.active, False, self.lease_id
         return self._writer.withdraw(self.key, lease_id, ours=ours, deadline=deadline)
 
-    def _withdraw_quietly(self, deadline: Timeout) -> None:
-        """:meth:`_withdraw` within :func:`cleanup_time`, logging (not raising) failures: the lease expires anyway."""
+    def _withdraw_quietly(self, deadline: Optional[Deadline]) -> None:
+        """:meth:`_withdraw` by :func:`cleanup_deadline`, logging (not raising) failures: the lease expires anyway."""
         try:
-            self._withdraw(deadline=cleanup_time(deadline))
+            self._withdraw(deadline=cleanup_deadline(deadline))
         except RegistryError as exc:
             log.info("could not remove %s (its lease expires by itself): %s", self.key, exc,
                      extra=instance_extra(self.instance, self.lease_id))
@@ -390,7 +390,7 @@ class Registration:
 
     # -- repairs (in a turn) ----------------------------------------------------------------
 
-    def _repair_record(self, *, deadline: Timeout) -> None:
+    def _repair_record(self, *, deadline: Optional[Deadline]) -> None:
         with self._lock:
             lease_id, instance = self.lease_id, self.instance
         try:
@@ -409,7 +409,7 @@ class Registration:
         log.warning("record of %s was deleted while its lease lived; written again", self.key,
                     extra=instance_extra(stamped, lease_id))
 
-    def _recover(self, instance: Instance, *, deadline: Timeout, reason: str) -> Optional[int]:
+    def _recover(self, instance: Instance, *, deadline: Optional[Deadline], reason: str) -> Optional[int]:
         """Grant a new lease and write ``instance`` again (the lease was lost).
 
         Returns the store revision, or None when another registry holds the key now.
@@ -434,7 +434,7 @@ class Registration:
                  extra=instance_extra(instance, new, previous_lease_id=old))
         return outcome.revision
 
-    def _taken_over(self, holder: Optional[KeyValue], *, deadline: Timeout) -> None:
+    def _taken_over(self, holder: Optional[KeyValue], *, deadline: Optional[Deadline]) -> None:
         with self._lock:
             if not self.active:
                 return
@@ -443,7 +443,7 @@ class Registration:
             self._last_error = f"taken over by lease {self.taken_over_by or 0:x}"
             lease_id = self.lease_id
         self._signal_stop()
-        self._writer.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
+        self._writer.revoke_quietly(lease_id, deadline=cleanup_deadline(deadline))
         log.warning("%s was taken over by another registry (its lease %x, ours %x); no longer keeping it alive",
                     self.key, self.taken_over_by or 0, lease_id,
                     extra=instance_extra(self.instance, lease_id, holder_lease_id=self.taken_over_by))

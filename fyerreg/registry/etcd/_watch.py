@@ -23,7 +23,7 @@ from ...retry import Retry
 from ..subscription import Snapshot
 from ._client import EtcdClient
 from ._decode import RecordDecoder
-from ._ops import Timeout, WatchBatch
+from ._ops import Deadline, WatchBatch
 from ._stream import WatchStream
 
 __all__ = ["PrefixWatch"]
@@ -128,12 +128,12 @@ class PrefixWatch:
         with self._updated:
             return self._updated.wait_for(lambda: self._revision >= revision and self._connected, timeout)
 
-    def load(self, *, deadline: Timeout) -> Snapshot:
+    def load(self, *, deadline: Optional[Deadline]) -> Snapshot:
         """Read the current state (the first snapshot); call before :meth:`start`."""
         self._read_state(deadline=deadline)
         return self.snapshot()
 
-    def _read_state(self, *, deadline: Timeout) -> bool:
+    def _read_state(self, *, deadline: Optional[Deadline]) -> bool:
         """Replace the local state by a fresh read; True when it changed."""
         result = self.client.get_prefix(self.prefix, deadline=deadline, stop=self._stop)
         state = self.decoder.decode_all(result.kvs, self.service, self.version)
@@ -179,7 +179,7 @@ class PrefixWatch:
         while not self._stop.is_set():
             try:
                 if resync is not None:
-                    changed = self._read_state(deadline=self.client.options.dial_timeout)
+                    changed = self._read_state(deadline=Deadline(self.client.options.dial_timeout))
                     if (changed or resync == "compacted") and not self._deliver():
                         break
                     resync = None
