@@ -14,7 +14,7 @@ import enum
 import logging
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
 from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
@@ -86,41 +86,29 @@ class Registration:
         turn came (register again on a new one). A first registration that fails
         leaves nothing behind and is finished.
         """
-        turn = self._begin_write(deadline)
-        if turn is _Turn.FINISHED:
-            return None
-        if turn is _Turn.TIMED_OUT:
-            raise self._busy("register", deadline)
-        try:
+
+        def write() -> int:
             with self._lock:
                 active = self.active
             if active:
-                revision = self._write(instance, deadline=deadline)
-            else:
-                revision = self._create(instance, exclusive=exclusive, deadline=deadline)
-        finally:
-            finished = self._end_write(deadline)
-        if finished is not None:
-            raise self._overtaken("register", finished)
-        return revision
+                return self._write(instance, deadline=deadline)
+            return self._create(instance, exclusive=exclusive, deadline=deadline)
+
+        return self._in_turn("register", deadline, write)
 
     def update(self, instance: Instance, *, deadline: Deadline) -> int:
         """Write ``instance`` (the same key) under the live lease; the store revision."""
-        turn = self._begin_write(deadline)
-        if turn is _Turn.FINISHED:
-            raise NotRegisteredError(f"{self.key} was deregistered")
-        if turn is _Turn.TIMED_OUT:
-            raise self._busy("update", deadline)
-        try:
+
+        def write() -> int:
             with self._lock:
                 active, holder = self.active, self.taken_over_by
             if not active:
                 raise NotRegisteredError(f"{self.key} was taken over by another registry (lease {holder or 0:x})")
-            revision = self._write(instance, deadline=deadline)
-        finally:
-            finished = self._end_write(deadline)
-        if finished is not None:
-            raise self._overtaken("update_service", finished)
+            return self._write(instance, deadline=deadline)
+
+        revision = self._in_turn("update_service", deadline, write)
+        if revision is None:
+            raise NotRegisteredError(f"{self.key} was deregistered")
         return revision
 
     def remove(self, *, deadline: Deadline) -> Optional[int]:
@@ -204,6 +192,23 @@ class Registration:
 
     # -- write turns ------------------------------------------------------------------------
 
+    def _in_turn(self, call: str, deadline: Deadline, write: Callable[[], int]) -> Optional[int]:
+        """``write()`` in a write turn (None: finished before the turn came). Raises when the turn
+        does not come by ``deadline``, or when remove() or abandon() overtook the write."""
+        turn = self._begin_write(deadline)
+        if turn is _Turn.FINISHED:
+            return None
+        if turn is _Turn.TIMED_OUT:
+            raise RegistryUnavailableError(f"{call} of {self.key}: an earlier write to it is still waiting "
+                                           f"on etcd after timeout={deadline.seconds}s")
+        try:
+            revision = write()
+        finally:
+            finished = self._end_write(deadline)
+        if finished is not None:
+            raise self._overtaken(call, finished)
+        return revision
+
     def _begin_write(self, deadline: Deadline) -> _Turn:
         with self._lock:
             if not self._turn_free.wait_for(lambda: not self._writing, deadline.left()):
@@ -235,10 +240,6 @@ class Registration:
             if self._finished is None:
                 self._finished = how
             return self._writing
-
-    def _busy(self, call: str, deadline: Deadline) -> RegistryUnavailableError:
-        return RegistryUnavailableError(f"{call} of {self.key}: an earlier write to it is still waiting "
-                                        f"on etcd after timeout={deadline.seconds}s")
 
     # -- writes (in a turn) -----------------------------------------------------------------
 

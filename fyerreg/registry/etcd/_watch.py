@@ -187,7 +187,7 @@ class PrefixWatch:
                 failures = 0
             except _Resync as exc:
                 resync = str(exc)
-            except (RegistryError, _Cancelled) as exc:
+            except Exception as exc:  # a bug, too, must never end the watch silently
                 if self._stop.is_set():
                     break
                 # Read the state again before watching: resuming from our last revision
@@ -196,20 +196,14 @@ class PrefixWatch:
                 resync = "reconnect"
                 self._connected = False
                 failures += 1
-                if failures == 1:
+                if not isinstance(exc, (RegistryError, _Cancelled)):
+                    log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
+                                  extra=self._extra(attempt=failures))
+                elif failures == 1:
                     log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
                                 extra=self._extra(attempt=failures))
                 else:
                     log.debug("watch of %s still broken: %s", self.prefix, exc, extra=self._extra(attempt=failures))
-                self._stop.wait(self.retry.wait_time(failures))
-            except Exception:  # a bug must never end the watch silently
-                if self._stop.is_set():
-                    break
-                resync = "reconnect"
-                self._connected = False
-                failures += 1
-                log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
-                              extra=self._extra(attempt=failures))
                 self._stop.wait(self.retry.wait_time(failures))
         self._connected = False
 
