@@ -2,11 +2,10 @@
 
 Calls go through etcd's generated stubs directly, so every call has its own timeout,
 the auth token travels as metadata (pyetcd's call credentials are refused over
-plaintext) and the watch stream is driven by the
-caller's thread. Requests and results are the plain values of ``_ops`` (converted in
-``_convert``); the endpoint to call comes from ``_endpoints``; failures become fyerreg
-errors by the table in ``_errors``. Nothing above this module sees a gRPC or pyetcd
-type or exception.
+plaintext) and the watch stream is driven by the caller's thread. Requests and results
+are the plain values of ``_ops`` (converted in ``_convert``); the endpoint to call
+comes from ``_endpoints``; failures become fyerreg errors by the table in ``_errors``.
+Nothing above this module sees a gRPC or pyetcd type or exception.
 """
 
 from __future__ import annotations
