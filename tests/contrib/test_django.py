@@ -10,9 +10,7 @@ from typing import Iterator
 import pytest
 
 from fyerreg import MemoryRegistry
-from tests.helpers import wait_until
-
-from .procs import free_port
+from tests.helpers import free_port, wait_until
 
 django = pytest.importorskip("django")
 

@@ -11,9 +11,7 @@ from werkzeug.serving import make_server
 
 from fyerreg import MemoryRegistry
 from fyerreg.contrib.flask import FyerReg
-from tests.helpers import wait_until
-
-from .procs import free_port
+from tests.helpers import free_port, wait_until
 
 
 @pytest.fixture
