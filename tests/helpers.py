@@ -78,18 +78,31 @@ def child_pids(parent: int) -> List[int]:
     return children
 
 
+def wait_child(pid: int, timeout: float = 30.0) -> int:
+    """The exit code of forked child ``pid`` (-1 for a signal); kills it and fails when it runs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung")
+
+
 def fyerreg_threads() -> List[str]:
     """Names of the live threads the library started (named ``fyerreg-...``)."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("fyerreg-") and t.is_alive())
 
 
 @contextmanager
-def no_fyerreg_thread_left(what: str = "close") -> Iterator[None]:
-    """Fail unless every ``fyerreg-`` thread started inside the block has ended when it exits."""
+def no_fyerreg_thread_left(what: str = "close", prefix: str = "fyerreg-") -> Iterator[None]:
+    """Fail unless every thread named ``prefix...`` started inside the block has ended when it exits."""
     before = set(threading.enumerate())
     yield
     leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
+              if t not in before and t.name.startswith(prefix) and t.is_alive()]
     assert not leaked, f"threads left running after {what}: {leaked}"
 
 
@@ -126,6 +139,33 @@ def ids(instances: Iterable[Instance]) -> List[str]:
 def free_port() -> int:
     """A port of 127.0.0.1 nobody listens on now."""
     return _host.free_port("127.0.0.1")
+
+
+class Registries:
+    """Makes registries that share one backend (a store, or an etcd namespace) and closes them all.
+
+    ``factory(**options)`` makes one; ``namespace`` is the etcd namespace they share, if any.
+    """
+
+    def __init__(self, factory: Callable[..., Any], name: str = "", namespace: Optional[str] = None) -> None:
+        self.name = name
+        self.namespace = namespace
+        self._factory = factory
+        self.made: List[Any] = []
+
+    def new(self, **options: Any) -> Any:
+        """A fresh registry on this backend."""
+        registry = self._factory(**options)
+        self.made.append(registry)
+        return registry
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close every registry made, the last one first."""
+        for registry in reversed(self.made):
+            registry.close(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"<Registries {self.name}>"
 
 
 def make_instance(id: str, *, service: str = "svc", version: str = "v1", host: str = "127.0.0.1", port: int = 8000,

@@ -12,8 +12,7 @@ from fyerreg.errors import NoInstanceAvailableError
 
 from ..helpers import wait_until
 from . import conftest
-from .test_discovery import register, status_of
-from .util import FakeClock, inst, insts
+from .util import FakeClock, inst, insts, register, status_of
 
 
 def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: MemoryRegistry, clock: FakeClock) -> None:

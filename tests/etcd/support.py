@@ -7,12 +7,12 @@ import os
 import sys
 from typing import Dict
 
-from tests.contract.support import make_instance as contract_make_instance
+from tests import helpers
 
 SERVICE = "etcd-svc"
 
 
-make_instance = functools.partial(contract_make_instance, service=SERVICE)
+make_instance = functools.partial(helpers.make_instance, service=SERVICE)
 """A valid instance of these tests' service (``make_instance(id, version=, port=, **fields)``)."""
 
 
