@@ -12,8 +12,8 @@ from fyerreg import Instance
 from fyerreg.discovery import Discovery
 from fyerreg.discovery.filters import where
 from fyerreg.testing import raw_client
-from tests.etcd.support import SERVICE, make_instance
 from tests.helpers import ids, next_snapshot, pending, wait_until
+from tests.registry.etcd.support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 

@@ -14,8 +14,8 @@ from fyerreg import (
     RegistryClosedError,
     Status,
 )
-from tests.contract.support import SERVICE, make_instance, unstamped
 from tests.helpers import ids, next_snapshot, no_fyerreg_thread_left, wait_until
+from tests.registry.contract.support import SERVICE, make_instance, unstamped
 
 
 def test_register_list_deregister_round_trip(backend):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Dict
 
 from tests import helpers
@@ -19,7 +20,7 @@ make_instance = functools.partial(helpers.make_instance, service=SERVICE)
 def child_env() -> Dict[str, str]:
     """The environment for a Python child that imports this checkout's fyerreg."""
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
