@@ -10,8 +10,8 @@ import pytest
 
 from fyerreg import Discovery, Instance, Registry, Status, Subscription
 from fyerreg.errors import NoInstanceAvailableError, RegistryClosedError
+from tests.helpers import Registries, wait_until
 
-from ..helpers import Registries, wait_until
 from .util import inst, insts, register, status_of
 
 

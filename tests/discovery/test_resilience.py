@@ -9,8 +9,8 @@ import pytest
 
 from fyerreg import Discovery, MemoryRegistry, Snapshot
 from fyerreg.errors import NoInstanceAvailableError
+from tests.helpers import wait_until
 
-from ..helpers import wait_until
 from . import conftest
 from .util import FakeClock, inst, insts, register, status_of
 
