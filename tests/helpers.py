@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
 
 from fyerreg import Instance, Snapshot, Subscription
+from fyerreg.testing import _host
 
 T = TypeVar("T")
 
@@ -74,18 +78,31 @@ def child_pids(parent: int) -> List[int]:
     return children
 
 
+def wait_child(pid: int, timeout: float = 30.0) -> int:
+    """The exit code of forked child ``pid`` (-1 for a signal); kills it and fails when it runs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung")
+
+
 def fyerreg_threads() -> List[str]:
     """Names of the live threads the library started (named ``fyerreg-...``)."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("fyerreg-") and t.is_alive())
 
 
 @contextmanager
-def no_fyerreg_thread_left(what: str = "close") -> Iterator[None]:
-    """Fail unless every ``fyerreg-`` thread started inside the block has ended when it exits."""
+def no_fyerreg_thread_left(what: str = "close", prefix: str = "fyerreg-") -> Iterator[None]:
+    """Fail unless every thread named ``prefix...`` started inside the block has ended when it exits."""
     before = set(threading.enumerate())
     yield
     leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
+              if t not in before and t.name.startswith(prefix) and t.is_alive()]
     assert not leaked, f"threads left running after {what}: {leaked}"
 
 
@@ -117,3 +134,157 @@ def pending(subscription: Subscription) -> List[Optional[Snapshot]]:
 def ids(instances: Iterable[Instance]) -> List[str]:
     """The ids of ``instances``, in order."""
     return [inst.id for inst in instances]
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nobody listens on now."""
+    return _host.free_port("127.0.0.1")
+
+
+class Registries:
+    """Makes registries that share one backend (a store, or an etcd namespace) and closes them all.
+
+    ``factory(**options)`` makes one; ``namespace`` is the etcd namespace they share, if any.
+    """
+
+    def __init__(self, factory: Callable[..., Any], name: str = "", namespace: Optional[str] = None) -> None:
+        self.name = name
+        self.namespace = namespace
+        self._factory = factory
+        self.made: List[Any] = []
+
+    def new(self, **options: Any) -> Any:
+        """A fresh registry on this backend."""
+        registry = self._factory(**options)
+        self.made.append(registry)
+        return registry
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close every registry made, the last one first."""
+        for registry in reversed(self.made):
+            registry.close(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"<Registries {self.name}>"
+
+
+def make_instance(id: str, *, service: str = "svc", version: str = "v1", host: str = "127.0.0.1", port: int = 8000,
+                  **fields: Any) -> Instance:
+    """A valid instance at ``host:port``; ``fields`` set the others (weight, status, metadata...)."""
+    return Instance(id=id, service=service, version=version, address=f"{host}:{port}", **fields)
+
+
+_CTRL_C = signal.SIGINT  # the class below has a signal() method
+
+
+class Proc:
+    """A child process whose output is read line by line in the background.
+
+    Its stderr is merged into its stdout unless ``separate_stderr``: then stderr lines go to
+    ``errors`` and only stdout lines are waited for. ``env`` adds to this process's environment,
+    or replaces it with ``inherit_env=False``. It runs in a session of its own, so ``close()``
+    kills its children too.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+        stdin: bool = False, separate_stderr: bool = False, inherit_env: bool = True,
+    ) -> None:
+        self.argv = list(argv)
+        base = dict(os.environ) if inherit_env else {}
+        self.popen = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            env={**base, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
+        )
+        self.lines: List[str] = []
+        self.errors: List[str] = []
+        self._queue: queue.Queue[Optional[str]] = queue.Queue()
+        assert self.popen.stdout is not None
+        self._readers = [threading.Thread(target=self._read, args=(self.popen.stdout, self._line), daemon=True)]
+        if self.popen.stderr is not None:
+            self._readers.append(
+                threading.Thread(target=self._read, args=(self.popen.stderr, self._error), daemon=True))
+        for reader in self._readers:
+            reader.start()
+
+    def _line(self, line: Optional[str]) -> None:
+        if line is not None:
+            self.lines.append(line)
+        self._queue.put(line)
+
+    def _error(self, line: Optional[str]) -> None:
+        if line is not None:
+            self.errors.append(line)
+
+    @staticmethod
+    def _read(stream: IO[bytes], sink: Callable[[Optional[str]], None]) -> None:
+        for raw in stream:
+            sink(raw.decode("utf-8", "replace").rstrip("\n"))
+        sink(None)
+
+    def next_line(self, timeout: float = 30.0) -> str:
+        """The next output line; fails when none comes within ``timeout`` or the output ends."""
+        try:
+            line = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.argv} printed nothing within {timeout}s:\n" + self.output()) from None
+        if line is None:
+            self._queue.put(None)
+            raise AssertionError(f"{self.argv} exited ({self.popen.wait()}):\n" + self.output())
+        return line
+
+    def wait_for(self, match: Union[str, Callable[[str], bool]], timeout: float = 30.0) -> str:
+        """The first line (from now on) containing ``match`` (a text) or satisfying it (a predicate)."""
+        wanted = (lambda line: match in line) if isinstance(match, str) else match
+        while True:
+            line = self.next_line(timeout)
+            if wanted(line):
+                return line
+
+    def rest(self, timeout: float = 30.0) -> List[str]:
+        """The output lines not read yet, up to its end."""
+        lines = []
+        while True:
+            line = self._queue.get(timeout=timeout)
+            if line is None:
+                self._queue.put(None)
+                return lines
+            lines.append(line)
+
+    def send_line(self, text: str) -> None:
+        """Write one line to the child's stdin (started with ``stdin=True``)."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text.encode() + b"\n")
+        self.popen.stdin.flush()
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.popen.wait(timeout)
+        for reader in self._readers:
+            reader.join(10)
+        return code
+
+    def stop(self, signum: int = _CTRL_C, timeout: float = 30.0) -> int:
+        """Send ``signum`` (when still running) and return the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+        return self.wait(timeout)
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-60:] + self.errors[-60:])
+
+    def close(self) -> None:
+        """Kill the whole process group (gunicorn workers and registrar included, even orphaned ones)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.popen.wait(30)
+        for reader in self._readers:
+            reader.join(10)
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()

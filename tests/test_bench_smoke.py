@@ -7,7 +7,6 @@ beside a baseline, and wrote BENCHMARKS.md, its plots and the raw results.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from bench.context import etcd_backend_available
 from bench.report import Row, Section, fmt, text_table
 from bench.stats import percentile, summary
 from fyerreg.testing import EtcdBinaryNotFoundError, find_etcd_binary
+from tests.helpers import no_fyerreg_thread_left
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except EtcdBinaryNotFoundError as exc:
         pytest.skip(f"no etcd binary: {exc}")
     out = tmp_path_factory.mktemp("bench")
-    before = {t.ident for t in threading.enumerate()}
-    assert main(["--profile", "smoke", "--out", str(out), "--quiet"]) == 0
-    leftover = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("fyerreg-")]
-    assert not leftover, leftover
+    with no_fyerreg_thread_left("the smoke run"):
+        assert main(["--profile", "smoke", "--out", str(out), "--quiet"]) == 0
     return out
 
 

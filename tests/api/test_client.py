@@ -19,7 +19,7 @@ from fyerreg.api import (
     ServerOptions,
 )
 from fyerreg.discovery import Discovery
-from tests.helpers import wait_until
+from tests.helpers import fyerreg_threads, wait_until
 
 from .fakes import fake_instance, read_request
 from .services import GreeterService, HelloRequest, HelloResponse
@@ -70,7 +70,7 @@ def cluster() -> Iterator[Cluster]:
     c = Cluster()
     yield c
     c.close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def test_call_with_dataclasses_in_and_out(cluster: Cluster) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fyerreg import MemoryRegistry
 from fyerreg.api import CallTimeoutError, Client, ClientOptions, RemoteError, Server, ServerOptions
 from fyerreg.discovery import Discovery
+from tests.helpers import fyerreg_threads
 
 from .fakes import fake_instance, read_request
 from .services import GreeterService
@@ -63,7 +64,7 @@ def env() -> Iterator[Env]:
     e = Env()
     yield e
     e.close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def timed_call(client: Client) -> Tuple[BaseException, float]:

@@ -12,6 +12,7 @@ import pytest
 
 from fyerreg.api import Server, ServerOptions
 from fyerreg.serving.address import advertise_address, split_host_port
+from tests.helpers import fyerreg_threads
 
 from .services import GreeterService
 
@@ -132,7 +133,7 @@ def test_stop_waits_for_calls_in_flight_then_refuses_connections(greeter: Greete
     assert result["answer"] == (200, "g1")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port), timeout=2).close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def test_stop_closes_idle_keep_alive_connections(server: Server) -> None:
@@ -140,7 +141,7 @@ def test_stop_closes_idle_keep_alive_connections(server: Server) -> None:
     post(conn, "/GreeterService/SayHello", b'{"name": "x"}')
     server.stop(grace=2)
     assert conn.sock is not None and conn.sock.recv(1) == b""
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def test_register_exposes_public_methods_only_and_rejects_clashes(greeter: GreeterService) -> None:

@@ -10,9 +10,7 @@ from typing import Iterator
 import pytest
 
 from fyerreg import MemoryRegistry
-from tests.helpers import wait_until
-
-from .procs import free_port
+from tests.helpers import free_port, fyerreg_threads, wait_until
 
 django = pytest.importorskip("django")
 
@@ -57,7 +55,7 @@ def test_django_site_registers_when_serving_and_disappears_when_stopped(registry
         server.shutdown()
         thread.join(10)
         integration.close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def peers(request: object) -> object:

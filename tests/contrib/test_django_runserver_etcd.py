@@ -12,9 +12,9 @@ from typing import Any, List
 import pytest
 
 from fyerreg.testing import EtcdServer, raw_client
-from tests.helpers import child_pids, process_alive, wait_until
+from tests.helpers import child_pids, free_port, process_alive, wait_until
 
-from .procs import EXAMPLES, free_port, instances, python
+from .procs import EXAMPLES, instances, python
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from typing import Any, List
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import Proc, free_port, wait_until
 
-from .procs import EXAMPLES, Proc, free_port, instances, python
+from .procs import EXAMPLES, instances, python
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

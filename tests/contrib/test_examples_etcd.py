@@ -11,9 +11,9 @@ from typing import Any, List
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import Proc, free_port, wait_until
 
-from .procs import EXAMPLES, Proc, ask_concurrently, free_port, get_json, instances, python
+from .procs import EXAMPLES, ask_concurrently, get_json, instances, python
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

@@ -11,9 +11,7 @@ from werkzeug.serving import make_server
 
 from fyerreg import MemoryRegistry
 from fyerreg.contrib.flask import FyerReg
-from tests.helpers import wait_until
-
-from .procs import free_port
+from tests.helpers import free_port, fyerreg_threads, wait_until
 
 
 @pytest.fixture
@@ -54,7 +52,7 @@ def test_app_registers_when_it_serves_and_disappears_when_stopped(registry: Memo
         server.shutdown()
         thread.join(10)
         state.close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("fyerreg-")]
+    assert fyerreg_threads() == []
 
 
 def test_testing_apps_do_not_register(registry: MemoryRegistry) -> None:

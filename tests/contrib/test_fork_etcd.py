@@ -11,9 +11,9 @@ from typing import Any, List, Set
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import Proc, free_port, wait_until
 
-from .procs import Proc, ask_concurrently, free_port, get_json, instances
+from .procs import ask_concurrently, get_json, instances
 
 pytestmark = pytest.mark.etcd
 

@@ -13,9 +13,9 @@ from typing import List
 import pytest
 
 from fyerreg.testing import EtcdServer, raw_client
-from tests.helpers import child_pids, process_alive, process_cmdline, wait_until
+from tests.helpers import Proc, child_pids, free_port, process_alive, process_cmdline, wait_until
 
-from .procs import Proc, free_port, instances
+from .procs import instances
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

@@ -19,9 +19,9 @@ import pytest
 from fyerreg import EtcdRegistry
 from fyerreg.contrib.wsgi import ServiceRegistration
 from fyerreg.testing import EtcdServer, raw_client
-from tests.helpers import fyerreg_threads, wait_until
+from tests.helpers import free_port, fyerreg_threads, wait_until
 
-from .procs import free_port, instances, python, some_thread_inside
+from .procs import instances, python, some_thread_inside
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

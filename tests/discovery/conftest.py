@@ -2,55 +2,39 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import uuid
-from typing import Callable, Iterator, List
+from typing import Iterator
 
 import pytest
 
 from fyerreg import MemoryRegistry, MemoryStore, Registry
 from fyerreg.registry import etcd as etcd_backend
+from tests.helpers import Registries, no_fyerreg_thread_left
 
 from .util import FakeClock
 
 
-class Backend:
-    """Makes registries that share one backend (a store, or an etcd namespace); closes them all."""
-
-    def __init__(self, make: Callable[[], Registry]) -> None:
-        self._make = make
-        self.made: List[Registry] = []
-
-    def new(self) -> Registry:
-        reg = self._make()
-        self.made.append(reg)
-        return reg
-
-    def close(self) -> None:
-        for reg in reversed(self.made):
-            reg.close()
-
-
-def memory_backend() -> Backend:
-    store = MemoryStore()
-    return Backend(lambda: MemoryRegistry(store=store))
+def memory_backend() -> Registries:
+    return Registries(functools.partial(MemoryRegistry, store=MemoryStore()), "memory")
 
 
 @pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.etcd)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest) -> Iterator[Registries]:
     """Each backend in turn (etcd: the session's server, a namespace of its own)."""
     if request.param == "memory":
         made = memory_backend()
     else:
         endpoints = request.getfixturevalue("etcd_endpoints")
         namespace = f"disc-{uuid.uuid4().hex[:12]}"
-        made = Backend(lambda: etcd_backend.EtcdRegistry(endpoints=endpoints, namespace=namespace, ttl=10))
+        factory = functools.partial(etcd_backend.EtcdRegistry, endpoints=endpoints, namespace=namespace, ttl=10)
+        made = Registries(factory, "etcd", namespace=namespace)
     yield made
     made.close()
 
 
 @pytest.fixture
-def registry(backend: Backend) -> Registry:
+def registry(backend: Registries) -> Registry:
     """A registry of each backend."""
     return backend.new()
 
@@ -70,7 +54,5 @@ def clock() -> FakeClock:
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.name.startswith("fyerreg-discovery")]
-    assert not leaked, f"threads left running: {leaked}"
+    with no_fyerreg_thread_left("the test", prefix="fyerreg-discovery"):
+        yield

@@ -10,15 +10,9 @@ import pytest
 
 from fyerreg import Discovery, Instance, Registry, Status, Subscription
 from fyerreg.errors import NoInstanceAvailableError, RegistryClosedError
+from tests.helpers import Registries, wait_until
 
-from ..helpers import wait_until
-from .conftest import Backend
-from .util import inst, insts
-
-
-def register(registry: Registry, *instances: Instance) -> None:
-    for i in instances:
-        registry.register(i)
+from .util import inst, insts, register, status_of
 
 
 def test_select_serves_registered_instances_round_robin(registry: Registry) -> None:
@@ -249,7 +243,7 @@ def test_a_lost_subscription_keeps_the_set_and_is_reopened(registry: Registry) -
         wait_until(lambda: "i007" in ids_served(d))
 
 
-def test_registry_closed_underneath_keeps_serving_the_last_set(backend: Backend, registry: Registry) -> None:
+def test_registry_closed_underneath_keeps_serving_the_last_set(backend: Registries, registry: Registry) -> None:
     register(backend.new(), inst(0))  # a provider that stays up
     with Discovery(registry) as d:
         d.select("svc", "1.0.0")
@@ -257,10 +251,6 @@ def test_registry_closed_underneath_keeps_serving_the_last_set(backend: Backend,
         assert d.select("svc", "1.0.0").id == "i000"  # this pick notices the end
         wait_until(lambda: d._views[("svc", "1.0.0")].orphaned)
         assert d.select("svc", "1.0.0").id == "i000"
-
-
-def status_of(d: Discovery, service: str = "svc", version: Optional[str] = "1.0.0") -> dict:
-    return next(s for s in d.describe()["services"] if s["service"] == service and s["version"] == version)
 
 
 def test_disabled_status_round_trip(registry: Registry) -> None:

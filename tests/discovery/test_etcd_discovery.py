@@ -9,8 +9,8 @@ import pytest
 
 from fyerreg import Discovery
 from fyerreg.registry import etcd as etcd_backend
+from tests.helpers import wait_until
 
-from ..helpers import wait_until
 from .util import inst, insts
 
 pytestmark = pytest.mark.etcd

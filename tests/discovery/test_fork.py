@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import Any, Optional
 
 from fyerreg import Discovery, Instance, MemoryRegistry, Subscription
-
-
-def wait_child(pid: int, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        time.sleep(0.02)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("the forked child hung")
+from tests.helpers import wait_child
 
 
 def test_child_picks_although_a_parent_thread_held_the_locks_at_fork() -> None:

@@ -1,30 +1,13 @@
-"""Outlier ejection, its growth, cap and return, max_percent, panic; filters with fallback."""
+"""Outlier ejection, its growth, cap and return, max_percent, panic."""
 
 from __future__ import annotations
 
-import collections
-from typing import Counter
-
 import pytest
 
-from fyerreg import Discovery, Ejection, MemoryRegistry, match_metadata, prefer_zone, where
-from fyerreg.discovery import chain
+from fyerreg import Discovery, MemoryRegistry
 from fyerreg.errors import NoInstanceAvailableError
 
-from .test_discovery import register, status_of
-from .util import FakeClock, inst, insts
-
-POLICY = Ejection(consecutive_failures=3, base_time=10.0, max_time=25.0, max_percent=50.0)
-
-
-def fail(d: Discovery, instance_id: str, times: int) -> None:
-    target = next(i for i in d.instances("svc", "1.0.0") if i.id == instance_id)
-    for _ in range(times):
-        d.report(target, latency=0.01, error=RuntimeError("refused"))
-
-
-def picks(d: Discovery, n: int = 60) -> Counter[str]:
-    return collections.Counter(d.select("svc", "1.0.0").id for _ in range(n))
+from .util import POLICY, FakeClock, fail, inst, insts, picks, register, status_of
 
 
 def ejected(d: Discovery) -> set:
@@ -117,36 +100,6 @@ def test_failure_predicate_decides_what_counts(mem_registry: MemoryRegistry, clo
             with pytest.raises(KeyError), d.pick("svc", "1.0.0"):
                 raise KeyError("not found is an answer, not a failure")
         assert ejected(d) == set()
-
-
-def test_metadata_match_filter(mem_registry: MemoryRegistry) -> None:
-    register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="a"))
-    with Discovery(mem_registry, filters=[match_metadata(zone="a")]) as d:
-        assert set(picks(d)) == {"i000", "i002"}
-    with Discovery(mem_registry, filters=[match_metadata({"zone": "c"})]) as d, \
-            pytest.raises(NoInstanceAvailableError, match=r"filters .* matched none of the 3"):
-        d.select("svc", "1.0.0")
-
-
-def test_zone_preference_falls_back_when_the_zone_is_unhealthy(mem_registry: MemoryRegistry, clock: FakeClock) -> None:
-    register(mem_registry, inst(0, zone="a"), inst(1, zone="b"), inst(2, zone="b"), inst(3, zone="c"))
-    with Discovery(mem_registry, filters=[prefer_zone("a")], ejection=POLICY, clock=clock) as d:
-        assert set(picks(d)) == {"i000"}
-        fail(d, "i000", 3)
-        assert set(picks(d)) == {"i001", "i002", "i003"}
-        clock.advance(POLICY.base_time)
-        assert set(picks(d)) == {"i000"}
-        mem_registry.update_service(inst(0, zone="a", enabled=False))
-        assert set(picks(d)) == {"i001", "i002", "i003"}
-
-
-def test_filters_compose(mem_registry: MemoryRegistry) -> None:
-    register(mem_registry, inst(0, zone="a"), inst(1, zone="a", weight=50), inst(2, zone="b", weight=50))
-    light = where(lambda i: i.weight < 100, name="light")
-    with Discovery(mem_registry, filters=[prefer_zone("a"), light]) as d:
-        assert set(picks(d)) == {"i001"}
-    with Discovery(mem_registry, filters=[chain(light, prefer_zone("b"))]) as d:
-        assert set(picks(d)) == {"i002"}
 
 
 def test_ejection_state_survives_unrelated_snapshot_changes(mem_registry: MemoryRegistry, clock: FakeClock) -> None:

@@ -9,11 +9,10 @@ import pytest
 
 from fyerreg import Discovery, MemoryRegistry, Snapshot
 from fyerreg.errors import NoInstanceAvailableError
+from tests.helpers import wait_until
 
-from ..helpers import wait_until
 from . import conftest
-from .test_discovery import register, status_of
-from .util import FakeClock, inst, insts
+from .util import FakeClock, inst, insts, register, status_of
 
 
 def test_protect_empty_keeps_the_last_set_for_a_while(mem_registry: MemoryRegistry, clock: FakeClock) -> None:

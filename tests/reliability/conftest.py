@@ -7,7 +7,8 @@ from typing import Iterator
 import pytest
 
 from fyerreg.testing import EtcdCluster
-from tests.etcd.conftest import Registries, closing_registries, namespace, registries  # noqa: F401 - shared fixtures
+from tests.helpers import Registries
+from tests.registry.etcd.conftest import closing_registries, namespace, registries  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture

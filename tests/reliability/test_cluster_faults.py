@@ -13,8 +13,8 @@ import pytest
 from fyerreg import RegistryUnavailableError
 from fyerreg.discovery import Discovery
 from fyerreg.testing import EtcdCluster
-from tests.etcd.support import SERVICE, make_instance
 from tests.helpers import ids, next_snapshot, wait_until
+from tests.registry.etcd.support import SERVICE, make_instance
 from tools.soak import Churn
 
 from .support import Background, connected_member, keys_under, knows_endpoint

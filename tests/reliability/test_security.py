@@ -19,8 +19,8 @@ from fyerreg import (
 )
 from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.testing import Certificates, EtcdServer, TLSEtcdServer, enable_auth, make_certificates
-from tests.etcd.support import SERVICE, make_instance
 from tests.helpers import ids, next_snapshot
+from tests.registry.etcd.support import SERVICE, make_instance
 
 from .support import Background
 

@@ -12,8 +12,8 @@ from fyerreg import Instance
 from fyerreg.discovery import Discovery
 from fyerreg.discovery.filters import where
 from fyerreg.testing import raw_client
-from tests.etcd.support import SERVICE, make_instance
 from tests.helpers import ids, next_snapshot, pending, wait_until
+from tests.registry.etcd.support import SERVICE, make_instance
 
 pytestmark = pytest.mark.etcd
 
@@ -40,6 +40,11 @@ class _Flaky:
 
     def ids(self) -> List[str]:
         return ids(self.discovery.instances(SERVICE, "v1"))
+
+    def seen(self) -> List[str]:
+        """The ids of the last snapshot the Discovery took in, filtered or not."""
+        [view] = self.discovery.describe()["services"]
+        return sorted(i["id"] for i in view["instances"])
 
 
 @pytest.fixture
@@ -97,6 +102,9 @@ def test_consumer_code_that_raises_stops_neither_the_watch_nor_later_picks(flaky
 
     wait_until(picking_fails, timeout=10)
     flaky.writer.register(make_instance("c", port=8002))
+    # c's snapshot reaches the Discovery while its filter still raises (else the check after
+    # the recovery below would race the watch instead of proving what recovery serves).
+    wait_until(lambda: picking_fails() and flaky.seen() == ["a", "b", "c"], timeout=10)
     with pytest.raises(RuntimeError):
         flaky.discovery.select(SERVICE, "v1")
     assert all(t.is_alive() for t in threads)

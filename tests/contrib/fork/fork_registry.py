@@ -12,12 +12,7 @@ import sys
 
 from fyerreg import Discovery, Instance
 from fyerreg.registry.etcd import EtcdRegistry
-from tests.discovery.test_fork import wait_child
-from tests.helpers import wait_until
-
-
-def ids(instances):  # type: ignore[no-untyped-def]
-    return [i.id for i in instances]
+from tests.helpers import ids, wait_child, wait_until
 
 
 def main(endpoints: str, namespace: str) -> None:

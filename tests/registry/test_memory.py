@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,14 +16,14 @@ from fyerreg import (
     RegistryUnavailableError,
 )
 from fyerreg.registry.base import MAX_TTL
-from tests.helpers import fyerreg_threads, ids, next_snapshot, pending, wait_until
+from tests.helpers import Registries, fyerreg_threads, ids, make_instance, next_snapshot, pending, wait_until
 
 SVC = "mem-svc"
 TTL = 0.3  # short leases; every wait on them polls with a generous deadline
 
 
-def inst(id: str = "i1", port: int = 8000, **fields: Any) -> Instance:
-    return Instance(id=id, service=SVC, version="v1", address=f"127.0.0.1:{port}", **fields)
+def inst(id: str = "i1", **fields: Any) -> Instance:
+    return make_instance(id, service=SVC, **fields)
 
 
 @pytest.fixture
@@ -33,16 +34,9 @@ def store() -> Iterator[MemoryStore]:
 @pytest.fixture
 def new(store: MemoryStore) -> Iterator[Callable[..., MemoryRegistry]]:
     """Make registries on one store; close them all afterwards and check no thread is left."""
-    made: List[MemoryRegistry] = []
-
-    def make(**kwargs: Any) -> MemoryRegistry:
-        registry = MemoryRegistry(store=store, **kwargs)
-        made.append(registry)
-        return registry
-
-    yield make
-    for registry in made:
-        registry.close()
+    made = Registries(functools.partial(MemoryRegistry, store=store), "memory")
+    yield made.new
+    made.close()
     assert fyerreg_threads() == []
 
 

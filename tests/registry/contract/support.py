@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+import functools
+from typing import List
 
 from fyerreg import Instance
+from tests import helpers
 
 SERVICE = "contract-svc"
 
 
-def make_instance(id: str, *, version: str = "v1", service: str = SERVICE, port: int = 8000,
-                  **fields: Any) -> Instance:
-    """A valid instance of the contract suite's service."""
-    return Instance(id=id, service=service, version=version, address=f"127.0.0.1:{port}", **fields)
+make_instance = functools.partial(helpers.make_instance, service=SERVICE)
+"""A valid instance of the contract suite's service (``make_instance(id, version=, port=, **fields)``)."""
 
 
 def unstamped(instances: List[Instance]) -> List[Instance]:

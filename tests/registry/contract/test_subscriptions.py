@@ -6,8 +6,8 @@ import queue
 from typing import List, Optional
 
 from fyerreg import Snapshot, Status, Subscription
-from tests.contract.support import SERVICE, make_instance, unstamped
 from tests.helpers import ids, next_snapshot, pending, wait_until
+from tests.registry.contract.support import SERVICE, make_instance, unstamped
 
 
 def _take_all(sub: Subscription) -> List[Optional[Snapshot]]:

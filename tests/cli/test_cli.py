@@ -150,7 +150,7 @@ def test_readme_operating_section_shows_every_command_and_variable() -> None:
 
     from fyerreg.cli._parser import ENV_DEFAULTS
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     start = readme.index("\n## Operating fyerreg\n")
     end = readme.find("\n## ", start + 1)
     section = readme[start:] if end < 0 else readme[start:end]

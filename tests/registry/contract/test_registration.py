@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -15,8 +14,8 @@ from fyerreg import (
     RegistryClosedError,
     Status,
 )
-from tests.contract.support import SERVICE, make_instance, unstamped
-from tests.helpers import ids, next_snapshot, wait_until
+from tests.helpers import ids, next_snapshot, no_fyerreg_thread_left, wait_until
+from tests.registry.contract.support import SERVICE, make_instance, unstamped
 
 
 def test_register_list_deregister_round_trip(backend):
@@ -252,16 +251,13 @@ def test_closed_registry_raises_for_every_call(backend):
 
 
 def test_no_library_thread_outlives_close(backend):
-    before = set(threading.enumerate())
-    registry, other = backend.new(), backend.new()
-    inst = make_instance("th")
-    registry.register(inst)
-    sub = other.subscribe(SERVICE)
-    next_snapshot(sub, lambda s: ids(s) == ["th"])
-    registry.subscribe(SERVICE, "v1")
-    registry.update_service(inst.replace(weight=1))
-    registry.close()
-    other.close()
-    alive = [t.name for t in threading.enumerate()
-             if t not in before and t.name.startswith("fyerreg-") and t.is_alive()]
-    assert alive == []
+    with no_fyerreg_thread_left():
+        registry, other = backend.new(), backend.new()
+        inst = make_instance("th")
+        registry.register(inst)
+        sub = other.subscribe(SERVICE)
+        next_snapshot(sub, lambda s: ids(s) == ["th"])
+        registry.subscribe(SERVICE, "v1")
+        registry.update_service(inst.replace(weight=1))
+        registry.close()
+        other.close()

@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import signal
-import uuid
 from concurrent import futures
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -20,25 +19,14 @@ import pytest
 from pyetcd.etcdrpc import rpc_pb2
 
 from fyerreg.naming import Instance
+from tests.helpers import Proc, wait_until
 
-from .helpers import wait_until
-from .test_cli_etcd import CliProcess, _cli_env, assert_one_line_error, run_cli
+from .support import assert_one_line_error, cli_env, cli_process, run_cli
 
 # A log line as the text format writes one: "2024-05-01 12:00:00,123 WARNING fyerreg.x: ..."
 _RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) fyerreg")
 _FORGED = "2024-05-01 12:00:00,000 ERROR fyerreg.registry.etcd: FORGED"
 _HOSTILE_DETAILS = f"boom\n{_FORGED}\x1b[31m\u2028"
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"hostile-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def env(etcd_endpoints: List[str], namespace: str) -> Dict[str, str]:
-    return _cli_env(etcd_endpoints, namespace)
-
 
 
 @contextlib.contextmanager
@@ -114,21 +102,21 @@ def test_hostile_keys_and_values_in_etcd_cannot_forge_log_lines_or_table_rows(
 
 
 def test_hostile_error_details_from_the_server_stay_on_one_escaped_log_line(
-    procs: List[CliProcess],
+    procs: List[Proc],
 ) -> None:
     with grpc_server(*_hostile_etcd(_range_answers)) as endpoint:
-        watch = CliProcess("watch", "svc", "--log-format", "text", env=_cli_env([endpoint], "ns"))
+        watch = cli_process("watch", "svc", "--log-format", "text", env=cli_env([endpoint], "ns"))
         procs.append(watch)
-        wait_until(lambda: any("FORGED" in line for line in watch.stderr_lines), timeout=30,
+        wait_until(lambda: any("FORGED" in line for line in watch.errors), timeout=30,
                    message="the broken watch was logged")
         assert watch.stop(signal.SIGINT) == 0
-    _assert_records_are_single_escaped_lines(watch.stderr_lines)
-    assert any("boom\\n" + _FORGED + "\\x1b[31m\\u2028" in line for line in watch.stderr_lines)
+    _assert_records_are_single_escaped_lines(watch.errors)
+    assert any("boom\\n" + _FORGED + "\\x1b[31m\\u2028" in line for line in watch.errors)
 
 
 def test_hostile_error_details_in_a_failure_are_one_escaped_line() -> None:
     with grpc_server(*_hostile_etcd(_fail_hostile)) as endpoint:
-        result = run_cli("list", "svc", env=_cli_env([endpoint], "ns", FYERREG_DIAL_TIMEOUT="1"))
+        result = run_cli("list", "svc", env=cli_env([endpoint], "ns", FYERREG_DIAL_TIMEOUT="1"))
     assert result.returncode == 3
     line = assert_one_line_error(result)
     assert line.endswith("boom\\x1b[2J\\r" + _FORGED)  # escaped, and cut at the line break
@@ -149,7 +137,7 @@ def test_hostile_error_details_in_a_failure_are_one_escaped_line() -> None:
 )
 def test_a_grpc_server_that_is_not_etcd_is_unreachable_exit_3(argv: List[str]) -> None:
     with grpc_server() as endpoint:  # no services at all: every call is "Method not found"
-        result = run_cli(*argv, env=_cli_env([endpoint], "ns", FYERREG_DIAL_TIMEOUT="2"))
+        result = run_cli(*argv, env=cli_env([endpoint], "ns", FYERREG_DIAL_TIMEOUT="2"))
     assert result.returncode == 3, result.stderr
     line = assert_one_line_error(result)
     assert "unreachable" in line and "not as etcd" in line and endpoint in line

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, Iterator, Sequence
 
 import pytest
 
 from fyerreg import MemoryRegistry, MemoryStore, Registry
-from tests.helpers import no_fyerreg_thread_left
+from tests.helpers import Registries, no_fyerreg_thread_left
 
 
 class _Spec:
@@ -58,28 +58,6 @@ BACKENDS: Dict[str, _Spec] = {
 }
 
 
-class Backend:
-    """One backend for one test: ``new()`` connects another registry to it; all are closed at teardown."""
-
-    def __init__(self, name: str, factory: Callable[..., Registry]) -> None:
-        self.name = name
-        self._factory = factory
-        self._registries: List[Registry] = []
-
-    def new(self, **kwargs: Any) -> Registry:
-        """A fresh registry connected to this test's backend."""
-        registry = self._factory(**kwargs)
-        self._registries.append(registry)
-        return registry
-
-    def close(self) -> None:
-        for registry in reversed(self._registries):
-            registry.close()
-
-    def __repr__(self) -> str:
-        return f"<Backend {self.name}>"
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Read at collection time, so an entry added anywhere in this module counts.
     if "backend" in metafunc.fixturenames:
@@ -90,10 +68,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest) -> Iterator[Registries]:
     """A backend shared by the registries of one test, parametrized over BACKENDS."""
     spec = BACKENDS[request.param]
-    b = Backend(request.param, spec.connect(request))
+    b = Registries(spec.connect(request), request.param)
     with no_fyerreg_thread_left("every registry was closed"):
         try:
             yield b

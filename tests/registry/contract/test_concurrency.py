@@ -6,8 +6,8 @@ import threading
 from typing import List
 
 from fyerreg import Snapshot
-from tests.contract.support import SERVICE, make_instance
 from tests.helpers import ids, wait_until
+from tests.registry.contract.support import SERVICE, make_instance
 
 THREADS = 16
 ROUNDS = 12

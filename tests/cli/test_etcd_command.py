@@ -13,9 +13,9 @@ from typing import Any, Iterator, List
 import pytest
 
 from fyerreg.testing import EtcdPortInUseError, EtcdServer
+from tests.helpers import Proc, etcd_pids, wait_until
 
-from .helpers import etcd_pids, wait_until
-from .test_cli_etcd import CliProcess, _cli_env, assert_one_line_error, run_cli
+from .support import assert_one_line_error, cli_env, cli_process, run_cli
 
 # The bug this bounds: 30 s of etcd restarting in a loop before any word.
 AT_ONCE = 10.0
@@ -33,7 +33,7 @@ def listener() -> Iterator[int]:
 
 def _assert_port_in_use_at_once(port: int) -> None:
     began = time.monotonic()
-    result = run_cli("etcd", "--port", str(port), env=_cli_env([], "unused"))
+    result = run_cli("etcd", "--port", str(port), env=cli_env([], "unused"))
     assert time.monotonic() - began < AT_ONCE
     assert result.returncode == 1
     line = assert_one_line_error(result)
@@ -62,17 +62,17 @@ def test_an_etcd_server_told_to_use_a_taken_port_raises_at_once(listener: int) -
 
 
 def test_an_etcd_that_dies_is_reported_with_its_last_words_not_a_deleted_log(
-    procs: List[CliProcess],
+    procs: List[Proc],
 ) -> None:
-    server = CliProcess("etcd", "--port", "0", env=_cli_env([], "unused"))
+    server = cli_process("etcd", "--port", "0", env=cli_env([], "unused"))
     procs.append(server)
     url = server.next_line(timeout=60).split()[3]
     assert url.startswith("http://127.0.0.1:")
     [pid] = wait_until(lambda: etcd_pids(url), message="etcd runs")
     os.kill(pid, signal.SIGKILL)
 
-    assert server.proc.wait(30) == 1
-    [line] = server.stderr_lines
+    assert server.wait(30) == 1
+    [line] = server.errors
     assert line.startswith("fyerreg: etcd exited unexpectedly; etcd's last output: ")
     for path in re.findall(re.escape(tempfile.gettempdir()) + r"/[^\s;,()]+", line):
         assert os.path.exists(path), f"the message names {path}, which does not exist"
@@ -81,7 +81,7 @@ def test_an_etcd_that_dies_is_reported_with_its_last_words_not_a_deleted_log(
 def test_an_etcd_that_cannot_start_is_reported_in_one_line_with_its_last_words(tmp_path: Any) -> None:
     not_a_dir = tmp_path / "data"
     not_a_dir.write_text("a file where etcd's data dir should be")
-    result = run_cli("etcd", "--port", "0", "--data-dir", str(not_a_dir), env=_cli_env([], "unused"))
+    result = run_cli("etcd", "--port", "0", "--data-dir", str(not_a_dir), env=cli_env([], "unused"))
     assert result.returncode == 1
     line = assert_one_line_error(result)
     assert "did not start; etcd's last output: " in line

@@ -13,7 +13,7 @@ from .support import child_env
 
 pytestmark = pytest.mark.etcd
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

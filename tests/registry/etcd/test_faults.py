@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import textwrap
 import time
 
@@ -13,7 +11,7 @@ import pytest
 
 from fyerreg.registry.etcd._ops import Deadline
 from fyerreg.testing import raw_client
-from tests.helpers import fyerreg_threads, ids, next_snapshot, wait_until
+from tests.helpers import Proc, fyerreg_threads, ids, next_snapshot, wait_until
 
 from .support import PYTHON, SERVICE, child_env, make_instance
 
@@ -29,25 +27,18 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_sigkilled_child_disappears_within_ttl_plus_2s(registries, etcd_endpoints, namespace):
+def test_sigkilled_child_disappears_within_ttl_plus_2s(registries, etcd_endpoints, namespace, procs):
     watcher = registries.new()
     sub = watcher.subscribe(SERVICE)
     assert sub.get(timeout=5) == []
-    child = subprocess.Popen([PYTHON, "-c", CHILD, ",".join(etcd_endpoints), namespace, SERVICE],
-                             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        next_snapshot(sub, lambda s: ids(s) == ["child"], timeout=30)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-        # ttl=2: the lease dies at most 2 s after the last heartbeat before the kill.
-        next_snapshot(sub, lambda s: s == [], timeout=2 + 2)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=10)
-        assert child.stderr is not None
-        child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
+    child = Proc([PYTHON, "-c", CHILD, ",".join(etcd_endpoints), namespace, SERVICE], env=child_env())
+    procs.append(child)
+    next_snapshot(sub, lambda s: ids(s) == ["child"], timeout=30)
+    child.signal(signal.SIGKILL)
+    code = child.wait(timeout=10)
+    # ttl=2: the lease dies at most 2 s after the last heartbeat before the kill.
+    next_snapshot(sub, lambda s: s == [], timeout=2 + 2)
+    assert code == -signal.SIGKILL
 
 
 def test_lease_revoked_from_outside_is_registered_again_within_ttl_over_3_plus_2s(

@@ -11,9 +11,8 @@ import random
 from typing import Any, Dict, Tuple
 
 from fyerreg import Instance
-from tests.etcd.conftest import Registries
-from tests.etcd.support import SERVICE, make_instance
-from tests.helpers import next_snapshot
+from tests.helpers import Registries, next_snapshot
+from tests.registry.etcd.support import SERVICE, make_instance
 
 
 def test_every_snapshot_is_sorted_and_matches_the_store(registries: Registries, etcd_client: Any) -> None:

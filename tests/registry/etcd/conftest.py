@@ -8,30 +8,21 @@ from typing import Any, Iterator, List
 import pytest
 
 from fyerreg.registry.etcd import EtcdRegistry
-from tests.helpers import no_fyerreg_thread_left
+from tests.helpers import Registries, no_fyerreg_thread_left
 
 
-class Registries:
-    """Makes registries for one test (namespace unique to the test); closes them all at teardown."""
+def etcd_registries(endpoints: List[str], namespace: str) -> Registries:
+    """Registries on ``endpoints`` in ``namespace``, with the short ttl and retries these tests wait on."""
 
-    def __init__(self, endpoints: List[str], namespace: str) -> None:
-        self.endpoints = endpoints
-        self.namespace = namespace
-        self._made: List[EtcdRegistry] = []
-
-    def new(self, **options: Any) -> EtcdRegistry:
-        options.setdefault("endpoints", self.endpoints)
-        options.setdefault("namespace", self.namespace)
+    def make(**options: Any) -> EtcdRegistry:
+        options.setdefault("endpoints", endpoints)
+        options.setdefault("namespace", namespace)
         options.setdefault("ttl", 3)
         options.setdefault("dial_timeout", 3.0)
         options.setdefault("retry_interval", 0.2)
-        registry = EtcdRegistry(**options)
-        self._made.append(registry)
-        return registry
+        return EtcdRegistry(**options)
 
-    def close(self) -> None:
-        for registry in reversed(self._made):
-            registry.close(timeout=5.0)
+    return Registries(make, "etcd", namespace=namespace)
 
 
 @pytest.fixture
@@ -43,11 +34,11 @@ def namespace() -> str:
 def closing_registries(endpoints: List[str], namespace: str) -> Iterator[Registries]:
     """Yield a Registries on ``endpoints``; then close them all: no fyerreg thread may outlive them."""
     with no_fyerreg_thread_left():
-        made = Registries(endpoints, namespace)
+        made = etcd_registries(endpoints, namespace)
         try:
             yield made
         finally:
-            made.close()
+            made.close(timeout=5.0)
 
 
 @pytest.fixture

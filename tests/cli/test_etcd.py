@@ -3,139 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 
 from fyerreg.naming import Instance, Status
 from fyerreg.serving.address import outbound_ip
 from fyerreg.testing import enable_auth
+from tests.helpers import Proc, free_port
 
-TIMEOUT = 30.0
-
-
-def _cli_env(endpoints: List[str], namespace: str, **extra: str) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FYERREG_")}
-    env.update(FYERREG_ENDPOINTS=",".join(endpoints), FYERREG_NAMESPACE=namespace, PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: Dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fyerreg", *args], env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("fyerreg: ")
-    return lines[0]
-
-
-class CliProcess:
-    """A long-running ``fyerreg`` subprocess whose output lines are read as they come."""
-
-    def __init__(self, *args: str, env: Dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "fyerreg", *args], env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stdout: queue.Queue[Optional[str]] = queue.Queue()
-        self.stderr_lines: List[str] = []
-        self._readers = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr_line), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _stderr_line(self, line: Optional[str]) -> None:
-        if line is not None:
-            self.stderr_lines.append(line)
-
-    @staticmethod
-    def _pump(stream: Any, sink: Callable[[Any], None]) -> None:
-        for line in stream:
-            sink(line.rstrip("\n"))
-        sink(None)
-
-    def next_line(self, timeout: float = TIMEOUT) -> str:
-        try:
-            line = self.stdout.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no output within {timeout}s; stderr: {self.stderr_lines}") from None
-        if line is None:
-            raise AssertionError(f"process ended (rc={self.proc.wait()}); stderr: {self.stderr_lines}")
-        return line
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
-        while True:
-            line = self.next_line(timeout)
-            if predicate(line):
-                return line
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = TIMEOUT) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
-        for reader in self._readers:
-            reader.join(timeout)
-        return rc
-
-    def rest(self) -> List[str]:
-        lines = []
-        while True:
-            line = self.stdout.get(timeout=TIMEOUT)
-            if line is None:
-                return lines
-            lines.append(line)
-
-    def close(self) -> None:
-        """Kill it (when still running) and close its pipes."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(TIMEOUT)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"cli-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def env(etcd_endpoints: List[str], namespace: str) -> Dict[str, str]:
-    return _cli_env(etcd_endpoints, namespace)
-
-
-@pytest.fixture
-def registry(etcd_endpoints: List[str], namespace: str) -> Iterator[Any]:
-    from fyerreg.registry.etcd import EtcdRegistry
-
-    reg = EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, ttl=10)
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
+from .support import TIMEOUT, assert_one_line_error, cli_env, cli_process, run_cli
 
 ORDERS_A = Instance.new("orders", "v1", "10.0.0.1:8080", id="a", metadata={"zone": "eu-1"})
 ORDERS_B = Instance.new("orders", "v1", "10.0.0.2:8080", id="b", status=Status.DISABLED, weight=5)
@@ -236,16 +114,16 @@ def test_json_output_is_an_empty_array_when_nothing_matched(argv: List[str], env
     ids=lambda argv: argv[0],
 )
 def test_unreachable_etcd_exits_3(argv: List[str]) -> None:
-    env = _cli_env([f"127.0.0.1:{_closed_port()}"], "unreachable", FYERREG_DIAL_TIMEOUT="1")
+    env = cli_env([f"127.0.0.1:{free_port()}"], "unreachable", FYERREG_DIAL_TIMEOUT="1")
     result = run_cli(*argv, env=env)
     assert result.returncode == 3
     assert "unreachable" in assert_one_line_error(result)
 
 
 def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str],
-                                               procs: List[CliProcess]) -> None:
+                                               procs: List[Proc]) -> None:
     registry.register(ORDERS_A)
-    watch = CliProcess("watch", "orders", "--json", env=env)
+    watch = cli_process("watch", "orders", "--json", env=env)
     procs.append(watch)
 
     present = json.loads(watch.next_line())
@@ -267,12 +145,12 @@ def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str
 
     assert watch.stop(signal.SIGINT) == 0
     assert watch.rest() == []
-    assert not any("Traceback" in line for line in watch.stderr_lines)
+    assert not any("Traceback" in line for line in watch.errors)
 
 
-def test_watch_text_output(registry: Any, env: Dict[str, str], procs: List[CliProcess]) -> None:
+def test_watch_text_output(registry: Any, env: Dict[str, str], procs: List[Proc]) -> None:
     registry.register(ORDERS_A)
-    watch = CliProcess("watch", "orders", "--version", "v1", env=env)
+    watch = cli_process("watch", "orders", "--version", "v1", env=env)
     procs.append(watch)
     line = watch.next_line()
     assert line.split()[1:] == ["present", "orders/v1/a", "10.0.0.1:8080", "enabled", "weight=100",
@@ -284,9 +162,9 @@ def test_watch_text_output(registry: Any, env: Dict[str, str], procs: List[CliPr
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_register_keeps_the_instance_until_signalled_then_deregisters(
-    registry: Any, env: Dict[str, str], procs: List[CliProcess], sig: int
+    registry: Any, env: Dict[str, str], procs: List[Proc], sig: int
 ) -> None:
-    sidecar = CliProcess("register", "--service", "legacy", "--version", "v3", "--address", "127.0.0.1:7000",
+    sidecar = cli_process("register", "--service", "legacy", "--version", "v3", "--address", "127.0.0.1:7000",
                          "--id", "side-1", "--weight", "30", "--meta", "lang=go", "tier=web", "--ttl", "5",
                          env=env)
     procs.append(sidecar)
@@ -302,9 +180,9 @@ def test_register_keeps_the_instance_until_signalled_then_deregisters(
 
 
 def test_register_advertises_the_outbound_address_instead_of_0_0_0_0(
-    registry: Any, env: Dict[str, str], procs: List[CliProcess]
+    registry: Any, env: Dict[str, str], procs: List[Proc]
 ) -> None:
-    sidecar = CliProcess("register", "--service", "anyhost", "--version", "v1", "--address", "0.0.0.0:7003",
+    sidecar = cli_process("register", "--service", "anyhost", "--version", "v1", "--address", "0.0.0.0:7003",
                          "--id", "any-1", env=env)
     procs.append(sidecar)
     outbound = f"{outbound_ip()}:7003"
@@ -312,18 +190,18 @@ def test_register_advertises_the_outbound_address_instead_of_0_0_0_0(
     [inst] = registry.list_services("anyhost", "v1")
     assert inst.address == outbound and not inst.address.startswith("0.0.0.0")
     assert sidecar.stop() == 0
-    assert any(f"advertising {outbound}" in line for line in sidecar.stderr_lines)
+    assert any(f"advertising {outbound}" in line for line in sidecar.errors)
 
 
 def test_register_logs_json_lines_with_structured_extras(
-    env: Dict[str, str], procs: List[CliProcess]
+    env: Dict[str, str], procs: List[Proc]
 ) -> None:
-    sidecar = CliProcess("register", "--service", "logged", "--version", "v1", "--address", "127.0.0.1:7001",
+    sidecar = cli_process("register", "--service", "logged", "--version", "v1", "--address", "127.0.0.1:7001",
                          "--id", "log-1", "--log-format", "json", env=env)
     procs.append(sidecar)
     sidecar.next_line()
     assert sidecar.stop() == 0
-    records = [json.loads(line) for line in sidecar.stderr_lines if line]
+    records = [json.loads(line) for line in sidecar.errors if line]
     assert records, "the sidecar logged nothing at info level"
     assert all({"timestamp", "level", "logger", "message"} <= r.keys() for r in records)
     assert all(r["logger"].startswith("fyerreg") for r in records)
@@ -359,27 +237,27 @@ def test_deregister_removes_records_and_exits_1_when_absent(
     assert "payments/v1/p" in assert_one_line_error(again)
 
 
-def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, procs: List[CliProcess]) -> None:
+def test_etcd_runs_a_development_server_until_ctrl_c(tmp_path: Any, procs: List[Proc]) -> None:
     data_dir = tmp_path / "etcd-data"
-    server = CliProcess("etcd", "--port", "0", "--data-dir", str(data_dir), env=_cli_env([], "unused"))
+    server = cli_process("etcd", "--port", "0", "--data-dir", str(data_dir), env=cli_env([], "unused"))
     procs.append(server)
     first = server.next_line(timeout=60)
     assert first.startswith("etcd listening on http://127.0.0.1:")
     endpoint = first.split("http://", 1)[1].split()[0]
 
-    result = run_cli("services", env=_cli_env([endpoint], "fresh"))
+    result = run_cli("services", env=cli_env([endpoint], "fresh"))
     assert result.returncode == 1  # reachable and empty, not 3
     assert "no services" in result.stderr
 
     assert server.stop(signal.SIGINT) == 0
     assert server.rest()[-1] == "etcd stopped"
     assert (data_dir / "member").is_dir()  # a given data dir is kept
-    assert run_cli("services", env=_cli_env([endpoint], "fresh", FYERREG_DIAL_TIMEOUT="1")).returncode == 3
+    assert run_cli("services", env=cli_env([endpoint], "fresh", FYERREG_DIAL_TIMEOUT="1")).returncode == 3
 
 
 def test_wrong_password_exits_3_and_the_right_one_from_the_environment_works(etcd_server: Any) -> None:
     enable_auth(etcd_server.endpoints, root_password="rootpw", timeout=TIMEOUT)
-    env = _cli_env(etcd_server.endpoints, "auth", FYERREG_USER="root")
+    env = cli_env(etcd_server.endpoints, "auth", FYERREG_USER="root")
 
     wrong = run_cli("services", "--password", "nope", env=env)
     assert wrong.returncode == 3

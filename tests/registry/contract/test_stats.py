@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from tests.contract.support import SERVICE, make_instance
 from tests.helpers import next_snapshot, wait_until
+from tests.registry.contract.support import SERVICE, make_instance
 
 COUNTERS = {
     "registrations", "deregistrations", "takeovers", "lease_losses", "reregistrations", "watch_reconnects",
