@@ -28,7 +28,6 @@ import pytest
 from fyerreg import Instance, MemoryRegistry, MemoryStore, Registry
 from tests.helpers import no_fyerreg_thread_left
 
-
 LoseLease = Callable[[pytest.FixtureRequest, Registry, Instance], None]
 """Make the lease of ``instance``, registered by ``registry``, end now, from outside the registry."""
 

@@ -13,9 +13,9 @@ from typing import Any, Dict, Optional, Tuple
 
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
-from ._client import EtcdClient
 from ._keys import KeyLayout
 from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Timeout, Txn, TxnResult
+from ._surface import KVClient
 
 __all__ = ["RecordWriter", "WriteOutcome", "cleanup_time", "instance_extra", "lease_hex"]
 
@@ -71,7 +71,7 @@ def _now_ms() -> int:
 class RecordWriter:
     """Lease and record operations of a :class:`~._registration.Registration`."""
 
-    def __init__(self, client: EtcdClient, layout: KeyLayout, ttl: int) -> None:
+    def __init__(self, client: KVClient, layout: KeyLayout, ttl: int) -> None:
         self.client = client
         self.layout = layout
         self.ttl = ttl

@@ -22,9 +22,9 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
-from ._errors import LeaseNotFoundError
 from ._ops import Deadline, KeyValue, Timeout
 from ._records import RecordWriter, cleanup_time, instance_extra
+from ._surface import LeaseNotFoundError
 
 __all__ = ["Registration"]
 

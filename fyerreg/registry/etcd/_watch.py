@@ -21,10 +21,9 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
-from ._client import EtcdClient
 from ._decode import RecordDecoder
 from ._ops import Timeout, WatchBatch
-from ._stream import WatchStream
+from ._surface import KVClient, KVStream
 
 __all__ = ["PrefixWatch"]
 
@@ -79,10 +78,11 @@ class PrefixWatch:
     without one (the ``list_services`` cache) the state is only read in place.
     """
 
-    def __init__(self, client: EtcdClient, decoder: RecordDecoder, metrics: Metrics, *,
+    def __init__(self, client: KVClient, decoder: RecordDecoder, metrics: Metrics, *,
                  service: str, version: Optional[str], retry: Retry, thread_name: str,
-                 sink: Optional[Sink] = None) -> None:
+                 read_timeout: float, sink: Optional[Sink] = None) -> None:
         self.client = client
+        self.read_timeout = read_timeout
         self.decoder = decoder
         self.metrics = metrics
         self.service = service
@@ -97,7 +97,7 @@ class PrefixWatch:
         self._connected = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._stream: Optional[WatchStream] = None
+        self._stream: Optional[KVStream] = None
         self._thread: Optional[threading.Thread] = None
         self._updated = threading.Condition(self._lock)
 
@@ -179,7 +179,7 @@ class PrefixWatch:
         while not self._stop.is_set():
             try:
                 if resync is not None:
-                    changed = self._read_state(deadline=self.client.options.dial_timeout)
+                    changed = self._read_state(deadline=self.read_timeout)
                     if (changed or resync == "compacted") and not self._deliver():
                         break
                     resync = None
@@ -238,7 +238,7 @@ class PrefixWatch:
                 self._stream = None
             self._connected = False
 
-    def _handle(self, batch: WatchBatch, failures: int, stream: WatchStream) -> bool:
+    def _handle(self, batch: WatchBatch, failures: int, stream: KVStream) -> bool:
         """Apply one watch response; False when the consumer is gone."""
         if batch.compact_revision:
             self.metrics.inc("compaction_recoveries")

@@ -202,7 +202,8 @@ class EtcdRegistry(Registry):
     def _new_watch(self, service: str, version: Optional[str], kind: str,
                    sink: Optional[Sink] = None) -> PrefixWatch:
         return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
-                           retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}", sink=sink)
+                           retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}",
+                           read_timeout=self.options.dial_timeout, sink=sink)
 
     def _read(self, service: str, version: Optional[str], deadline: Deadline) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
