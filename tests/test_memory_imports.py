@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("grpc", "pyetcd")
+HEAVY = ("grpc", "pyetcd", "fyerreg.registry.etcd")
 
 
 def _imports_in_fresh_interpreter(code: str) -> set[str]:
@@ -31,9 +31,9 @@ def test_using_a_memory_registry_loads_no_grpc() -> None:
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 
-@pytest.mark.parametrize("module", ["_registration", "_records", "_watch", "_cache", "_surface"])
+@pytest.mark.parametrize("module", ["_registration", "_records", "_watch", "_cache", "_surface", "_leased"])
 def test_the_shared_registration_and_watch_code_imports_without_grpc(module: str) -> None:
-    loaded = _imports_in_fresh_interpreter(f"import fyerreg.registry.etcd.{module}")
+    loaded = _imports_in_fresh_interpreter(f"import fyerreg.registry.kv.{module}")
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 

@@ -57,8 +57,9 @@ def _memory(request: pytest.FixtureRequest) -> Callable[..., Registry]:
 
 
 def _memory_ttl(request: pytest.FixtureRequest) -> Callable[..., Registry]:
-    # With a lease and its keepalive thread, as etcd always has; long enough never to expire here.
-    return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=30.0)
+    # With a lease and its keepalive thread, as etcd always has, and etcd's ttl here: a heartbeat
+    # a second notices a takeover or a lost lease.
+    return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=3.0)
 
 
 def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:

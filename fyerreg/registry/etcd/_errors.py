@@ -16,7 +16,7 @@ import grpc
 from pyetcd import exceptions as etcd_exceptions
 
 from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
-from ._surface import LeaseNotFoundError
+from ..kv._surface import LeaseNotFoundError
 
 __all__ = ["LeaseNotFoundError", "TokenExpiredError", "Rule", "RULES", "Failure", "rule_for", "classify"]
 

@@ -71,7 +71,7 @@ def _now_ms() -> int:
 class RecordWriter:
     """Lease and record operations of a :class:`~._registration.Registration`."""
 
-    def __init__(self, client: KVClient, layout: KeyLayout, ttl: int) -> None:
+    def __init__(self, client: KVClient, layout: KeyLayout, ttl: float) -> None:
         self.client = client
         self.layout = layout
         self.ttl = ttl

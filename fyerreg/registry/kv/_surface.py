@@ -1,6 +1,6 @@
 """The small etcd surface the registration and watch code calls, with no gRPC in it.
 
-:class:`~._client.EtcdClient` speaks it to a real etcd; the memory backend's client
+:class:`~fyerreg.registry.etcd._client.EtcdClient` speaks it to a real etcd; the memory backend's client
 speaks it to an in-process store, so both backends run one registration state machine
 (``_registration``, ``_records``) and one watch (``_watch``).
 """
@@ -51,7 +51,7 @@ class KVClient(Protocol):
     def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
         """Run a transaction; LeaseNotFoundError when a put names an unknown lease."""
 
-    def grant(self, ttl: int, *, deadline: Timeout = None) -> int:
+    def grant(self, ttl: float, *, deadline: Timeout = None) -> int:
         """A new lease of ``ttl`` seconds; its id."""
 
     def refresh(self, lease_id: int, *, deadline: Timeout = None, retry: Optional[Retry] = None) -> int:

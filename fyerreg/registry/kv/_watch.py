@@ -261,9 +261,18 @@ class PrefixWatch:
             return True
         if batch.canceled:
             raise _Cancelled(f"etcd cancelled the watch of {self.prefix}: {batch.cancel_reason or 'no reason given'}")
-        return self._apply(batch)
+        return self.apply(batch)
 
-    def _apply(self, batch: WatchBatch) -> bool:
+    def reload(self) -> None:
+        """Read the state again and deliver it when it changed (a client that lost changes meanwhile)."""
+        if self._read_state(deadline=self.read_timeout):
+            self._deliver()
+
+    def apply(self, batch: WatchBatch) -> bool:
+        """Apply the events of one watch response; deliver a snapshot when the state changed.
+
+        False when the consumer is gone.
+        """
         changed = False
         with self._updated:
             for event in batch.events:
