@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from ..._log import instance_extra as log_fields
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
 from ._keys import KeyLayout
@@ -23,12 +24,12 @@ log = logging.getLogger("fyerreg.registry.etcd")
 
 
 def instance_extra(instance: Instance, lease_id: Optional[int] = None, **more: Any) -> Dict[str, Any]:
-    """The structured log fields of an instance.
+    """The structured log fields of an instance (``fyerreg._log``'s) and of its lease.
 
     Lease ids are written in hex, as in the messages and as etcdctl prints them, so one
     search finds a lease in both.
     """
-    extra: Dict[str, Any] = {"service": instance.service, "version": instance.version, "instance_id": instance.id}
+    extra: Dict[str, Any] = dict(log_fields(instance))
     if lease_id is not None:
         extra["lease_id"] = lease_hex(lease_id)
     for name, value in more.items():
