@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from fyerreg import NotRegisteredError
@@ -58,6 +60,7 @@ def test_taken_over_instance_stays_with_the_new_owner_through_its_lease_loss(bac
     sub = watcher.subscribe(SERVICE)
     assert unstamped(list(next_snapshot(sub, lambda s: ids(s) == ["taken"]))) == [new]
     wait_until(lambda: not loser.registration_state(old).registered, message="the old owner lets go")
+    assert loser.registration_state(old).last_error == "taken over by another registry"
     assert _counters(winner)["takeovers"] == 1
     assert _counters(loser)["takeovers"] == 0
 
@@ -73,3 +76,18 @@ def test_taken_over_instance_stays_with_the_new_owner_through_its_lease_loss(bac
     with pytest.raises(NotRegisteredError):
         loser.update_service(old)
     assert unstamped(watcher.list_services(SERVICE)) == [new]
+
+
+def test_a_takeover_is_logged_alike_on_every_backend(backend, caplog):
+    first, second = backend.new(), backend.new()
+    old = make_instance("logged", port=1)
+    first.register(old)
+    with caplog.at_level(logging.WARNING, logger="fyerreg"):
+        second.register(old.replace(address="127.0.0.1:2"))
+    warning = next(r for r in caplog.records if "took over" in r.getMessage().lower())
+    assert (warning.levelno, warning.service, warning.instance_id, warning.address) == (
+        logging.WARNING, SERVICE, "logged", "127.0.0.1:2")
+    # Lease ids are hex strings in the extras, as in the message and as etcdctl prints them.
+    assert isinstance(warning.lease_id, str) and isinstance(warning.previous_lease_id, str)
+    assert warning.lease_id in warning.getMessage() and warning.previous_lease_id in warning.getMessage()
+    assert int(warning.lease_id, 16) != int(warning.previous_lease_id, 16)
