@@ -239,12 +239,14 @@ class MemoryStore:
                reload: Callable[[], None]) -> Callable[[], None]:
         """Deliver every later write under ``prefix`` to ``apply``; returns the call that ends it.
 
-        The store keeps no history: ``start_revision`` must be the next revision.
+        The store keeps no history: when writes came after ``start_revision - 1`` (the
+        read the watcher starts from), ``reload`` catches up on them at once.
         """
         with self._lock:
-            assert start_revision == self._revision + 1, "watch from the revision just read"
             watcher = _Watcher(client, prefix, apply, reload)
             self._watchers.append(watcher)
+            if start_revision <= self._revision and client.available:
+                reload()
 
         def cancel() -> None:
             with self._lock:
