@@ -39,3 +39,15 @@ def test_revoking_a_lease_without_keys_writes_nothing():
         owner.deregister(_inst("a"))  # revokes that lease: no write
         assert store.revision == revision
         assert ids(other.list_services("s")) == ["a"]
+
+
+def test_close_while_unavailable_deregisters_and_counts_it(caplog):
+    store = MemoryStore()
+    with MemoryRegistry(store=store) as watcher:
+        owner = MemoryRegistry(store=store)
+        owner.register(_inst("a"))
+        owner.set_available(False)
+        owner.close()
+        assert watcher.list_services("s") == []
+        assert owner.stats()["counters"]["deregistrations"] == 1
+        assert not [r for r in caplog.records if "could not deregister" in r.getMessage()]

@@ -42,6 +42,7 @@ class MemoryClient:
         self.store = store
         self.retry = retry
         self.available = True
+        self.closing = False  # set by close(): its removals go through even while unavailable
         self._closed = False
         self._lock = threading.Lock()
         self.id = store._connect(self)
@@ -49,7 +50,7 @@ class MemoryClient:
     def _check(self) -> None:
         if self._closed:
             raise RegistryClosedError("the memory client is closed")
-        if not self.available:
+        if not (self.available or self.closing):
             raise RegistryUnavailableError(UNAVAILABLE)
 
     def set_available(self, available: bool) -> None:

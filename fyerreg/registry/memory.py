@@ -198,6 +198,10 @@ class MemoryRegistry(LeasedRegistry):
         self._check_live()
         return super()._do_subscribe(service, version, maxsize=maxsize, timeout=timeout)
 
+    def _do_close(self, *, timeout: Optional[float]) -> None:
+        self._client.closing = True  # close() deregisters this registry's instances, even while cut off
+        super()._do_close(timeout=timeout)
+
     def _do_registration_state(self, instance: Instance) -> RegistrationState:
         # The store answers at once: a lease that ran out, or a key another registry took,
         # is seen now rather than at the next heartbeat (or never, without ttl).
