@@ -1,10 +1,12 @@
 """The whole life of one registered instance: create, update, keep alive, repair, remove, abandon.
 
 A :class:`Registration` owns its lease and record, its lock, its write turns and its
-keepalive thread (``fyerreg-keepalive-<service>-<id>``), which refreshes the lease about
-every ``ttl/3``, checks that the key still holds our record, and writes it again under a
-new lease when etcd lost the lease (unless another registry took the key over). The lock
-is never held across a call to etcd; writes take turns, and ``abandon()`` (close) never
+keepalive thread (on etcd ``fyerreg-keepalive-<service>-<id>``), which refreshes the lease
+about every ``ttl/3``, checks that the key still holds our record, and writes it again
+under a new lease when the store lost the lease (unless another registry took the key
+over). The store is etcd or the memory backend's in-process one, behind the same client
+surface (``_surface.KVClient``). The lock is never held across a call to the store;
+writes take turns, and ``abandon()`` (close) never
 waits for one: the write in flight, when it ends, removes what it holds.
 """
 

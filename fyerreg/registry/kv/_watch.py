@@ -1,5 +1,8 @@
 """One thread per watched (service, version): a local copy of its instances, kept by an etcd watch.
 
+(The memory backend feeds the same local copy in the writing thread instead: ``apply``
+and ``reload`` are the doors it uses.)
+
 The state is read at revision R and watched from R+1, so nothing between the read and
 the watch is lost. Events are applied incrementally and each watch response that
 changes the state produces one snapshot. A broken stream is re-established with
