@@ -87,10 +87,10 @@ class ServiceApp:
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no call is in flight or ``timeout`` seconds passed; True when idle."""
-        end = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._idle:
             while self._in_flight:
-                left = end - time.monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._idle.wait(left)

@@ -300,7 +300,7 @@ class HttpServer(socketserver.TCPServer):
 
     def close(self, timeout: float) -> None:
         """Stop accepting, end idle keep-alive connections and join every thread."""
-        end = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         self.draining = True
         with self._lock:
             self._closing = True
@@ -323,4 +323,4 @@ class HttpServer(socketserver.TCPServer):
             except OSError:
                 pass
         for thread in threads:
-            join_thread(thread, max(end - time.monotonic(), 0.05))
+            join_thread(thread, max(deadline - time.monotonic(), 0.05))

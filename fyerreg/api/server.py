@@ -177,7 +177,7 @@ class Server:
         with self._lock:
             http, self._http = self._http, None
             self._was_stopped = True
-        end = time.monotonic() + grace
+        deadline = time.monotonic() + grace
         registration = self._registration
         if registration is not None:
             # Clients still holding the old instance set may send a few more calls: the drain serves them.
@@ -185,10 +185,10 @@ class Server:
             self._instance = registration.instance
         if http is not None:
             http.draining = True
-            if not self._app.wait_idle(max(end - time.monotonic(), 0.0)):
+            if not self._app.wait_idle(max(deadline - time.monotonic(), 0.0)):
                 logger.warning("stopping with %d calls still in flight after %.1fs", self._app.in_flight, grace,
                                extra=self._extra())
-            http.close(max(end - time.monotonic(), 1.0))
+            http.close(max(deadline - time.monotonic(), 1.0))
             logger.info("stopped serving on %s", join_host_port(str(http.server_address[0]), http.port),
                         extra=self._extra())
         self._stopped.set()

@@ -42,9 +42,11 @@ class _Lifetime:
 
     def wait(self, seconds: Optional[float]) -> bool:
         """Wait up to ``seconds`` (None: for ever); True once it is time to end."""
-        end = None if seconds is None else time.monotonic() + seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
         while True:
-            left = _PARENT_CHECK_INTERVAL if end is None else min(_PARENT_CHECK_INTERVAL, end - time.monotonic())
+            left = _PARENT_CHECK_INTERVAL
+            if deadline is not None:
+                left = min(left, deadline - time.monotonic())
             if left <= 0:
                 return False
             if self.stop.wait(left):

@@ -73,8 +73,8 @@ class Resubscriber:
         """Try ``view`` if its turn has come; seconds until it should be tried again (None: done)."""
         backoff = self._backoff.get(view)
         now = time.monotonic()
-        if backoff is not None and now < backoff.retry_at:
-            return backoff.retry_at - now
+        if backoff is not None and now < backoff.until:
+            return backoff.until - now
         if self._stop.is_set():
             return None
         try:
@@ -87,7 +87,7 @@ class Resubscriber:
                 backoff = self._backoff[view] = _Backoff()
             backoff.attempts += 1
             wait = self._retry.wait_time(backoff.attempts)
-            backoff.retry_at = time.monotonic() + wait
+            backoff.until = time.monotonic() + wait
             log.debug("subscribing to %s/%s failed (attempt %d): %s", view.service, view.version or "*",
                       backoff.attempts, exc, extra={"service": view.service, "version": view.version,
                                                     "attempt": backoff.attempts})
@@ -110,8 +110,8 @@ class Resubscriber:
 class _Backoff:
     """Failed subscribe attempts of one view since it last had a subscription."""
 
-    __slots__ = ("attempts", "retry_at")
+    __slots__ = ("attempts", "until")
 
     def __init__(self) -> None:
         self.attempts = 0
-        self.retry_at = 0.0
+        self.until = 0.0

@@ -40,13 +40,13 @@ class Ejection:
 
 
 class _Host:
-    __slots__ = ("failures", "ejections", "ejected_until", "returned_at", "total_ejections")
+    __slots__ = ("failures", "ejections", "ejected_until", "back_since", "total_ejections")
 
     def __init__(self) -> None:
         self.failures = 0
         self.ejections = 0
         self.ejected_until: Optional[float] = None
-        self.returned_at: Optional[float] = None
+        self.back_since: Optional[float] = None
         self.total_ejections = 0
 
 
@@ -86,8 +86,8 @@ class HealthTracker:
                 allowed = max(allowed, 1)
             if len(self._ejected) >= allowed:
                 return None
-            if host.returned_at is not None:
-                forgiven = int((now - host.returned_at) / policy.base_time)
+            if host.back_since is not None:
+                forgiven = int((now - host.back_since) / policy.base_time)
                 host.ejections = max(0, host.ejections - forgiven)
             # Past the cap, more repeats would only lengthen the time needed to be forgiven.
             host.ejections = min(host.ejections + 1, math.ceil(policy.max_time / policy.base_time))
@@ -105,7 +105,7 @@ class HealthTracker:
                 host = self._hosts[key]
                 if host.ejected_until is not None and host.ejected_until <= now:
                     host.ejected_until = None
-                    host.returned_at = now
+                    host.back_since = now
                     host.failures = 0
                     self._ejected.discard(key)
                     back.append(key)

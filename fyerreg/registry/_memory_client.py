@@ -15,7 +15,7 @@ from ..errors import RegistryClosedError, RegistryUnavailableError
 from ..retry import Retry
 from ._memory_store import Apply, MemoryStore
 from .base import MAX_TTL
-from .kv._ops import KeyValue, RangeResult, Timeout, Txn, TxnResult, WatchBatch
+from .kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult, WatchBatch
 
 __all__ = ["MemoryClient", "UNAVAILABLE"]
 
@@ -64,39 +64,39 @@ class MemoryClient:
 
     # -- the KVClient surface --------------------------------------------------------------------
 
-    def get_prefix(self, prefix: str, *, deadline: Timeout = None,
+    def get_prefix(self, prefix: str, *, deadline: Optional[Deadline] = None,
                    stop: Optional[threading.Event] = None) -> RangeResult:
         """Every key under ``prefix`` and the revision of the read."""
         self._check()
         return self.store._range(prefix)
 
-    def get(self, key: str, *, deadline: Timeout = None,
+    def get(self, key: str, *, deadline: Optional[Deadline] = None,
             retry: Optional[Retry] = None) -> Tuple[int, Optional[KeyValue]]:
         """The store revision and ``key``'s KeyValue (None when absent)."""
         self._check()
         return self.store._get(key)
 
-    def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
+    def txn(self, txn: Txn, *, deadline: Optional[Deadline] = None) -> TxnResult:
         """Run a transaction; LeaseNotFoundError when a put names an unknown lease."""
         self._check()
         return self.store._txn(txn)
 
-    def grant(self, ttl: float, *, deadline: Timeout = None) -> int:
+    def grant(self, ttl: float, *, deadline: Optional[Deadline] = None) -> int:
         """A new lease of ``ttl`` seconds (0: one that never expires); its id."""
         self._check()
         return self.store._grant(self.id, ttl)
 
-    def refresh(self, lease_id: int, *, deadline: Timeout = None, retry: Optional[Retry] = None) -> int:
+    def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None, retry: Optional[Retry] = None) -> int:
         """Refresh a lease; its TTL in whole seconds (at least 1), 0 when it is gone."""
         self._check()
         return _seconds(self.store._refresh(lease_id))
 
-    def revoke(self, lease_id: int, *, deadline: Timeout = None) -> bool:
+    def revoke(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> bool:
         """Revoke a lease (its keys go with it); False when it was already gone."""
         self._check()
         return self.store._revoke(lease_id)
 
-    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+    def time_to_live(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> int:
         """Seconds left on a lease (rounded up); -1 when it is gone."""
         self._check()
         left = self.store._time_to_live(lease_id)

@@ -19,6 +19,7 @@ from ._memory_client import UNAVAILABLE, MemoryClient
 from ._memory_store import LAYOUT, MemoryStore
 from .base import MAX_TTL, RegistrationState
 from .kv._leased import LeasedRegistry
+from .kv._ops import Deadline
 from .kv._watch import PrefixWatch, Sink
 from .subscription import Subscription
 
@@ -208,7 +209,7 @@ class MemoryRegistry(LeasedRegistry):
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is not None and self._client.available:
-            reg.verify(deadline=self._call_wait)
+            reg.verify(deadline=Deadline(self._call_wait))
         state = super()._do_registration_state(instance)
         if state.registered and self._client.available:
             _, kv = self._client.get(LAYOUT.instance_key(instance))

@@ -246,12 +246,12 @@ class ServingRegistration:
                        extra={**_extra(self.instance), "attempt": str(attempt)})
 
     def _wait_for_port(self) -> bool:
-        end = time.monotonic() + self._ready_timeout
+        deadline = time.monotonic() + self._ready_timeout
         pause = 0.02
         while not self._stop.is_set():
             if _probe(self._probe_address, http=self._ready_probe == "http"):
                 return True
-            left = end - time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
                 return False
             self._stop.wait(min(pause, left))

@@ -264,32 +264,31 @@ class EtcdServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop etcd gracefully (SIGTERM), killing it when it has not exited after ``timeout``."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            if self._paused:
-                proc.send_signal(signal.SIGCONT)  # a stopped process never handles SIGTERM
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("etcd ignored SIGTERM; killing it", extra={"endpoint": self.endpoint})
-                self.kill(timeout)
+        if not self._end(signal.SIGTERM, timeout):
+            log.warning("etcd ignored SIGTERM; killing it", extra={"endpoint": self.endpoint})
+            self.kill(timeout)
         self._reap()
 
     def kill(self, timeout: float = 10.0) -> None:
         """Kill etcd at once (SIGKILL, as a crash would) and wait up to ``timeout`` until it is gone."""
         proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise EtcdServerError(f"etcd (pid {proc.pid}) still exists {timeout:g}s after SIGKILL") from None
+        if not self._end(signal.SIGKILL, timeout):
+            raise EtcdServerError(f"etcd (pid {proc.pid if proc else '?'}) still exists {timeout:g}s after SIGKILL")
         self._reap()
+
+    def _end(self, signum: int, timeout: float) -> bool:
+        """Send ``signum`` to etcd, if it runs, and wait up to ``timeout`` for it to exit; False when it has not."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return True
+        proc.send_signal(signum)
+        if self._paused and signum != signal.SIGKILL:
+            proc.send_signal(signal.SIGCONT)  # a stopped process handles no other signal
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def restart(self, timeout: float = 30.0) -> None:
         """Stop (gracefully) and start again on the same ports and data dir."""

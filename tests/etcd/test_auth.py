@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Iterator
 
+import grpc
 import pytest
 
 from fyerreg import AuthenticationError, PermissionDeniedError
@@ -73,3 +74,35 @@ def test_expired_tokens_are_renewed_transparently(auth_server, registries, caplo
     assert ids(watcher.list_services(SERVICE)) == ["a", "b"]
     next_snapshot(sub, lambda s: ids(s) == ["a", "b"])
     assert any("renewed the etcd auth token" in r.getMessage() for r in caplog.records)
+
+
+def test_a_token_that_expires_again_after_renewal_surfaces_as_unavailable_and_is_retried(auth_server):
+    from fyerreg.errors import FyerregError, RegistryUnavailableError
+    from fyerreg.registry.etcd._client import EtcdClient
+    from fyerreg.registry.etcd._errors import TokenExpiredError
+    from fyerreg.registry.etcd.options import EtcdOptions
+
+    class Failed(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAUTHENTICATED
+
+        def details(self) -> str:
+            return "etcdserver: invalid auth token"
+
+    options = EtcdOptions.from_kwargs(endpoints=auth_server.endpoints, username="root", password="rootpw",
+                                      max_retry=1, retry_interval=0.01)
+    client = EtcdClient(options)
+    calls = []
+
+    def always_expired(conn, timeout, metadata):
+        calls.append(metadata)
+        raise Failed()
+
+    try:
+        with pytest.raises(RegistryUnavailableError, match="invalid auth token") as raised:
+            client.call("probe", always_expired)
+    finally:
+        client.close()
+    assert not isinstance(raised.value, TokenExpiredError)
+    assert not issubclass(TokenExpiredError, FyerregError)
+    assert len(calls) == 4  # each of the two tries is repeated once after renewing the token

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from fyerreg.registry.kv._ops import Deadline
 from fyerreg.testing import raw_client
 from tests.helpers import fyerreg_threads, ids, next_snapshot, wait_until
 
@@ -137,7 +138,7 @@ def test_watch_from_a_compacted_revision_recovers(registries, etcd_client, names
     seen = []
     watch = registry._new_watch(SERVICE, None, "watch",  # the subscription's watch, started by hand
                                 sink=lambda snapshot: seen.append(snapshot) or True)
-    assert ids(watch.load(deadline=5)) == ["old"]
+    assert ids(watch.load(deadline=Deadline(5))) == ["old"]
     loaded_at = watch.revision
     # While it is not watching yet: changes, then the history it would resume from is compacted.
     etcd_client.delete(f"{prefix}/old")

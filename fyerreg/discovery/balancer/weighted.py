@@ -37,14 +37,14 @@ class WeightedRandomBalancer(RandomSource, Balancer):
 class _Group:
     """The candidates sharing one weight: scheduled as one, served in turn."""
 
-    __slots__ = ("weight", "members", "cursor", "current", "deadline")
+    __slots__ = ("weight", "members", "cursor", "current", "due")
 
     def __init__(self, weight: int) -> None:
         self.weight = weight
         self.members: List[Instance] = []
         self.cursor = 0
         self.current = 0
-        self.deadline = 0.0
+        self.due = 0.0
 
     def next_member(self) -> Instance:
         members = self.members
@@ -95,9 +95,9 @@ class WeightedRoundRobinBalancer(Balancer):
             if len(self._groups) > self._exact_limit:
                 heap = []
                 for seq, (g, w) in enumerate(zip(self._groups, self._weights)):
-                    if g.deadline <= self._now:
-                        g.deadline = self._now + 0.5 / w
-                    heap.append((g.deadline, seq, g))
+                    if g.due <= self._now:
+                        g.due = self._now + 0.5 / w
+                    heap.append((g.due, seq, g))
                 heapq.heapify(heap)
                 self._heap = heap
             else:
@@ -110,10 +110,10 @@ class WeightedRoundRobinBalancer(Balancer):
                 return groups[0].next_member()
             heap = self._heap
             if heap is not None:
-                deadline, seq, group = heap[0]
-                self._now = deadline
-                group.deadline = deadline + 1.0 / self._weights[seq]
-                heapq.heapreplace(heap, (group.deadline, seq, group))
+                due, seq, group = heap[0]
+                self._now = due
+                group.due = due + 1.0 / self._weights[seq]
+                heapq.heapreplace(heap, (group.due, seq, group))
                 return group.next_member()
             best = groups[0]
             for group, weight in zip(groups, self._weights):

@@ -1,11 +1,11 @@
 """The etcd calls of one registry: connecting, authenticating, retries and error translation.
 
 Calls go through etcd's generated stubs directly, so every call has its own timeout,
-the auth token travels as metadata (FACTS #6) and the watch stream is driven by the
-caller's thread. Requests and results are the plain values of ``_ops`` (converted in
-``_convert``); the endpoint to call comes from ``_endpoints``; failures become fyerreg
-errors by the table in ``_errors``. Nothing above this module sees a gRPC or pyetcd
-type or exception.
+the auth token travels as metadata (pyetcd's call credentials are refused over
+plaintext) and the watch stream is driven by the caller's thread. Requests and results
+are the plain values of ``_ops`` (converted in ``_convert``); the endpoint to call
+comes from ``_endpoints``; failures become fyerreg errors by the table in ``_errors``.
+Nothing above this module sees a gRPC or pyetcd type or exception.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import grpc
 from pyetcd import etcdrpc
@@ -22,7 +22,7 @@ from pyetcd import exceptions as etcd_exceptions
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ...retry import Retry
-from ..kv._ops import Deadline, KeyValue, RangeResult, Timeout, Txn, TxnResult
+from ..kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from . import _convert
 from ._endpoints import Conn, EndpointPool
 from ._errors import LeaseNotFoundError, TokenExpiredError, classify
@@ -60,7 +60,7 @@ class EtcdClient:
         self._lock = threading.RLock()
         self._closed = False
         self._token: Optional[str] = None
-        self._token_renewed_at = 0.0
+        self._token_fresh_until = 0.0
         self._last_answered: Optional[str] = None
         self._sync_stop = threading.Event()
         self._sync_thread: Optional[threading.Thread] = None
@@ -90,11 +90,11 @@ class EtcdClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                end = time.monotonic() + min(left, per_attempt)
+                attempt_deadline = time.monotonic() + min(left, per_attempt)
                 try:
                     if self.options.username is not None:
-                        self._authenticate(conn, end - time.monotonic())
-                    conn.kv.Range(probe, max(0.01, end - time.monotonic()), metadata=self._metadata())
+                        self._authenticate(conn, attempt_deadline - time.monotonic())
+                    conn.kv.Range(probe, max(0.01, attempt_deadline - time.monotonic()), metadata=self._metadata())
                 except grpc.RpcError as exc:
                     err = self._translate(exc, conn, "connect")
                     if not isinstance(err, RegistryUnavailableError):
@@ -136,8 +136,9 @@ class EtcdClient:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _translate(self, exc: BaseException, conn: Conn, what: str) -> RegistryError:
-        """The fyerreg error for a failed call (see ``_errors.RULES``), acting on what it says."""
+    def _classify(self, exc: BaseException, conn: Conn, what: str) -> Union[RegistryError, TokenExpiredError]:
+        """What a failed call is (see ``_errors.RULES``), acting on what it says: the endpoint
+        is marked failed, an expired token renewed."""
         failure = classify(exc, has_credentials=bool(self.options.username))
         if failure.blames_endpoint:
             conn.fail()
@@ -145,16 +146,22 @@ class EtcdClient:
             self._renew_token(conn)
         return failure.error(f"etcd {what} at {conn.netloc} failed: {failure.details}")
 
+    def _translate(self, exc: BaseException, conn: Conn, what: str) -> RegistryError:
+        """The fyerreg error for a failed call that is not repeated here (an expired token is
+        renewed and the call reads as unavailable, for the caller to retry)."""
+        error = self._classify(exc, conn, what)
+        return error.unavailable() if isinstance(error, TokenExpiredError) else error
+
     def _renew_token(self, conn: Conn) -> None:
         with self._lock:
-            if time.monotonic() - self._token_renewed_at < 1.0:
+            if time.monotonic() < self._token_fresh_until:
                 return  # another thread has just renewed it
             try:
                 self._authenticate(conn, self.options.dial_timeout)
             except grpc.RpcError as exc:
                 log.warning("renewing the etcd auth token failed: %s", exc, extra={"endpoint": conn.netloc})
                 return
-            self._token_renewed_at = time.monotonic()
+            self._token_fresh_until = time.monotonic() + 1.0
         log.info("renewed the etcd auth token", extra={"endpoint": conn.netloc})
 
     # -- calls ------------------------------------------------------------------------------
@@ -164,26 +171,25 @@ class EtcdClient:
         what: str,
         func: Callable[[Conn, float, Any], T],
         *,
-        deadline: Timeout = None,
+        deadline: Optional[Deadline] = None,
         retry: Optional[Retry] = None,
         stop: Optional[threading.Event] = None,
     ) -> T:
-        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all."""
-        if isinstance(deadline, Deadline):
-            deadline = deadline.left()
-        end = None if deadline is None else time.monotonic() + deadline
+        """Run ``func(conn, timeout, metadata)`` with retries; ``deadline`` bounds it all (None:
+        the retry policy does)."""
 
         def attempt() -> T:
             conn = self._acquire()
             timeout = self.options.dial_timeout
-            if end is not None:
-                timeout = max(0.05, min(timeout, end - time.monotonic()))
+            left = None if deadline is None else deadline.left()
+            if left is not None:
+                timeout = max(0.05, min(timeout, left))
             try:
                 result = func(conn, timeout, self._metadata())
             except (grpc.RpcError, *_NOT_CALLED) as exc:
                 if self._closed:  # ended by close(): no retry
                     raise RegistryClosedError("the etcd client is closed") from None
-                raise self._translate(exc, conn, what) from None
+                raise self._classify(exc, conn, what) from None
             if conn.netloc != self._last_answered:
                 self._answered_from(conn.netloc)
             return result
@@ -192,7 +198,11 @@ class EtcdClient:
             try:
                 return attempt()
             except TokenExpiredError:
+                pass
+            try:
                 return attempt()
+            except TokenExpiredError as again:
+                raise again.unavailable() from None
 
         def on_retry(attempt_no: int, exc: BaseException, wait: float) -> None:
             log.debug("etcd %s failed (attempt %d), retrying in %.2fs: %s", what, attempt_no, wait, exc,
@@ -200,7 +210,7 @@ class EtcdClient:
 
         policy = retry or self.retry
         return policy.call(once_renewed, retry_on=(RegistryUnavailableError,), stop=stop,
-                           on_retry=on_retry, deadline=deadline)
+                           on_retry=on_retry, deadline=None if deadline is None else deadline.left())
 
     def _answered_from(self, netloc: str) -> None:
         with self._lock:
@@ -209,7 +219,7 @@ class EtcdClient:
             log.warning("etcd failover: %s answers now, instead of %s", netloc, previous,
                         extra={"endpoint": netloc, "previous_endpoint": previous})
 
-    def get_prefix(self, prefix: str, *, deadline: Timeout = None,
+    def get_prefix(self, prefix: str, *, deadline: Optional[Deadline] = None,
                    stop: Optional[threading.Event] = None) -> RangeResult:
         """Every key under ``prefix`` and the revision of the read."""
         request = _convert.prefix_request(prefix)
@@ -219,7 +229,7 @@ class EtcdClient:
 
         return self.call("range", run, deadline=deadline, stop=stop)
 
-    def get(self, key: str, *, deadline: Timeout = None,
+    def get(self, key: str, *, deadline: Optional[Deadline] = None,
             retry: Optional[Retry] = None) -> Tuple[int, Optional[KeyValue]]:
         """The store revision and ``key``'s KeyValue (None when absent)."""
         request = _convert.range_request(key)
@@ -230,7 +240,7 @@ class EtcdClient:
 
         return self.call("get", run, deadline=deadline, retry=retry)
 
-    def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
+    def txn(self, txn: Txn, *, deadline: Optional[Deadline] = None) -> TxnResult:
         """Run a transaction (retried on transient failures: keep guards idempotent)."""
         request = _convert.txn_request(txn)
 
@@ -240,7 +250,7 @@ class EtcdClient:
 
         return self.call("txn", run, deadline=deadline)
 
-    def grant(self, ttl: float, *, deadline: Timeout = None) -> int:
+    def grant(self, ttl: float, *, deadline: Optional[Deadline] = None) -> int:
         """A new lease of ``ttl`` seconds (whole seconds: etcd's unit); its id."""
         request = etcdrpc.LeaseGrantRequest(TTL=int(ttl), ID=0)
 
@@ -252,9 +262,9 @@ class EtcdClient:
 
         return self.call("lease grant", run, deadline=deadline)
 
-    def refresh(self, lease_id: int, *, deadline: Timeout = None,
+    def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None,
                 retry: Optional[Retry] = None) -> int:
-        """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (FACTS #5)."""
+        """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (etcd raises nothing then)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
 
         def run(conn: Conn, timeout: float, md: Any) -> int:
@@ -268,7 +278,7 @@ class EtcdClient:
 
         return self.call("lease keepalive", run, deadline=deadline, retry=retry)
 
-    def revoke(self, lease_id: int, *, deadline: Timeout = None) -> bool:
+    def revoke(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> bool:
         """Revoke a lease (its keys go with it); False when it was already gone."""
         request = etcdrpc.LeaseRevokeRequest(ID=lease_id)
 
@@ -281,7 +291,7 @@ class EtcdClient:
         except LeaseNotFoundError:
             return False
 
-    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+    def time_to_live(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> int:
         """Seconds left on a lease; -1 when etcd does not know it (expired or revoked)."""
         request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id, keys=False)
 
@@ -294,7 +304,7 @@ class EtcdClient:
         except LeaseNotFoundError:
             return -1
 
-    def member_urls(self, *, deadline: Timeout = None) -> List[str]:
+    def member_urls(self, *, deadline: Optional[Deadline] = None) -> List[str]:
         """The client URLs of every cluster member."""
         request = etcdrpc.MemberListRequest()
 
@@ -328,7 +338,7 @@ class EtcdClient:
     def sync_endpoints(self) -> None:
         """Use the configured endpoints and the cluster's current members (new members are added,
         removed ones dropped)."""
-        urls = self.member_urls(deadline=self.options.dial_timeout)
+        urls = self.member_urls(deadline=Deadline(self.options.dial_timeout))
         # The configured endpoints stay (a load balancer's address is no member's URL).
         wanted: Dict[str, Endpoint] = {ep.netloc: ep for ep in self.options.endpoints}
         for url in urls:

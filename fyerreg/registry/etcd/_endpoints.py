@@ -1,7 +1,7 @@
 """Endpoint selection and failover over pyetcd's ``MultiEndpointEtcd3Client``.
 
 Always the multi-endpoint client with failover, even for one endpoint: pyetcd's plain
-client locks itself out for 300 s after one timeout (FACTS #1). This is the only code
+client marks its only endpoint failed for 300 s after one timeout. This is the only code
 that reads or sets pyetcd's endpoint state (its private attributes included); the
 rest of the backend gets a :class:`Conn` per call and reports failures on it.
 """
@@ -53,7 +53,7 @@ class Conn:
 
 
 def _grpc_options(options: EtcdOptions) -> List[Tuple[str, Any]]:
-    # A list of tuples: pyetcd hands it to grpc, which rejects a dict (FACTS #2).
+    # A list of tuples: pyetcd hands it to grpc, which rejects a dict.
     opts: List[Tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -117,7 +117,8 @@ class EndpointPool:
             for endpoint in endpoints:
                 endpoint.close()
             raise RegistryUnavailableError(f"cannot set up an etcd client: {exc}") from None
-        self._client.call_credentials = None  # the token goes as metadata (FACTS #6)
+        # The token goes as metadata: call credentials are refused over plaintext.
+        self._client.call_credentials = None
 
     def _make_endpoint(self, ep: Endpoint) -> Any:
         secure = self._options.endpoint_is_secure(ep)

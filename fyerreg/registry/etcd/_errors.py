@@ -4,13 +4,13 @@ A failure is a gRPC status code and its message, or an exception raised before a
 call was made (grpc refusing a closed channel, pyetcd's failover finding no endpoint).
 The table also says which failures the endpoint is to blame for (the client then
 fails over) and which mean an expired auth token (the client renews it and repeats
-the call once).
+the call once; :class:`TokenExpiredError` says so inside the client and never leaves it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple, Type
+from typing import Optional, Tuple, Type, Union
 
 import grpc
 from pyetcd import exceptions as etcd_exceptions
@@ -18,11 +18,23 @@ from pyetcd import exceptions as etcd_exceptions
 from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
 from ..kv._surface import LeaseNotFoundError
 
-__all__ = ["LeaseNotFoundError", "TokenExpiredError", "Rule", "RULES", "Failure", "rule_for", "classify"]
+__all__ = ["LeaseNotFoundError", "TokenExpiredError", "ErrorType", "Rule", "RULES", "Failure", "rule_for", "classify"]
 
 
-class TokenExpiredError(RegistryUnavailableError):
-    """The auth token expired; it has been renewed and the call may be repeated at once."""
+class TokenExpiredError(Exception):
+    """The auth token expired and has been renewed: repeat the call once.
+
+    The client's own signal, not a fyerreg error: it never leaves the client, where a
+    second expiry in a row becomes a :class:`RegistryUnavailableError`.
+    """
+
+    def unavailable(self) -> RegistryUnavailableError:
+        """The fyerreg error this expiry is to whoever is outside the client."""
+        return RegistryUnavailableError(str(self))
+
+
+ErrorType = Union[Type[RegistryError], Type[TokenExpiredError]]
+"""What a row of the table raises: a fyerreg error, or the client's signal to renew and repeat."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +46,7 @@ class Rule:
     applies only to a client that has credentials to log in again with.
     """
 
-    error: Type[RegistryError]
+    error: ErrorType
     code: Optional[grpc.StatusCode] = None
     pattern: Optional[str] = None
     raised: Type[BaseException] = grpc.RpcError
@@ -54,14 +66,14 @@ RULES: Tuple[Rule, ...] = (
     Rule(_Unavailable, _S.RESOURCE_EXHAUSTED),
     Rule(_Unavailable, _S.ABORTED),
     Rule(_Unavailable, _S.CANCELLED),
-    # etcd reports a lost quorum or leader, and its own timeouts, as UNKNOWN (FACTS #3).
+    # etcd reports a lost quorum or leader, and its own timeouts, as UNKNOWN.
     Rule(_Unavailable, _S.UNKNOWN, "context deadline exceeded"),
     Rule(_Unavailable, _S.UNKNOWN, "leader changed"),
     Rule(_Unavailable, _S.UNKNOWN, "no leader"),
     Rule(_Unavailable, _S.UNKNOWN, "timed out"),
     Rule(_Unavailable, _S.UNKNOWN, "stopped"),
     Rule(_Unavailable, _S.UNKNOWN, "transport is closing"),
-    # Tokens expire when idle (FACTS #6): log in again, when we can.
+    # Tokens expire when idle (etcd's --auth-token-ttl): log in again, when we can.
     Rule(TokenExpiredError, _S.UNAUTHENTICATED, "invalid auth token", with_credentials=True),
     Rule(PermissionDeniedError, _S.PERMISSION_DENIED),
     Rule(AuthenticationError, _S.UNAUTHENTICATED),
@@ -81,7 +93,7 @@ RULES: Tuple[Rule, ...] = (
 class Failure:
     """What a failure is: the error to raise, its message, and whether the endpoint is to blame."""
 
-    error: Type[RegistryError]
+    error: ErrorType
     details: str
     blames_endpoint: bool
 

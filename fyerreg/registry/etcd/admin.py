@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import InvalidInstanceError
 from ...naming import Instance, _check_segment
-from ..kv._ops import Compare, Delete, Txn
+from ..kv._ops import Compare, Deadline, Delete, Txn
 from ..kv._records import lease_hex
 from .registry import EtcdRegistry
 
@@ -51,7 +51,7 @@ def list_records(
         _check_segment("version", version)
     layout = registry._layout
     prefix = layout.root if service is None else layout.prefix(service, version)
-    result = registry._client.get_prefix(prefix, deadline=timeout)
+    result = registry._client.get_prefix(prefix, deadline=Deadline(timeout))
     records = []
     for kv in result.kvs:
         try:
@@ -77,7 +77,7 @@ def lease_ttls(
             out[record.instance.key] = None
             continue
         if record.lease_id not in by_lease:
-            by_lease[record.lease_id] = registry._client.time_to_live(record.lease_id, deadline=timeout)
+            by_lease[record.lease_id] = registry._client.time_to_live(record.lease_id, deadline=Deadline(timeout))
         out[record.instance.key] = by_lease[record.lease_id]
     return out
 
@@ -95,18 +95,19 @@ def remove(
         _check_segment(field, value)
     registry._check_open()
     key = f"{registry._layout.prefix(service, version)}{id}"
-    _, kv = registry._client.get(key, deadline=timeout)
+    _, kv = registry._client.get(key, deadline=Deadline(timeout))
     if kv is None:
         return None
     try:
         instance = registry._layout.decode(kv.key, kv.value)
     except InvalidInstanceError:
         instance = Instance(id=id, service=service, version=version, address="invalid:1")
-    result = registry._client.txn(Txn([Compare(key, "mod", kv.mod_revision)], [Delete(key)], []), deadline=timeout)
+    guarded = Txn([Compare(key, "mod", kv.mod_revision)], [Delete(key)], [])
+    result = registry._client.txn(guarded, deadline=Deadline(timeout))
     if not result.succeeded:
         return None
     if kv.lease:
-        registry._client.revoke(kv.lease, deadline=timeout)
+        registry._client.revoke(kv.lease, deadline=Deadline(timeout))
     log.info("removed %s (lease %x) by operator request", key, kv.lease,
                 extra={"service": service, "version": version, "instance_id": id, "lease_id": lease_hex(kv.lease)})
     return InstanceRecord(instance, key, kv.lease, kv.mod_revision)

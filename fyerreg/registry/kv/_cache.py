@@ -147,6 +147,6 @@ class ServiceCache:
             self._closed = True
             entries = list(self._entries.values())
             self._entries.clear()
-        end = time.monotonic() + (self._join_timeout if timeout is None else timeout)
+        deadline = time.monotonic() + (self._join_timeout if timeout is None else timeout)
         for entry in entries:
-            entry.watch.stop(max(0.0, end - time.monotonic()))
+            entry.watch.stop(max(0.0, deadline - time.monotonic()))

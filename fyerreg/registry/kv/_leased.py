@@ -217,7 +217,7 @@ class LeasedRegistry(Registry):
 
     def _do_close(self, *, timeout: Optional[float]) -> None:
         budget = timeout if timeout is not None else self._close_budget
-        end = time.monotonic() + budget
+        deadline = Deadline(budget)
         with self._lock:
             regs = list(self._regs.values())
             self._regs.clear()
@@ -230,15 +230,15 @@ class LeasedRegistry(Registry):
         for reg in regs:
             if reg in in_flight:
                 continue
-            if end - time.monotonic() <= 0:
+            if deadline.passed():
                 left_behind.append(reg)
                 continue
             try:
-                reg.withdraw(deadline=end - time.monotonic())
+                reg.withdraw(deadline=deadline)
             except RegistryError as exc:
                 left_behind.append(reg)
                 error = exc
-        left_behind += [reg for reg in in_flight if not reg.wait_idle(max(0.0, end - time.monotonic()))]
+        left_behind += [reg for reg in in_flight if not reg.wait_idle(deadline.left() or 0.0)]
         if left_behind:
             log.warning("close() could not deregister %d instance(s) within %gs (%s); their leases expire "
                         "within %gs: %s", len(left_behind), budget,
@@ -251,15 +251,15 @@ class LeasedRegistry(Registry):
         if self._cache is not None:
             self._cache.signal_stop()
         self._close_client()
-        join_end = max(end, time.monotonic()) + CLOSE_GRACE
+        join_deadline = time.monotonic() + (deadline.left() or 0.0) + CLOSE_GRACE
         for sub, watch in subs:
             sub.close()
-            watch.stop(max(0.0, join_end - time.monotonic()))
+            watch.stop(max(0.0, join_deadline - time.monotonic()))
         if self._cache is not None:
-            self._cache.close(max(0.0, join_end - time.monotonic()))
+            self._cache.close(max(0.0, join_deadline - time.monotonic()))
         with self._lock:
             lingering, self._lingering = list(self._lingering), set()
         for reg in [*regs, *lingering]:
-            if not reg.join(max(0.0, join_end - time.monotonic())):
+            if not reg.join(max(0.0, join_deadline - time.monotonic())):
                 log.warning("keepalive thread of %s did not end at close", reg.key,
                             extra=instance_extra(reg.instance, reg.lease_id))

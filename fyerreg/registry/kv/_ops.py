@@ -14,7 +14,6 @@ from typing import Optional, Sequence, Tuple, Union
 
 __all__ = [
     "Deadline",
-    "Timeout",
     "KeyValue",
     "RangeResult",
     "Compare",
@@ -31,21 +30,25 @@ __all__ = [
 
 
 class Deadline:
-    """A time limit shared by the several calls of one operation (``seconds=None``: none)."""
+    """The instant by which an operation (all its calls and retries) must be done.
 
-    __slots__ = ("end", "seconds")
+    Made from the ``seconds`` it allows from now (None: no limit); ``monotonic`` is
+    that instant as a ``time.monotonic()`` value (None: no limit).
+    """
+
+    __slots__ = ("monotonic", "seconds")
 
     def __init__(self, seconds: Optional[float]) -> None:
         self.seconds = seconds
-        self.end = None if seconds is None else time.monotonic() + seconds
+        self.monotonic = None if seconds is None else time.monotonic() + seconds
 
     def left(self) -> Optional[float]:
         """Seconds left (at least a millisecond: a call still gets its one attempt), None when unlimited."""
-        return None if self.end is None else max(self.end - time.monotonic(), 0.001)
+        return None if self.monotonic is None else max(self.monotonic - time.monotonic(), 0.001)
 
-
-Timeout = Union[float, Deadline, None]
-"""Seconds for this call alone, a shared :class:`Deadline`, or None (retries bound it)."""
+    def passed(self) -> bool:
+        """Whether the instant has come."""
+        return self.monotonic is not None and time.monotonic() >= self.monotonic
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,10 +15,10 @@ from ..._log import instance_extra as log_fields
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
 from ._keys import KeyLayout
-from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Timeout, Txn, TxnResult
+from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Txn, TxnResult
 from ._surface import KVClient
 
-__all__ = ["RecordWriter", "WriteOutcome", "cleanup_time", "instance_extra", "lease_hex"]
+__all__ = ["RecordWriter", "WriteOutcome", "cleanup_deadline", "instance_extra", "lease_hex"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -58,11 +58,11 @@ CLEANUP_FLOOR = 0.25
 """Least seconds given to it once the call's own timeout has run out: a small overrun, not a wait."""
 
 
-def cleanup_time(deadline: Timeout) -> float:
-    """Seconds for cleaning up after a call bounded by ``deadline``: what is left of it, kept
-    within [CLEANUP_FLOOR, CLEANUP_TIMEOUT], so a call with a timeout still keeps to it."""
-    left = deadline.left() if isinstance(deadline, Deadline) else deadline
-    return CLEANUP_TIMEOUT if left is None else min(CLEANUP_TIMEOUT, max(CLEANUP_FLOOR, left))
+def cleanup_deadline(deadline: Optional[Deadline]) -> Deadline:
+    """The deadline for cleaning up after a call bounded by ``deadline``: what is left of it,
+    kept within [CLEANUP_FLOOR, CLEANUP_TIMEOUT] seconds, so a call with a timeout still keeps to it."""
+    left = None if deadline is None else deadline.left()
+    return Deadline(CLEANUP_TIMEOUT if left is None else min(CLEANUP_TIMEOUT, max(CLEANUP_FLOOR, left)))
 
 
 def _now_ms() -> int:
@@ -82,7 +82,7 @@ class RecordWriter:
         stamped = instance.replace(updated_at=_now_ms())
         return stamped, stamped.to_json().encode("utf-8")
 
-    def revoke_quietly(self, lease_id: int, deadline: Timeout) -> None:
+    def revoke_quietly(self, lease_id: int, deadline: Optional[Deadline]) -> None:
         """Revoke a lease, logging (not raising) failures: an unrevoked lease expires anyway."""
         if not lease_id:
             return
@@ -93,7 +93,7 @@ class RecordWriter:
                      extra={"lease_id": lease_id})
 
     def create(self, instance: Instance, *, exclusive: bool,
-               deadline: Timeout) -> Tuple[int, Instance, WriteOutcome]:
+               deadline: Optional[Deadline]) -> Tuple[int, Instance, WriteOutcome]:
         """Grant a lease and write the record bound to it.
 
         ``exclusive``: only when the key is absent, else AlreadyRegisteredError with
@@ -123,12 +123,12 @@ class RecordWriter:
                     previous = None
                 outcome = WriteOutcome(True, result.revision, previous=previous)
         except BaseException:
-            self.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
+            self.revoke_quietly(lease_id, deadline=cleanup_deadline(deadline))
             raise
         return lease_id, stamped, outcome
 
     def guarded_put(self, key: str, value: bytes, *, owner_lease: int, put_lease: int,
-                    deadline: Timeout) -> WriteOutcome:
+                    deadline: Optional[Deadline]) -> WriteOutcome:
         """Write ``value`` bound to ``put_lease`` if the key is absent, lease-less or bound to
         ``owner_lease``; else leave it and return its holder. Raises LeaseNotFoundError
         when ``put_lease`` is gone."""
@@ -150,13 +150,13 @@ class RecordWriter:
         return WriteOutcome(False, result.revision, holder=holder)
 
     def rewrite(self, key: str, instance: Instance, lease_id: int, *,
-                deadline: Timeout) -> Tuple[Instance, WriteOutcome]:
+                deadline: Optional[Deadline]) -> Tuple[Instance, WriteOutcome]:
         """Write ``instance`` again under ``lease_id`` (:meth:`guarded_put`); the instance as written."""
         stamped, value = self.stamp(instance)
         return stamped, self.guarded_put(key, value, owner_lease=lease_id, put_lease=lease_id, deadline=deadline)
 
     def replace_lease(self, key: str, instance: Instance, old_lease: int, *,
-                      deadline: Timeout) -> Tuple[int, Instance, WriteOutcome]:
+                      deadline: Optional[Deadline]) -> Tuple[int, Instance, WriteOutcome]:
         """Grant a new lease and write ``instance`` bound to it where ``old_lease`` held the key
         (:meth:`guarded_put`); the new lease is revoked again when nothing was written."""
         new = self.client.grant(self.ttl, deadline=deadline)
@@ -164,13 +164,13 @@ class RecordWriter:
             stamped, value = self.stamp(instance)
             outcome = self.guarded_put(key, value, owner_lease=old_lease, put_lease=new, deadline=deadline)
         except BaseException:
-            self.revoke_quietly(new, deadline=cleanup_time(deadline))
+            self.revoke_quietly(new, deadline=cleanup_deadline(deadline))
             raise
         if not outcome.written:
-            self.revoke_quietly(new, deadline=cleanup_time(deadline))
+            self.revoke_quietly(new, deadline=cleanup_deadline(deadline))
         return new, stamped, outcome
 
-    def remove(self, key: str, lease_id: int, *, deadline: Timeout) -> Tuple[bool, int]:
+    def remove(self, key: str, lease_id: int, *, deadline: Optional[Deadline]) -> Tuple[bool, int]:
         """Delete the key if it is still bound to ``lease_id``, then revoke the lease.
 
         Returns whether the key was deleted and the store revision.
@@ -180,7 +180,7 @@ class RecordWriter:
         self.client.revoke(lease_id, deadline=deadline)
         return result.succeeded, result.revision
 
-    def withdraw(self, key: str, lease_id: int, *, ours: bool, deadline: Timeout) -> Optional[int]:
+    def withdraw(self, key: str, lease_id: int, *, ours: bool, deadline: Optional[Deadline]) -> Optional[int]:
         """Remove what a registration holds: the record when ``ours`` (else another registry took
         it over) and the lease. The store revision of the delete, or None."""
         if not lease_id:

@@ -18,15 +18,15 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
-from ...errors import NotRegisteredError, RegistryError, RegistryUnavailableError
+from ...errors import NotRegisteredError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
-from ._ops import Deadline, KeyValue, Timeout
-from ._records import RecordWriter, cleanup_time, instance_extra
+from ._ops import Deadline, KeyValue
+from ._records import RecordWriter, cleanup_deadline, instance_extra
 from ._surface import LeaseNotFoundError
-from ._turns import Finish, Turn, busy_error, overtaken_error
+from ._turns import Finish, Turn, busy_error, overtaken_error, remove_busy_error
 
 __all__ = ["Registration"]
 
@@ -83,41 +83,29 @@ class Registration:
         turn came (register again on a new one). A first registration that fails
         leaves nothing behind and is finished.
         """
-        turn = self._begin_write(deadline)
-        if turn is Turn.FINISHED:
-            return None
-        if turn is Turn.TIMED_OUT:
-            raise busy_error(self.key, "register", deadline)
-        try:
+
+        def write() -> int:
             with self._lock:
                 active = self.active
             if active:
-                revision = self._write(instance, deadline=deadline)
-            else:
-                revision = self._create(instance, exclusive=exclusive, deadline=deadline)
-        finally:
-            finished = self._end_write(deadline)
-        if finished is not None:
-            raise overtaken_error(self.key, "register", finished)
-        return revision
+                return self._write(instance, deadline=deadline)
+            return self._create(instance, exclusive=exclusive, deadline=deadline)
+
+        return self._in_turn("register", deadline, write)
 
     def update(self, instance: Instance, *, deadline: Deadline) -> int:
         """Write ``instance`` (the same key) under the live lease; the store revision."""
-        turn = self._begin_write(deadline)
-        if turn is Turn.FINISHED:
-            raise NotRegisteredError(f"{self.key} was deregistered")
-        if turn is Turn.TIMED_OUT:
-            raise busy_error(self.key, "update", deadline)
-        try:
+
+        def write() -> int:
             with self._lock:
                 active, holder = self.active, self.taken_over_by
             if not active:
                 raise NotRegisteredError(f"{self.key} was taken over by another registry (lease {holder or 0:x})")
-            revision = self._write(instance, deadline=deadline)
-        finally:
-            finished = self._end_write(deadline)
-        if finished is not None:
-            raise overtaken_error(self.key, "update_service", finished)
+            return self._write(instance, deadline=deadline)
+
+        revision = self._in_turn("update_service", deadline, write)
+        if revision is None:
+            raise NotRegisteredError(f"{self.key} was deregistered")
         return revision
 
     def remove(self, *, deadline: Deadline) -> Optional[int]:
@@ -134,10 +122,7 @@ class Registration:
             return None
         if turn is Turn.TIMED_OUT:
             self._finish(Finish.REMOVED)
-            raise RegistryUnavailableError(
-                f"deregister of {self.key}: a write to it is still waiting on etcd after "
-                f"timeout={deadline.seconds}s; it removes the record when it ends, else the lease "
-                f"expires within {self._writer.ttl}s")
+            raise remove_busy_error(self.key, deadline, self._writer.ttl)
         try:
             self._finish(Finish.REMOVED)
             self._signal_stop()  # one started by a register() just before our turn
@@ -157,7 +142,7 @@ class Registration:
         self._signal_stop()
         return in_flight
 
-    def withdraw(self, *, deadline: Timeout) -> Optional[int]:
+    def withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
         """Remove what it holds in etcd: its record while still ours, and its lease.
 
         Marks it inactive first. Returns the store revision of the delete (None when
@@ -169,7 +154,7 @@ class Registration:
                  extra=instance_extra(self.instance, self.lease_id))
         return revision
 
-    def verify(self, *, deadline: Timeout) -> None:
+    def verify(self, *, deadline: Optional[Deadline]) -> None:
         """Read the key now; when another registry holds it, stop keeping it (as the next heartbeat would)."""
         with self._lock:
             lease_id, active = self.lease_id, self.active and self._finished is None
@@ -187,10 +172,10 @@ class Registration:
     def join(self, timeout: float) -> bool:
         """Wait for every keepalive thread it started to end (stopping them first); True when all have."""
         self._signal_stop()
-        end = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._lock:
             threads = [thread for _, thread in self._keepalives]
-        return all([join_thread(thread, max(0.0, end - time.monotonic())) for thread in threads])
+        return all([join_thread(thread, max(0.0, deadline - time.monotonic())) for thread in threads])
 
     @property
     def finished(self) -> bool:
@@ -210,6 +195,22 @@ class Registration:
             )
 
     # -- write turns ------------------------------------------------------------------------
+
+    def _in_turn(self, call: str, deadline: Deadline, write: Callable[[], int]) -> Optional[int]:
+        """``write()`` in a write turn (None: finished before the turn came). Raises when the turn
+        does not come by ``deadline``, or when remove() or abandon() overtook the write."""
+        turn = self._begin_write(deadline)
+        if turn is Turn.FINISHED:
+            return None
+        if turn is Turn.TIMED_OUT:
+            raise busy_error(self.key, call, deadline)
+        try:
+            revision = write()
+        finally:
+            finished = self._end_write(deadline)
+        if finished is not None:
+            raise overtaken_error(self.key, call, finished)
+        return revision
 
     def _begin_write(self, deadline: Deadline) -> Turn:
         with self._lock:
@@ -295,15 +296,15 @@ class Registration:
                 f"{self.key} was taken over by another registry (lease {self.taken_over_by or 0:x})")
         return revision
 
-    def _withdraw(self, *, deadline: Timeout) -> Optional[int]:
+    def _withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
         with self._lock:
             ours, self.active, lease_id = self.active, False, self.lease_id
         return self._writer.withdraw(self.key, lease_id, ours=ours, deadline=deadline)
 
-    def _withdraw_quietly(self, deadline: Timeout) -> None:
-        """:meth:`_withdraw` within :func:`cleanup_time`, logging (not raising) failures: the lease expires anyway."""
+    def _withdraw_quietly(self, deadline: Optional[Deadline]) -> None:
+        """:meth:`_withdraw` by :func:`cleanup_deadline`, logging (not raising) failures: the lease expires anyway."""
         try:
-            self._withdraw(deadline=cleanup_time(deadline))
+            self._withdraw(deadline=cleanup_deadline(deadline))
         except RegistryError as exc:
             log.info("could not remove %s (its lease expires by itself): %s", self.key, exc,
                      extra=instance_extra(self.instance, self.lease_id))
@@ -389,7 +390,7 @@ class Registration:
 
     # -- repairs (in a turn) ----------------------------------------------------------------
 
-    def _repair_record(self, *, deadline: Timeout) -> None:
+    def _repair_record(self, *, deadline: Optional[Deadline]) -> None:
         with self._lock:
             lease_id, instance = self.lease_id, self.instance
         try:
@@ -408,7 +409,7 @@ class Registration:
         log.warning("record of %s was deleted while its lease lived; written again", self.key,
                     extra=instance_extra(stamped, lease_id))
 
-    def _recover(self, instance: Instance, *, deadline: Timeout, reason: str) -> Optional[int]:
+    def _recover(self, instance: Instance, *, deadline: Optional[Deadline], reason: str) -> Optional[int]:
         """Grant a new lease and write ``instance`` again (the lease was lost).
 
         Returns the store revision, or None when another registry holds the key now.
@@ -433,7 +434,7 @@ class Registration:
                  extra=instance_extra(instance, new, previous_lease_id=old))
         return outcome.revision
 
-    def _taken_over(self, holder: Optional[KeyValue], *, deadline: Timeout) -> None:
+    def _taken_over(self, holder: Optional[KeyValue], *, deadline: Optional[Deadline]) -> None:
         with self._lock:
             if not self.active:
                 return
@@ -442,7 +443,7 @@ class Registration:
             self._last_error = "taken over by another registry"
             lease_id = self.lease_id
         self._signal_stop()
-        self._writer.revoke_quietly(lease_id, deadline=cleanup_time(deadline))
+        self._writer.revoke_quietly(lease_id, deadline=cleanup_deadline(deadline))
         log.warning("%s was taken over by another registry (its lease %x, ours %x); no longer keeping it alive",
                     self.key, self.taken_over_by or 0, lease_id,
                     extra=instance_extra(self.instance, lease_id, holder_lease_id=self.taken_over_by))

@@ -12,7 +12,7 @@ from typing import Iterator, Optional, Protocol, Tuple
 
 from ...errors import RegistryError
 from ...retry import Retry
-from ._ops import KeyValue, RangeResult, Timeout, Txn, TxnResult, WatchBatch
+from ._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult, WatchBatch
 
 __all__ = ["KVClient", "KVStream", "LeaseNotFoundError"]
 
@@ -40,27 +40,27 @@ class KVClient(Protocol):
 
     retry: Retry
 
-    def get_prefix(self, prefix: str, *, deadline: Timeout = None,
+    def get_prefix(self, prefix: str, *, deadline: Optional[Deadline] = None,
                    stop: Optional[threading.Event] = None) -> RangeResult:
         """Every key under ``prefix`` and the revision of the read."""
 
-    def get(self, key: str, *, deadline: Timeout = None,
+    def get(self, key: str, *, deadline: Optional[Deadline] = None,
             retry: Optional[Retry] = None) -> Tuple[int, Optional[KeyValue]]:
         """The store revision and ``key``'s KeyValue (None when absent)."""
 
-    def txn(self, txn: Txn, *, deadline: Timeout = None) -> TxnResult:
+    def txn(self, txn: Txn, *, deadline: Optional[Deadline] = None) -> TxnResult:
         """Run a transaction; LeaseNotFoundError when a put names an unknown lease."""
 
-    def grant(self, ttl: float, *, deadline: Timeout = None) -> int:
+    def grant(self, ttl: float, *, deadline: Optional[Deadline] = None) -> int:
         """A new lease of ``ttl`` seconds; its id."""
 
-    def refresh(self, lease_id: int, *, deadline: Timeout = None, retry: Optional[Retry] = None) -> int:
+    def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None, retry: Optional[Retry] = None) -> int:
         """Refresh a lease; its remaining TTL, 0 when the store no longer knows it."""
 
-    def revoke(self, lease_id: int, *, deadline: Timeout = None) -> bool:
+    def revoke(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> bool:
         """Revoke a lease (its keys go with it); False when it was already gone."""
 
-    def time_to_live(self, lease_id: int, *, deadline: Timeout = None) -> int:
+    def time_to_live(self, lease_id: int, *, deadline: Optional[Deadline] = None) -> int:
         """Seconds left on a lease; -1 when the store does not know it."""
 
     def watch(self, prefix: str, start_revision: int) -> KVStream:

@@ -7,7 +7,7 @@ import enum
 from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
 from ._ops import Deadline
 
-__all__ = ["Turn", "Finish", "busy_error", "overtaken_error"]
+__all__ = ["Turn", "Finish", "busy_error", "overtaken_error", "remove_busy_error"]
 
 
 class Turn(enum.Enum):
@@ -32,3 +32,10 @@ def busy_error(key: str, call: str, deadline: Deadline) -> RegistryUnavailableEr
     """The error of a write that found an earlier one still waiting past its ``deadline``."""
     return RegistryUnavailableError(f"{call} of {key}: an earlier write to it is still waiting "
                                     f"on the store after timeout={deadline.seconds}s")
+
+
+def remove_busy_error(key: str, deadline: Deadline, ttl: float) -> RegistryUnavailableError:
+    """The error of a deregister that found a write still waiting past its ``deadline``."""
+    return RegistryUnavailableError(f"deregister of {key}: a write to it is still waiting on the store after "
+                                    f"timeout={deadline.seconds}s; it removes the record when it ends, else the "
+                                    f"lease expires within {ttl}s")

@@ -25,7 +25,7 @@ from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
 from ._decode import RecordDecoder
-from ._ops import Timeout, WatchBatch
+from ._ops import Deadline, WatchBatch
 from ._surface import KVClient, KVStream
 
 __all__ = ["PrefixWatch"]
@@ -131,12 +131,12 @@ class PrefixWatch:
         with self._updated:
             return self._updated.wait_for(lambda: self._revision >= revision and self._connected, timeout)
 
-    def load(self, *, deadline: Timeout) -> Snapshot:
+    def load(self, *, deadline: Optional[Deadline]) -> Snapshot:
         """Read the current state (the first snapshot); call before :meth:`start`."""
         self._read_state(deadline=deadline)
         return self.snapshot()
 
-    def _read_state(self, *, deadline: Timeout) -> bool:
+    def _read_state(self, *, deadline: Optional[Deadline]) -> bool:
         """Replace the local state by a fresh read; True when it changed."""
         result = self.client.get_prefix(self.prefix, deadline=deadline, stop=self._stop)
         state = self.decoder.decode_all(result.kvs, self.service, self.version)
@@ -182,7 +182,7 @@ class PrefixWatch:
         while not self._stop.is_set():
             try:
                 if resync is not None:
-                    changed = self._read_state(deadline=self.read_timeout)
+                    changed = self._read_state(deadline=Deadline(self.read_timeout))
                     if (changed or resync == "compacted") and not self._deliver():
                         break
                     resync = None
@@ -190,7 +190,7 @@ class PrefixWatch:
                 failures = 0
             except _Resync as exc:
                 resync = str(exc)
-            except (RegistryError, _Cancelled) as exc:
+            except Exception as exc:  # a bug, too, must never end the watch silently
                 if self._stop.is_set():
                     break
                 # Read the state again before watching: resuming from our last revision
@@ -199,20 +199,14 @@ class PrefixWatch:
                 resync = "reconnect"
                 self._connected = False
                 failures += 1
-                if failures == 1:
+                if not isinstance(exc, (RegistryError, _Cancelled)):
+                    log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
+                                  extra=self._extra(attempt=failures))
+                elif failures == 1:
                     log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
                                 extra=self._extra(attempt=failures))
                 else:
                     log.debug("watch of %s still broken: %s", self.prefix, exc, extra=self._extra(attempt=failures))
-                self._stop.wait(self.retry.wait_time(failures))
-            except Exception:  # a bug must never end the watch silently
-                if self._stop.is_set():
-                    break
-                resync = "reconnect"
-                self._connected = False
-                failures += 1
-                log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
-                              extra=self._extra(attempt=failures))
                 self._stop.wait(self.retry.wait_time(failures))
         self._connected = False
 
@@ -268,7 +262,7 @@ class PrefixWatch:
 
     def reload(self) -> None:
         """Read the state again and deliver it when it changed (a client that lost changes meanwhile)."""
-        if self._read_state(deadline=self.read_timeout):
+        if self._read_state(deadline=Deadline(self.read_timeout)):
             self._deliver()
 
     def apply(self, batch: WatchBatch) -> bool:
