@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fyerreg import Instance, InvalidInstanceError, Status
 from fyerreg.naming import DEFAULT_WEIGHT, MAX_RECORD_BYTES, MAX_WEIGHT
-from fyerreg.registry.etcd._keys import KeyLayout
+from fyerreg.registry.kv._keys import KeyLayout
 
 
 def valid(**changes: Any) -> Instance:

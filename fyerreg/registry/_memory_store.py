@@ -1,64 +1,64 @@
-"""The shared state behind MemoryRegistry: records, leases, a revision counter and watches."""
+"""An in-process etcd: a revisioned key-value store with leases and watches, shared by MemoryRegistry objects."""
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import itertools
 import logging
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
-from .._log import instance_extra
 from .._threads import join_thread, start_thread
-from ..errors import AlreadyRegisteredError
 from ..naming import Instance
-from .subscription import Snapshot, Subscription
+from .kv._keys import KeyLayout
+from .kv._ops import (
+    Compare,
+    Delete,
+    Get,
+    KeyValue,
+    Op,
+    OpResult,
+    Put,
+    RangeResult,
+    Txn,
+    TxnResult,
+    WatchBatch,
+    WatchEvent,
+)
+from .kv._records import lease_hex
+from .kv._surface import LeaseNotFoundError
 
-__all__ = ["MemoryStore"]
+if TYPE_CHECKING:
+    from ._memory_client import MemoryClient
+
+__all__ = ["MemoryStore", "LAYOUT"]
 
 log = logging.getLogger("fyerreg.registry.memory")
 
-_Key = Tuple[str, str, str]
+LAYOUT = KeyLayout("fyerrpc")
+"""Where MemoryRegistry keeps its records in a store: etcd's default layout."""
+
 _JOIN_TIMEOUT = 5.0
 
-
-class _Lease(enum.Enum):
-    """What the owner of a lease learns when it refreshes it."""
-
-    ALIVE = "alive"
-    EXPIRED = "expired"
-    TAKEN_OVER = "taken over by another registry"
+Apply = Callable[[WatchBatch], bool]
+"""Receives each watch response in the writer's thread; False ends the watch."""
 
 
 @dataclasses.dataclass
-class _Record:
-    instance: Instance
+class _Lease:
     owner: int
-    lease_id: int
-    ttl: Optional[float]
+    ttl: float  # 0: never expires
     deadline: Optional[float]
+    keys: Set[str] = dataclasses.field(default_factory=set)
 
 
-class _Client:
-    """One registry's connection to a store."""
-
-    __slots__ = ("id", "available", "watches")
-
-    def __init__(self, client_id: int) -> None:
-        self.id = client_id
-        self.available = True
-        self.watches: List[_Watch] = []
-
-
-class _Watch:
-    __slots__ = ("client", "subscription", "last")
-
-    def __init__(self, client: _Client, subscription: Subscription) -> None:
-        self.client = client
-        self.subscription = subscription
-        self.last: Optional[List[Instance]] = None
+@dataclasses.dataclass
+class _Watcher:
+    client: MemoryClient
+    prefix: str
+    apply: Apply
+    reload: Callable[[], None]
 
 
 class _Expiry:
@@ -69,34 +69,25 @@ class _Expiry:
         self.stopped = False
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _log_extra(inst: Instance, lease_id: Optional[int] = None) -> Dict[str, object]:
-    return {**instance_extra(inst), "lease_id": lease_id}
-
-
 class MemoryStore:
-    """The in-process "server" that :class:`~fyerreg.registry.memory.MemoryRegistry` objects share.
+    """The in-process "etcd" that :class:`~fyerreg.registry.memory.MemoryRegistry` objects share.
 
     Several registries on one store see each other's instances, like several processes
-    on one etcd. The store keeps the records, a revision counter incremented on every
-    write, the leases of registries created with a ``ttl`` (removing records whose lease
-    ran out) and the watches of subscriptions. A background thread enforces lease expiry
-    while at least one registry is connected.
+    on one etcd. The store keeps keys with their revisions, a revision counter
+    incremented on every write, leases (removing their keys when they run out) and
+    watches, which receive each write before the writing call returns. A background
+    thread enforces lease expiry while at least one registry is connected.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._revision = 0
         self._ids = itertools.count(1)
-        self._records: Dict[_Key, _Record] = {}
-        self._lease_keys: Dict[int, _Key] = {}
-        self._ended: Dict[int, Tuple[int, _Lease]] = {}
-        self._clients: Dict[int, _Client] = {}
-        self._watches: Dict[str, List[_Watch]] = {}
+        self._kvs: Dict[str, KeyValue] = {}
+        self._leases: Dict[int, _Lease] = {}
+        self._clients: Dict[int, MemoryClient] = {}
+        self._watchers: List[_Watcher] = []
         self._expiry: Optional[_Expiry] = None
 
     @property
@@ -113,195 +104,202 @@ class MemoryStore:
         ``update_service``. Returns False when no such record exists.
         """
         with self._lock:
-            record = self._records.get(instance.key)
-            if record is None:
+            kv = self._kvs.get(LAYOUT.instance_key(instance))
+            if kv is None:
                 return False
-            self._remove_locked(record)
-            self._notify_locked(record.instance)
+            if kv.lease:
+                self._end_lease_locked(kv.lease)
+            else:
+                self._write_locked([(kv.key, None)])
         log.info("Lease expired (injected): %s/%s/%s", instance.service, instance.version, instance.id,
-                 extra=_log_extra(instance, record.lease_id))
+                 extra={"service": instance.service, "version": instance.version, "instance_id": instance.id,
+                        "lease_id": lease_hex(kv.lease)})
         return True
 
     def __repr__(self) -> str:
         with self._lock:
-            return (f"<MemoryStore revision={self._revision} records={len(self._records)} "
+            return (f"<MemoryStore revision={self._revision} records={len(self._kvs)} "
                     f"clients={len(self._clients)}>")
 
-    # -- for MemoryRegistry -------------------------------------------------------------
+    # -- connections (for MemoryClient) -------------------------------------------------------
 
-    def _connect(self) -> _Client:
+    def _connect(self, client: MemoryClient) -> int:
         with self._lock:
-            client = _Client(next(self._ids))
-            self._clients[client.id] = client
-            return client
+            client_id = next(self._ids)
+            self._clients[client_id] = client
+            return client_id
 
-    def _disconnect(self, client: _Client) -> List[Instance]:
-        """Drop the client's watches, delete its records; return the instances deleted."""
+    def _disconnect(self, client_id: int) -> None:
+        """Drop the client's watches and leases (and with them its keys)."""
         stopping: Optional[_Expiry] = None
         with self._lock:
-            if self._clients.pop(client.id, None) is None:
-                return []
-            for watch in list(client.watches):
-                self._unwatch_locked(watch)
-            removed = [r for r in self._records.values() if r.owner == client.id]
-            for record in removed:
-                self._remove_locked(record)
-                self._notify_locked(record.instance)
-            self._ended = {lease: end for lease, end in self._ended.items() if end[0] != client.id}
+            if self._clients.pop(client_id, None) is None:
+                return
+            self._watchers = [w for w in self._watchers if w.client.id != client_id]
+            for lease_id in [lid for lid, lease in self._leases.items() if lease.owner == client_id]:
+                self._end_lease_locked(lease_id)
             if not self._clients and self._expiry is not None:
                 stopping, self._expiry = self._expiry, None
                 stopping.stopped = True
                 self._wakeup.notify_all()
         if stopping is not None and stopping.thread is not None and not join_thread(stopping.thread, _JOIN_TIMEOUT):
             log.warning("Lease expiry thread did not stop within %.1f s", _JOIN_TIMEOUT)
-        return [r.instance for r in removed]
 
-    def _put(
-        self, client: _Client, instance: Instance, *, ttl: Optional[float], exclusive: bool
-    ) -> Tuple[Instance, int, bool]:
-        """Write ``instance`` for ``client``; return (stored instance, lease id, taken over).
+    def _caught_up(self, client: MemoryClient) -> None:
+        """The client is available again: its watches read the state again (one snapshot if it changed)."""
+        with self._lock:
+            for watcher in [w for w in self._watchers if w.client is client]:
+                watcher.reload()
 
-        The client's own record is updated in place under its lease; another client's
-        record is taken over (its lease ends) unless ``exclusive``.
+    # -- keys -----------------------------------------------------------------------------------
+
+    def _range(self, prefix: str) -> RangeResult:
+        with self._lock:
+            return RangeResult(self._revision, tuple(kv for key, kv in sorted(self._kvs.items())
+                                                     if key.startswith(prefix)))
+
+    def _get(self, key: str) -> Tuple[int, Optional[KeyValue]]:
+        with self._lock:
+            return self._revision, self._kvs.get(key)
+
+    def _txn(self, txn: Txn) -> TxnResult:
+        with self._lock:
+            writes: List[Tuple[str, Optional[Put]]] = []
+            succeeded, results = self._run_locked(txn, writes)
+            self._write_locked(writes)
+            return TxnResult(succeeded, self._revision, results)
+
+    def _run_locked(self, txn: Txn, writes: List[Tuple[str, Optional[Put]]]) -> Tuple[bool, Tuple[OpResult, ...]]:
+        succeeded = all(self._holds_locked(c) for c in txn.compare)
+        results: List[OpResult] = []
+        for op in (txn.success if succeeded else txn.failure):
+            results.append(self._op_locked(op, writes))
+        return succeeded, tuple(results)
+
+    def _op_locked(self, op: Op, writes: List[Tuple[str, Optional[Put]]]) -> OpResult:
+        if isinstance(op, Txn):
+            succeeded, results = self._run_locked(op, writes)
+            return TxnResult(succeeded, self._revision, results)
+        if isinstance(op, Get):
+            return self._kvs.get(op.key)
+        if isinstance(op, Put):
+            if op.lease and op.lease not in self._leases:
+                raise LeaseNotFoundError(f"lease {op.lease:x} not found")
+            writes.append((op.key, op))
+            return self._kvs.get(op.key)
+        assert isinstance(op, Delete)
+        if op.key not in self._kvs:
+            return 0
+        writes.append((op.key, None))
+        return 1
+
+    def _holds_locked(self, compare: Compare) -> bool:
+        kv = self._kvs.get(compare.key)
+        if compare.target == "lease":
+            actual = kv.lease if kv is not None else 0
+        elif compare.target == "mod":
+            actual = kv.mod_revision if kv is not None else 0
+        else:
+            actual = kv.create_revision if kv is not None else 0
+        return actual == compare.value
+
+    def _write_locked(self, writes: List[Tuple[str, Optional[Put]]]) -> None:
+        """Apply one transaction's writes at one new revision and tell the watches."""
+        if not writes:
+            return
+        self._revision += 1
+        events: List[WatchEvent] = []
+        for key, put in writes:
+            old = self._kvs.get(key)
+            if old is not None and old.lease in self._leases:
+                self._leases[old.lease].keys.discard(key)
+            if put is None:
+                if old is not None:
+                    del self._kvs[key]
+                    events.append(WatchEvent(True, dataclasses.replace(old, mod_revision=self._revision)))
+                continue
+            kv = KeyValue(key, put.value, old.create_revision if old is not None else self._revision,
+                          self._revision, put.lease)
+            self._kvs[key] = kv
+            if put.lease:
+                self._leases[put.lease].keys.add(key)
+            events.append(WatchEvent(False, kv))
+        self._notify_locked(events)
+
+    def _notify_locked(self, events: List[WatchEvent]) -> None:
+        # Delivered under the lock, so each watch sees the writes in revision order.
+        for watcher in list(self._watchers):
+            if not watcher.client.available:
+                continue
+            mine = tuple(ev for ev in events if ev.kv.key.startswith(watcher.prefix))
+            if mine and not watcher.apply(WatchBatch(self._revision, mine, False, False, 0, "")):
+                self._unwatch_locked(watcher)
+
+    def _watch(self, client: MemoryClient, prefix: str, start_revision: int, apply: Apply,
+               reload: Callable[[], None]) -> Callable[[], None]:
+        """Deliver every later write under ``prefix`` to ``apply``; returns the call that ends it.
+
+        The store keeps no history: when writes came after ``start_revision - 1`` (the
+        read the watcher starts from), ``reload`` catches up on them at once.
         """
         with self._lock:
-            key = instance.key
-            existing = self._records.get(key)
-            taken_over = existing is not None and existing.owner != client.id
-            if existing is not None and taken_over:
-                if exclusive:
-                    raise AlreadyRegisteredError(
-                        f"{instance.service}/{instance.version}/{instance.id} is registered by another "
-                        "registry; register without exclusive=True to take it over"
-                    )
-                self._ended[existing.lease_id] = (existing.owner, _Lease.TAKEN_OVER)
-                self._lease_keys.pop(existing.lease_id, None)
-                existing = None
-            lease_id = existing.lease_id if existing is not None else next(self._ids)
-            stored = instance.replace(updated_at=_now_ms())
-            deadline = None if ttl is None else time.monotonic() + ttl
-            self._records[key] = _Record(stored, client.id, lease_id, ttl, deadline)
-            self._lease_keys[lease_id] = key
+            watcher = _Watcher(client, prefix, apply, reload)
+            self._watchers.append(watcher)
+            if start_revision <= self._revision and client.available:
+                reload()
+
+        def cancel() -> None:
+            with self._lock:
+                self._unwatch_locked(watcher)
+
+        return cancel
+
+    def _unwatch_locked(self, watcher: _Watcher) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def _grant(self, client_id: int, ttl: float) -> int:
+        with self._lock:
+            lease_id = next(self._ids)
+            deadline = time.monotonic() + ttl if ttl > 0 else None
+            self._leases[lease_id] = _Lease(client_id, ttl, deadline)
             if deadline is not None:
                 self._ensure_expiry_locked()
                 self._wakeup.notify_all()
-            self._revision += 1
-            self._notify_locked(stored)
-            return stored, lease_id, taken_over
+            return lease_id
 
-    def _update(self, lease_id: int, instance: Instance) -> Tuple[_Lease, Optional[Instance]]:
-        """Rewrite the record held under ``lease_id`` and refresh the lease, if it is alive."""
+    def _refresh(self, lease_id: int) -> float:
         with self._lock:
-            key = self._lease_keys.get(lease_id)
-            if key is None or key != instance.key:
-                return self._lease_state_locked(lease_id), None
-            record = self._records[key]
-            record.instance = instance.replace(updated_at=_now_ms())
-            if record.ttl is not None:
-                record.deadline = time.monotonic() + record.ttl
-            self._revision += 1
-            self._notify_locked(record.instance)
-            return _Lease.ALIVE, record.instance
+            lease = self._leases.get(lease_id)
+            if lease is None:
+                return 0
+            if lease.deadline is None:
+                return float("inf")
+            lease.deadline = time.monotonic() + lease.ttl
+            return lease.ttl
 
-    def _refresh(self, lease_id: int) -> _Lease:
-        """Keep a lease alive (like etcd's LeaseKeepAlive); say what happened to it otherwise."""
+    def _time_to_live(self, lease_id: int) -> float:
         with self._lock:
-            key = self._lease_keys.get(lease_id)
-            if key is None:
-                return self._lease_state_locked(lease_id)
-            record = self._records[key]
-            if record.ttl is not None:
-                record.deadline = time.monotonic() + record.ttl
-            return _Lease.ALIVE
+            lease = self._leases.get(lease_id)
+            if lease is None:
+                return -1
+            return float("inf") if lease.deadline is None else max(0.0, lease.deadline - time.monotonic())
 
-    def _lease_state(self, lease_id: int) -> _Lease:
+    def _revoke(self, lease_id: int) -> bool:
         with self._lock:
-            return self._lease_state_locked(lease_id)
+            if lease_id not in self._leases:
+                return False
+            self._end_lease_locked(lease_id)
+            return True
 
-    def _delete(self, key: _Key, *, lease_id: int) -> Optional[Instance]:
-        """Delete the record at ``key`` if it is held under ``lease_id``."""
-        with self._lock:
-            record = self._records.get(key)
-            if record is None or record.lease_id != lease_id:
-                return None
-            self._remove_locked(record)
-            self._notify_locked(record.instance)
-            return record.instance
-
-    def _list(self, service: str, version: Optional[str]) -> Tuple[List[Instance], int]:
-        with self._lock:
-            return self._select_locked(service, version), self._revision
-
-    def _watch(self, client: _Client, subscription: Subscription) -> None:
-        """Watch for ``client``; the current state is queued before this returns."""
-        with self._lock:
-            watch = _Watch(client, subscription)
-            client.watches.append(watch)
-            self._watches.setdefault(subscription.service, []).append(watch)
-            self._publish_locked(watch, self._select_locked(subscription.service, subscription.version))
-
-    def _unwatch(self, client: _Client, subscription: Subscription) -> None:
-        with self._lock:
-            for watch in client.watches:
-                if watch.subscription is subscription:
-                    self._unwatch_locked(watch)
-                    return
-
-    def _set_available(self, client: _Client, available: bool) -> None:
-        """Pause or resume delivery to the client's watches; on resume, catch up on changes."""
-        with self._lock:
-            client.available = available
-            if not available:
-                return
-            for watch in client.watches:
-                current = self._select_locked(watch.subscription.service, watch.subscription.version)
-                if current != watch.last:
-                    self._publish_locked(watch, current)
-
-    # -- internals (called with the lock held) ------------------------------------------
-
-    def _lease_state_locked(self, lease_id: int) -> _Lease:
-        if lease_id in self._lease_keys:
-            return _Lease.ALIVE
-        end = self._ended.get(lease_id)
-        return _Lease.EXPIRED if end is None else end[1]
-
-    def _remove_locked(self, record: _Record) -> None:
-        del self._records[record.instance.key]
-        self._lease_keys.pop(record.lease_id, None)
-        self._revision += 1
-
-    def _select_locked(self, service: str, version: Optional[str]) -> List[Instance]:
-        return [
-            r.instance for (svc, ver, _), r in self._records.items()
-            if svc == service and (version is None or ver == version)
-        ]
-
-    def _notify_locked(self, changed: Instance) -> None:
-        # Publishing under the lock keeps each subscription's snapshots in revision order.
-        selected: Dict[Optional[str], List[Instance]] = {}
-        for watch in self._watches.get(changed.service, ()):
-            version = watch.subscription.version
-            if not watch.client.available or version not in (None, changed.version):
-                continue
-            if version not in selected:
-                selected[version] = self._select_locked(changed.service, version)
-            self._publish_locked(watch, selected[version])
-
-    def _publish_locked(self, watch: _Watch, instances: List[Instance]) -> None:
-        watch.last = instances
-        watch.subscription.publish(Snapshot(instances, revision=self._revision))
-
-    def _unwatch_locked(self, watch: _Watch) -> None:
-        watch.client.watches.remove(watch)
-        peers = self._watches.get(watch.subscription.service, [])
-        if watch in peers:
-            peers.remove(watch)
-        if not peers:
-            self._watches.pop(watch.subscription.service, None)
+    def _end_lease_locked(self, lease_id: int) -> None:
+        lease = self._leases.pop(lease_id)
+        self._write_locked([(key, None) for key in sorted(lease.keys)])
 
     def _ensure_expiry_locked(self) -> None:
-        if self._expiry is None:
+        if self._expiry is None and self._clients:
             expiry = _Expiry()
             expiry.thread = start_thread("memory-expiry", self._expiry_loop, expiry)
             self._expiry = expiry
@@ -311,25 +309,15 @@ class MemoryStore:
             with self._lock:
                 if expiry.stopped:
                     return
-                expired, next_deadline = self._expire_due_locked()
-                if not expired:
-                    self._wakeup.wait(None if next_deadline is None else next_deadline - time.monotonic())
-            for record in expired:
-                inst = record.instance
-                log.info("Lease expired: %s/%s/%s", inst.service, inst.version, inst.id,
-                         extra=_log_extra(inst, record.lease_id))
-
-    def _expire_due_locked(self) -> Tuple[List[_Record], Optional[float]]:
-        now = time.monotonic()
-        expired: List[_Record] = []
-        next_deadline: Optional[float] = None
-        for record in list(self._records.values()):
-            if record.deadline is None:
-                continue
-            if record.deadline <= now:
-                self._remove_locked(record)
-                self._notify_locked(record.instance)
-                expired.append(record)
-            elif next_deadline is None or record.deadline < next_deadline:
-                next_deadline = record.deadline
-        return expired, next_deadline
+                now = time.monotonic()
+                due = [lid for lid, lease in self._leases.items() if lease.deadline is not None
+                       and lease.deadline <= now]
+                expired = [(lid, sorted(self._leases[lid].keys)) for lid in due]
+                for lease_id in due:
+                    self._end_lease_locked(lease_id)
+                deadlines = [lease.deadline for lease in self._leases.values() if lease.deadline is not None]
+                if not due:
+                    self._wakeup.wait(min(deadlines) - now if deadlines else None)
+            for lease_id, keys in expired:
+                for key in keys:
+                    log.info("Lease expired: %s", key, extra={"lease_id": lease_hex(lease_id)})

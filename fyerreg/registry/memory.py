@@ -1,51 +1,68 @@
-"""An in-process registry with the etcd backend's semantics, plus fault injection for tests."""
+"""An in-process registry: the etcd backend's registration and watch code over an in-memory etcd.
+
+:class:`MemoryRegistry` is the same registry as :class:`~fyerreg.registry.etcd.EtcdRegistry`
+(:class:`~fyerreg.registry.kv._leased.LeasedRegistry`), built over a
+:class:`~._memory_client.MemoryClient` of a :class:`MemoryStore`, plus fault injection.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
-import threading
-import time
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional
 
-from .._threads import join_thread, start_thread
-from ..errors import AlreadyRegisteredError, NotRegisteredError, RegistryUnavailableError
-from ..metrics import Metrics, Stats, StatsBuilder
+from ..errors import RegistryUnavailableError
 from ..naming import Instance
-from ._memory_store import MemoryStore, _Lease, _log_extra
-from .base import MAX_TTL, STATS_COUNTERS, RegistrationState, Registry
+from ..retry import Retry
+from ._memory_client import UNAVAILABLE, MemoryClient
+from ._memory_store import LAYOUT, MemoryStore
+from .base import MAX_TTL, RegistrationState
+from .kv._leased import LeasedRegistry
+from .kv._ops import Deadline
+from .kv._watch import PrefixWatch, Sink
 from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
 
 log = logging.getLogger(__name__)
 
-_Key = Tuple[str, str, str]
-_JOIN_TIMEOUT = 5.0
+_CALL_WAIT = 5.0
+"""Nothing waits on I/O here: the bound of a call that could (a heartbeat, close())."""
 
 
-@dataclasses.dataclass
-class _Owned:
-    """This registry's view of one instance it registered."""
+class _InPlaceWatch(PrefixWatch):
+    """A prefix watch the store feeds in the writing thread, so a change is delivered before the write returns."""
 
-    instance: Instance
-    lease_id: int
-    active: bool = True
-    last_refresh: Optional[float] = None
-    reregistrations: int = 0
-    last_error: Optional[str] = None
+    _cancel: Optional[Callable[[], None]] = None
+
+    def start(self) -> None:
+        assert isinstance(self.client, MemoryClient)
+        self._cancel = self.client.watch_in_place(self.prefix, self.revision + 1, self.apply, self.reload)
+        with self._updated:
+            self._connected = True
+            self._updated.notify_all()
+
+    def signal_stop(self) -> None:
+        self._stop.set()
+        if self._cancel is not None:
+            self._cancel()
+
+    def stop(self, timeout: float) -> bool:
+        self.signal_stop()
+        return True
 
 
-class MemoryRegistry(Registry):
+class MemoryRegistry(LeasedRegistry):
     """A thread-safe registry kept in memory, with the same contract as the etcd backend.
 
     Registries sharing one :class:`MemoryStore` see each other (like processes sharing
     an etcd); without ``store`` the registry gets a private one. With ``ttl`` (seconds)
     each registered instance is bound to a lease that expires ``ttl`` seconds after its
-    last refresh; a ``fyerreg-memory-keepalive`` thread refreshes this registry's leases
-    every ``ttl / 3`` and re-registers an instance whose lease was lost. Without ``ttl``
-    instances live until deregistered or until the registry is closed.
+    last refresh; a ``fyerreg-memory-keepalive`` thread per instance refreshes it every
+    ``ttl / 3`` and registers the instance again if the lease was lost. Without ``ttl``
+    instances live until deregistered or until the registry is closed. The registration
+    and watch code is the etcd backend's.
 
     Fault injection for an application's own tests: :meth:`expire`,
     :meth:`suspend_keepalive` / :meth:`resume_keepalive`, :meth:`set_available` and
@@ -61,19 +78,13 @@ class MemoryRegistry(Registry):
                 raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
             if not 0 < ttl <= MAX_TTL:
                 raise ValueError(f"ttl must be > 0 and <= {MAX_TTL} seconds (etcd's maximum lease TTL), got {ttl!r}")
-        super().__init__()
         self._store = store if store is not None else MemoryStore()
-        self._ttl = None if ttl is None else float(ttl)
-        self._lock = threading.RLock()
-        self._owned: Dict[_Key, _Owned] = {}
-        self._subscriptions: List[Subscription] = []
-        self._ended_delivered = 0
-        self._ended_conflated = 0
-        self._metrics = Metrics()
-        self._keepalive_stop = threading.Event()
-        self._keepalive_thread: Optional[threading.Thread] = None
         self._keepalive_suspended = False
-        self._client = self._store._connect()
+        interval = float(ttl) / 3 if ttl is not None else 1.0
+        client = MemoryClient(self._store, retry=Retry(max_tries=1, delay=interval, max_delay=interval, jitter=0))
+        super().__init__(client, LAYOUT, ttl=0.0 if ttl is None else float(ttl), call_wait=_CALL_WAIT,
+                         close_budget=_CALL_WAIT)
+        self._client: MemoryClient
 
     @property
     def store(self) -> MemoryStore:
@@ -83,12 +94,15 @@ class MemoryRegistry(Registry):
     @property
     def ttl(self) -> Optional[float]:
         """Lease time-to-live in seconds (None: instances never expire)."""
-        return self._ttl
+        return self._ttl or None
 
     @property
     def available(self) -> bool:
         """False while unavailability is injected with :meth:`set_available`."""
         return self._client.available
+
+    def __repr__(self) -> str:
+        return f"<MemoryRegistry {self._store!r} ttl={self.ttl} closed={self.closed}>"
 
     # -- fault injection -----------------------------------------------------------------
 
@@ -126,10 +140,9 @@ class MemoryRegistry(Registry):
         deregisters this registry's instances.
         """
         self._check_open()
-        with self._lock:
-            if self._client.available == bool(available):
-                return
-            self._store._set_available(self._client, bool(available))
+        if self._client.available == bool(available):
+            return
+        self._client.set_available(bool(available))
         if available:
             log.info("Registry available again (fault injection ended)")
         else:
@@ -145,220 +158,63 @@ class MemoryRegistry(Registry):
             if not self.closed:
                 self.set_available(True)
 
-    # -- the Registry contract -----------------------------------------------------------
+    # -- what differs from etcd ------------------------------------------------------------
 
-    def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
-        with self._lock:
-            self._check_live()
-            previous = self._owned.get(instance.key)
-            stored, lease_id, taken_over = self._store._put(
-                self._client, instance, ttl=self._ttl, exclusive=exclusive
-            )
-            self._owned[instance.key] = _Owned(
-                stored, lease_id, last_refresh=time.time(),
-                reregistrations=previous.reregistrations if previous is not None else 0,
-            )
-            self._metrics.inc("registrations")
-            if taken_over:
-                self._metrics.inc("takeovers")
-            if self._ttl is not None and self._keepalive_thread is None:
-                self._keepalive_thread = start_thread("memory-keepalive", self._keepalive_loop)
-        extra = _log_extra(instance, self._lease(lease_id))
-        if taken_over:
-            log.warning("Took over %s/%s/%s from another registry", instance.service, instance.version,
-                        instance.id, extra=extra)
-        elif previous is None or not previous.active:
-            log.info("Registered %s/%s/%s at %s", instance.service, instance.version, instance.id,
-                     instance.address, extra=extra)
+    def _keepalive_name(self, instance: Instance) -> str:
+        return "memory-keepalive"
 
-    def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        with self._lock:
-            self._check_live()
-            owned = self._owned.pop(instance.key, None)
-            if owned is None:
-                # Not registered here: another registry's record stays, as on etcd.
-                log.debug("deregister of %s/%s/%s: not registered through this registry",
-                          instance.service, instance.version, instance.id, extra=_log_extra(instance))
-                return
-            removed = self._store._delete(instance.key, lease_id=owned.lease_id) if owned.active else None
-            if removed is not None:
-                self._metrics.inc("deregistrations")
-        if removed is not None:
-            log.info("Deregistered %s/%s/%s", instance.service, instance.version, instance.id,
-                     extra=_log_extra(instance))
+    def _heartbeat_gate(self) -> bool:
+        return not self._keepalive_suspended
 
-    def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        with self._lock:
-            self._check_live()
-            owned = self._owned.get(instance.key)
-            if owned is None:
-                raise NotRegisteredError(
-                    f"{instance.service}/{instance.version}/{instance.id} is not registered through this "
-                    "registry; register it first"
-                )
-            if not owned.active:
-                raise _lost_error(owned)
-            state, stored = self._store._update(owned.lease_id, instance)
-            if stored is not None:
-                owned.instance = stored
-                owned.last_refresh = time.time()
-                owned.last_error = None
-                return
-            if state is _Lease.EXPIRED:
-                owned.instance = instance
-                if self._reregister_locked(owned):
-                    return
-            else:
-                self._lose_locked(owned, state)
-        raise _lost_error(owned)
-
-    def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
-        self._check_live()
-        instances, _ = self._store._list(service, version)
-        return sorted(instances, key=lambda inst: (inst.id, inst.version))
-
-    def _do_subscribe(
-        self, service: str, version: Optional[str], *, maxsize: int, timeout: Optional[float]
-    ) -> Subscription:
-        subscription = Subscription(service, version, maxsize=maxsize, on_close=self._subscription_closed)
-        with self._lock:
-            self._check_live()
-            self._subscriptions.append(subscription)
-            self._store._watch(self._client, subscription)
-        return subscription
-
-    def _do_unsubscribe(self, service: str, version: Optional[str]) -> None:
-        with self._lock:
-            ending = [s for s in self._subscriptions if s.service == service and s.version == version]
-        for subscription in ending:
-            subscription.close()
-
-    def _do_registration_state(self, instance: Instance) -> RegistrationState:
-        with self._lock:
-            owned = self._owned.get(instance.key)
-            if owned is None:
-                return RegistrationState(registered=False)
-            registered = owned.active
-            if owned.active and self._client.available:
-                state = self._store._lease_state(owned.lease_id)
-                if state is _Lease.TAKEN_OVER:
-                    self._lose_locked(owned, state)
-                registered = state is _Lease.ALIVE
-            return RegistrationState(
-                registered=registered,
-                lease_id=self._lease(owned.lease_id),
-                last_refresh=owned.last_refresh,
-                reregistrations=owned.reregistrations,
-                last_error=owned.last_error,
-            )
-
-    def _do_stats(self) -> Stats:
-        with self._lock:
-            delivered = self._ended_delivered + sum(s.delivered for s in self._subscriptions)
-            conflated = self._ended_conflated + sum(s.conflated for s in self._subscriptions)
-            registered = sum(1 for o in self._owned.values() if o.active)
-            subscriptions = len(self._subscriptions)
-        counted = {"snapshots_delivered": delivered, "snapshots_conflated": conflated}
-        stats = StatsBuilder()
-        for name in STATS_COUNTERS:  # no watch or cache here: those stay 0
-            stats.counter(name, counted.get(name, int(self._metrics.counter(name))))
-        stats.gauge("instances_registered", registered)
-        stats.gauge("subscriptions", subscriptions)
-        stats.gauge("cached_services", 0)
-        return stats.build()
-
-    def _do_close(self, *, timeout: Optional[float]) -> None:
-        limit = _JOIN_TIMEOUT if timeout is None else timeout
-        self._keepalive_stop.set()
-        with self._lock:
-            thread = self._keepalive_thread
-        if thread is not None and not join_thread(thread, limit):
-            log.warning("Keepalive thread did not stop within %.1f s", limit)
-        with self._lock:
-            removed = self._store._disconnect(self._client)
-            self._owned.clear()
-            ending = list(self._subscriptions)
-        for instance in removed:
-            self._metrics.inc("deregistrations")
-            log.info("Deregistered %s/%s/%s (registry closed)", instance.service, instance.version,
-                     instance.id, extra=_log_extra(instance))
-        for subscription in ending:
-            subscription.close()
-
-    # -- internals -------------------------------------------------------------------------
+    def _new_watch(self, service: str, version: Optional[str], kind: str,
+                   sink: Optional[Sink] = None) -> PrefixWatch:
+        return _InPlaceWatch(self._client, self._decoder, self._metrics, service=service, version=version,
+                             retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}",
+                             read_timeout=self._call_wait, sink=sink)
 
     def _check_live(self) -> None:
         self._check_open()
         if not self._client.available:
             raise RegistryUnavailableError(
-                "MemoryRegistry is unavailable (injected with set_available(False) or unavailable())"
-            )
+                f"MemoryRegistry is {UNAVAILABLE} (injected with set_available(False) or unavailable())")
 
-    def _lease(self, lease_id: int) -> Optional[int]:
-        return lease_id if self._ttl is not None else None
+    def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
+        self._check_live()
+        super()._do_register(instance, timeout=timeout, exclusive=exclusive)
 
-    def _subscription_closed(self, subscription: Subscription) -> None:
+    def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
+        self._check_live()
+        super()._do_deregister(instance, timeout=timeout)
+
+    def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
+        self._check_live()
+        super()._do_update(instance, timeout=timeout)
+
+    def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
+        self._check_live()
+        return super()._do_list(service, version, timeout=timeout)
+
+    def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
+                      timeout: Optional[float]) -> Subscription:
+        self._check_live()
+        return super()._do_subscribe(service, version, maxsize=maxsize, timeout=timeout)
+
+    def _do_close(self, *, timeout: Optional[float]) -> None:
+        self._client.closing = True  # close() deregisters this registry's instances, even while cut off
+        super()._do_close(timeout=timeout)
+
+    def _do_registration_state(self, instance: Instance) -> RegistrationState:
+        # The store answers at once: a lease that ran out, or a key another registry took,
+        # is seen now rather than at the next heartbeat (or never, without ttl).
         with self._lock:
-            if subscription in self._subscriptions:
-                self._subscriptions.remove(subscription)
-                self._ended_delivered += subscription.delivered
-                self._ended_conflated += subscription.conflated
-            self._store._unwatch(self._client, subscription)
-
-    def _reregister_locked(self, owned: _Owned) -> bool:
-        """Write ``owned`` again after its lease was lost; False when another registry holds it now."""
-        inst = owned.instance
-        self._metrics.inc("lease_losses")
-        try:
-            stored, lease_id, _ = self._store._put(self._client, inst, ttl=self._ttl, exclusive=True)
-        except AlreadyRegisteredError:
-            self._lose_locked(owned, _Lease.TAKEN_OVER)
-            return False
-        owned.instance, owned.lease_id = stored, lease_id
-        owned.reregistrations += 1
-        owned.last_refresh = time.time()
-        owned.last_error = None
-        self._metrics.inc("reregistrations")
-        log.warning("Lease of %s/%s/%s was lost; re-registered it", inst.service, inst.version, inst.id,
-                    extra=_log_extra(inst, self._lease(lease_id)))
-        return True
-
-    def _lose_locked(self, owned: _Owned, state: _Lease) -> None:
-        """Stop maintaining an instance another registry took over or removed."""
-        owned.active = False
-        owned.last_error = state.value
-        inst = owned.instance
-        log.warning("%s/%s/%s was %s; no longer keeping it alive", inst.service, inst.version, inst.id,
-                    state.value, extra=_log_extra(inst, self._lease(owned.lease_id)))
-
-    def _keepalive_loop(self) -> None:
-        assert self._ttl is not None
-        while not self._keepalive_stop.wait(self._ttl / 3):
-            if self._keepalive_suspended:
-                continue
-            with self._lock:
-                if self.closed:
-                    return
-                for owned in list(self._owned.values()):
-                    if owned.active:
-                        self._keepalive_one_locked(owned)
-
-    def _keepalive_one_locked(self, owned: _Owned) -> None:
-        if not self._client.available:
-            owned.last_error = "registry unavailable"
-            return
-        state = self._store._refresh(owned.lease_id)
-        if state is _Lease.ALIVE:
-            owned.last_refresh = time.time()
-            owned.last_error = None
-        elif state is _Lease.EXPIRED:
-            self._reregister_locked(owned)
-        else:
-            self._lose_locked(owned, state)
-
-
-def _lost_error(owned: _Owned) -> NotRegisteredError:
-    inst = owned.instance
-    return NotRegisteredError(
-        f"{inst.service}/{inst.version}/{inst.id} was {owned.last_error}; register it again to take it back"
-    )
+            reg = self._regs.get(instance.key)
+        if reg is not None and self._client.available:
+            reg.verify(deadline=Deadline(self._call_wait))
+        state = super()._do_registration_state(instance)
+        if state.registered and self._client.available:
+            _, kv = self._client.get(LAYOUT.instance_key(instance))
+            if kv is None or kv.lease != state.lease_id:
+                state = dataclasses.replace(state, registered=False)
+        if self.ttl is None:
+            state = dataclasses.replace(state, lease_id=None)  # leases that never expire are no one's concern
+        return state

@@ -2,18 +2,36 @@
 
 Keys are ``/{namespace}/services/{service}/{version}/{id}`` holding the JSON record
 shared with Go fyer-rpc; each record is bound to a lease kept alive by this process.
+``EtcdRegistry`` (and with it gRPC) is imported when first named: the memory backend
+runs this package's registration and watch code without it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, List
 
 from .options import CacheOptions, EtcdOptions, TLSOptions
-from .registry import EtcdRegistry
+
+if TYPE_CHECKING:
+    from .registry import EtcdRegistry
 
 __all__ = ["EtcdRegistry", "EtcdOptions", "TLSOptions", "CacheOptions", "new"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "EtcdRegistry":
+        from .registry import EtcdRegistry
+
+        return EtcdRegistry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 def new(**options: Any) -> EtcdRegistry:
     """Connect an :class:`EtcdRegistry` with the given options (see :class:`EtcdOptions`)."""
+    from .registry import EtcdRegistry
+
     return EtcdRegistry(**options)

@@ -22,10 +22,10 @@ from pyetcd import exceptions as etcd_exceptions
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ...retry import Retry
+from ..kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from . import _convert
 from ._endpoints import Conn, EndpointPool
 from ._errors import LeaseNotFoundError, TokenExpiredError, classify
-from ._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from ._stream import WatchStream
 from .options import Endpoint, EtcdOptions
 
@@ -250,9 +250,9 @@ class EtcdClient:
 
         return self.call("txn", run, deadline=deadline)
 
-    def grant(self, ttl: int, *, deadline: Optional[Deadline] = None) -> int:
-        """A new lease of ``ttl`` seconds; its id."""
-        request = etcdrpc.LeaseGrantRequest(TTL=ttl, ID=0)
+    def grant(self, ttl: float, *, deadline: Optional[Deadline] = None) -> int:
+        """A new lease of ``ttl`` seconds (whole seconds: etcd's unit); its id."""
+        request = etcdrpc.LeaseGrantRequest(TTL=int(ttl), ID=0)
 
         def run(conn: Conn, timeout: float, md: Any) -> int:
             resp = conn.lease.LeaseGrant(request, timeout, metadata=md)

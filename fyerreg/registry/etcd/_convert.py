@@ -11,7 +11,20 @@ from typing import Any, List
 import pyetcd
 from pyetcd import etcdrpc
 
-from ._ops import Compare, Delete, Get, KeyValue, Op, OpResult, Put, RangeResult, Txn, TxnResult, WatchBatch, WatchEvent
+from ..kv._ops import (
+    Compare,
+    Delete,
+    Get,
+    KeyValue,
+    Op,
+    OpResult,
+    Put,
+    RangeResult,
+    Txn,
+    TxnResult,
+    WatchBatch,
+    WatchEvent,
+)
 
 __all__ = [
     "encode",

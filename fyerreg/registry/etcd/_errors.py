@@ -16,12 +16,9 @@ import grpc
 from pyetcd import exceptions as etcd_exceptions
 
 from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
+from ..kv._surface import LeaseNotFoundError
 
 __all__ = ["LeaseNotFoundError", "TokenExpiredError", "ErrorType", "Rule", "RULES", "Failure", "rule_for", "classify"]
-
-
-class LeaseNotFoundError(RegistryError):
-    """etcd does not know the lease (it expired, was revoked, or the data was wiped)."""
 
 
 class TokenExpiredError(Exception):

@@ -9,9 +9,9 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 import grpc
 
 from ...errors import RegistryError, RegistryUnavailableError
+from ..kv._ops import WatchBatch
 from ._convert import watch_batch, watch_request
 from ._endpoints import Conn
-from ._ops import WatchBatch
 
 __all__ = ["WatchStream"]
 

@@ -12,8 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import InvalidInstanceError
 from ...naming import Instance, _check_segment
-from ._ops import Compare, Deadline, Delete, Txn
-from ._records import lease_hex
+from ..kv._ops import Compare, Deadline, Delete, Txn
+from ..kv._records import lease_hex
 from .registry import EtcdRegistry
 
 __all__ = ["InstanceRecord", "list_records", "lease_ttls", "remove"]

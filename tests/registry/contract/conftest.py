@@ -9,7 +9,9 @@ test share one backend (and nothing with other tests). For etcd that entry is::
         endpoints = request.getfixturevalue("etcd_endpoints")
         return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}")
 
-    BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,))  # anywhere in this module
+    BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease)
+
+``lose_lease`` ends an instance's lease from outside the registry (the lease-loss tests).
 
 The suite itself only uses the public Registry API and waits by polling with a deadline,
 so asynchronous backends pass it unchanged.
@@ -23,15 +25,31 @@ from typing import Any, Callable, Dict, Iterator, Sequence
 
 import pytest
 
-from fyerreg import MemoryRegistry, MemoryStore, Registry
+from fyerreg import Instance, MemoryRegistry, MemoryStore, Registry
 from tests.helpers import Registries, no_fyerreg_thread_left
+
+LoseLease = Callable[[pytest.FixtureRequest, Registry, Instance], None]
+"""Make the lease of ``instance``, registered by ``registry``, end now, from outside the registry."""
 
 
 class _Spec:
     def __init__(self, connect: Callable[[pytest.FixtureRequest], Callable[..., Registry]],
-                 marks: Sequence[Any] = ()) -> None:
+                 marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True) -> None:
         self.connect = connect
         self.marks = tuple(marks)
+        self.lose_lease = lose_lease
+        self.keepalive = keepalive  # False: nothing refreshes leases, a lost one returns on the next write
+
+
+def _memory_lose_lease(request: pytest.FixtureRequest, registry: Registry, instance: Instance) -> None:
+    assert isinstance(registry, MemoryRegistry)
+    assert registry.store.expire(instance)
+
+
+def _etcd_lose_lease(request: pytest.FixtureRequest, registry: Registry, instance: Instance) -> None:
+    lease_id = registry.registration_state(instance).lease_id
+    assert lease_id is not None
+    request.getfixturevalue("etcd_client").revoke_lease(lease_id)
 
 
 def _memory(request: pytest.FixtureRequest) -> Callable[..., Registry]:
@@ -39,8 +57,9 @@ def _memory(request: pytest.FixtureRequest) -> Callable[..., Registry]:
 
 
 def _memory_ttl(request: pytest.FixtureRequest) -> Callable[..., Registry]:
-    # With a lease and its keepalive thread, as etcd always has; long enough never to expire here.
-    return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=30.0)
+    # With a lease and its keepalive thread, as etcd always has, and etcd's ttl here: a heartbeat
+    # a second notices a takeover or a lost lease.
+    return functools.partial(MemoryRegistry, store=MemoryStore(), ttl=3.0)
 
 
 def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
@@ -52,10 +71,29 @@ def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
 
 
 BACKENDS: Dict[str, _Spec] = {
-    "memory": _Spec(_memory),
-    "memory-ttl": _Spec(_memory_ttl),
-    "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,)),
+    "memory": _Spec(_memory, lose_lease=_memory_lose_lease, keepalive=False),
+    "memory-ttl": _Spec(_memory_ttl, lose_lease=_memory_lose_lease),
+    "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
 }
+
+
+class Backend(Registries):
+    """One backend for one test: ``new()`` connects another registry to it; all are closed at teardown."""
+
+    def __init__(self, name: str, factory: Callable[..., Registry], spec: _Spec,
+                 request: pytest.FixtureRequest) -> None:
+        super().__init__(factory, name)
+        self._spec = spec
+        self._request = request
+
+    @property
+    def keepalive(self) -> bool:
+        """True when registries refresh leases themselves (and so repair a lost one unasked)."""
+        return self._spec.keepalive
+
+    def lose_lease(self, registry: Registry, instance: Instance) -> None:
+        """End the lease ``registry`` holds for ``instance`` now, as an expiry would."""
+        self._spec.lose_lease(self._request, registry, instance)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,10 +106,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest) -> Iterator[Registries]:
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """A backend shared by the registries of one test, parametrized over BACKENDS."""
     spec = BACKENDS[request.param]
-    b = Registries(spec.connect(request), request.param)
+    b = Backend(request.param, spec.connect(request), spec, request)
     with no_fyerreg_thread_left("every registry was closed"):
         try:
             yield b

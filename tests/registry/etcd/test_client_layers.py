@@ -40,11 +40,11 @@ def test_the_operation_values_import_neither_grpc_nor_pyetcd() -> None:
         import importlib, sys, types
         root = {str(pathlib.Path(fyerreg.__file__).parent)!r}
         for name, path in [("fyerreg", root), ("fyerreg.registry", root + "/registry"),
-                           ("fyerreg.registry.etcd", root + "/registry/etcd")]:
+                           ("fyerreg.registry.kv", root + "/registry/kv")]:
             package = types.ModuleType(name)
             package.__path__ = [path]
             sys.modules[name] = package
-        ops = importlib.import_module("fyerreg.registry.etcd._ops")
+        ops = importlib.import_module("fyerreg.registry.kv._ops")
         assert ops.Txn([ops.Compare("k", "create", 0)], [ops.Put("k", b"v")]).success[0].value == b"v"
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "pyetcd", "google")))
     """)

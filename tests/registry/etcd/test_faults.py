@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fyerreg.registry.etcd._ops import Deadline
+from fyerreg.registry.kv._ops import Deadline
 from fyerreg.testing import raw_client
 from tests.helpers import Proc, fyerreg_threads, ids, next_snapshot, wait_until
 

@@ -1,5 +1,8 @@
 """One thread per watched (service, version): a local copy of its instances, kept by an etcd watch.
 
+(The memory backend feeds the same local copy in the writing thread instead: ``apply``
+and ``reload`` are the doors it uses.)
+
 The state is read at revision R and watched from R+1, so nothing between the read and
 the watch is lost. Events are applied incrementally and each watch response that
 changes the state produces one snapshot. A broken stream is re-established with
@@ -21,10 +24,9 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
-from ._client import EtcdClient
 from ._decode import RecordDecoder
 from ._ops import Deadline, WatchBatch
-from ._stream import WatchStream
+from ._surface import KVClient, KVStream
 
 __all__ = ["PrefixWatch"]
 
@@ -79,10 +81,11 @@ class PrefixWatch:
     without one (the ``list_services`` cache) the state is only read in place.
     """
 
-    def __init__(self, client: EtcdClient, decoder: RecordDecoder, metrics: Metrics, *,
+    def __init__(self, client: KVClient, decoder: RecordDecoder, metrics: Metrics, *,
                  service: str, version: Optional[str], retry: Retry, thread_name: str,
-                 sink: Optional[Sink] = None) -> None:
+                 read_timeout: float, sink: Optional[Sink] = None) -> None:
         self.client = client
+        self.read_timeout = read_timeout
         self.decoder = decoder
         self.metrics = metrics
         self.service = service
@@ -97,7 +100,7 @@ class PrefixWatch:
         self._connected = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._stream: Optional[WatchStream] = None
+        self._stream: Optional[KVStream] = None
         self._thread: Optional[threading.Thread] = None
         self._updated = threading.Condition(self._lock)
 
@@ -179,7 +182,7 @@ class PrefixWatch:
         while not self._stop.is_set():
             try:
                 if resync is not None:
-                    changed = self._read_state(deadline=Deadline(self.client.options.dial_timeout))
+                    changed = self._read_state(deadline=Deadline(self.read_timeout))
                     if (changed or resync == "compacted") and not self._deliver():
                         break
                     resync = None
@@ -232,7 +235,7 @@ class PrefixWatch:
                 self._stream = None
             self._connected = False
 
-    def _handle(self, batch: WatchBatch, failures: int, stream: WatchStream) -> bool:
+    def _handle(self, batch: WatchBatch, failures: int, stream: KVStream) -> bool:
         """Apply one watch response; False when the consumer is gone."""
         if batch.compact_revision:
             self.metrics.inc("compaction_recoveries")
@@ -255,9 +258,18 @@ class PrefixWatch:
             return True
         if batch.canceled:
             raise _Cancelled(f"etcd cancelled the watch of {self.prefix}: {batch.cancel_reason or 'no reason given'}")
-        return self._apply(batch)
+        return self.apply(batch)
 
-    def _apply(self, batch: WatchBatch) -> bool:
+    def reload(self) -> None:
+        """Read the state again and deliver it when it changed (a client that lost changes meanwhile)."""
+        if self._read_state(deadline=Deadline(self.read_timeout)):
+            self._deliver()
+
+    def apply(self, batch: WatchBatch) -> bool:
+        """Apply the events of one watch response; deliver a snapshot when the state changed.
+
+        False when the consumer is gone.
+        """
         changed = False
         with self._updated:
             for event in batch.events:

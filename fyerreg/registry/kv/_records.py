@@ -11,11 +11,12 @@ import logging
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from ..._log import instance_extra as log_fields
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
-from ._client import EtcdClient
 from ._keys import KeyLayout
 from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Txn, TxnResult
+from ._surface import KVClient
 
 __all__ = ["RecordWriter", "WriteOutcome", "cleanup_deadline", "instance_extra", "lease_hex"]
 
@@ -23,12 +24,12 @@ log = logging.getLogger("fyerreg.registry.etcd")
 
 
 def instance_extra(instance: Instance, lease_id: Optional[int] = None, **more: Any) -> Dict[str, Any]:
-    """The structured log fields of an instance.
+    """The structured log fields of an instance (``fyerreg._log``'s) and of its lease.
 
     Lease ids are written in hex, as in the messages and as etcdctl prints them, so one
     search finds a lease in both.
     """
-    extra: Dict[str, Any] = {"service": instance.service, "version": instance.version, "instance_id": instance.id}
+    extra: Dict[str, Any] = dict(log_fields(instance))
     if lease_id is not None:
         extra["lease_id"] = lease_hex(lease_id)
     for name, value in more.items():
@@ -71,7 +72,7 @@ def _now_ms() -> int:
 class RecordWriter:
     """Lease and record operations of a :class:`~._registration.Registration`."""
 
-    def __init__(self, client: EtcdClient, layout: KeyLayout, ttl: int) -> None:
+    def __init__(self, client: KVClient, layout: KeyLayout, ttl: float) -> None:
         self.client = client
         self.layout = layout
         self.ttl = ttl

@@ -1,30 +1,32 @@
 """The whole life of one registered instance: create, update, keep alive, repair, remove, abandon.
 
 A :class:`Registration` owns its lease and record, its lock, its write turns and its
-keepalive thread (``fyerreg-keepalive-<service>-<id>``), which refreshes the lease about
-every ``ttl/3``, checks that the key still holds our record, and writes it again under a
-new lease when etcd lost the lease (unless another registry took the key over). The lock
-is never held across a call to etcd; writes take turns, and ``abandon()`` (close) never
+keepalive thread (on etcd ``fyerreg-keepalive-<service>-<id>``), which refreshes the lease
+about every ``ttl/3``, checks that the key still holds our record, and writes it again
+under a new lease when the store lost the lease (unless another registry took the key
+over). The store is etcd or the memory backend's in-process one, behind the same client
+surface (``_surface.KVClient``). The lock is never held across a call to the store;
+writes take turns, and ``abandon()`` (close) never
 waits for one: the write in flight, when it ends, removes what it holds.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
-from ...errors import NotRegisteredError, RegistryClosedError, RegistryError, RegistryUnavailableError
+from ...errors import NotRegisteredError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
-from ._errors import LeaseNotFoundError
 from ._ops import Deadline, KeyValue
 from ._records import RecordWriter, cleanup_deadline, instance_extra
+from ._surface import LeaseNotFoundError
+from ._turns import Finish, Turn, busy_error, overtaken_error, remove_busy_error
 
 __all__ = ["Registration"]
 
@@ -33,27 +35,20 @@ log = logging.getLogger("fyerreg.registry.etcd")
 _ONE_TRY = Retry(max_tries=1)
 
 
-class _Turn(enum.Enum):
-    TAKEN = "taken"
-    FINISHED = "finished"  # removed or abandoned: nothing may be written for it any more
-    TIMED_OUT = "timed out"  # another write still waits on etcd
-
-
-class _Finish(enum.Enum):
-    REMOVED = "deregistered"
-    CLOSED = "closed"
-
-
-
 class Registration:
     """One instance this registry registered, from its first write to its removal.
+
+    Its keepalive thread (named ``thread_name``) heartbeats every ``interval`` seconds
+    while ``heartbeat_gate()`` is true; ``interval`` None: no keepalive thread (leases
+    that never expire).
 
     ``active``: the record is ours and kept alive; False once another registry took
     the key over (``taken_over_by`` its lease) or once it is finished.
     """
 
     def __init__(self, instance: Instance, key: str, writer: RecordWriter, metrics: Metrics, *,
-                 interval: float, retry: Retry, call_timeout: float) -> None:
+                 interval: Optional[float], retry: Retry, call_timeout: float, thread_name: str,
+                 heartbeat_gate: Callable[[], bool] = lambda: True) -> None:
         self.instance = instance
         self.key = key
         self._writer = writer
@@ -61,10 +56,12 @@ class Registration:
         self._interval = interval
         self._retry = retry
         self._call_timeout = call_timeout
+        self._thread_name = thread_name
+        self._gate = heartbeat_gate
         self._lock = threading.RLock()
         self._turn_free = threading.Condition(self._lock)
         self._writing = False
-        self._finished: Optional[_Finish] = None
+        self._finished: Optional[Finish] = None
         self.lease_id = 0
         self.active = False
         self.taken_over_by: Optional[int] = None
@@ -121,16 +118,13 @@ class Registration:
         """
         self._signal_stop()  # a heartbeat in flight writes nothing once told
         turn = self._begin_write(deadline)
-        if turn is _Turn.FINISHED:
+        if turn is Turn.FINISHED:
             return None
-        if turn is _Turn.TIMED_OUT:
-            self._finish(_Finish.REMOVED)
-            raise RegistryUnavailableError(
-                f"deregister of {self.key}: a write to it is still waiting on etcd after "
-                f"timeout={deadline.seconds}s; it removes the record when it ends, else the lease "
-                f"expires within {self._writer.ttl}s")
+        if turn is Turn.TIMED_OUT:
+            self._finish(Finish.REMOVED)
+            raise remove_busy_error(self.key, deadline, self._writer.ttl)
         try:
-            self._finish(_Finish.REMOVED)
+            self._finish(Finish.REMOVED)
             self._signal_stop()  # one started by a register() just before our turn
             return self.withdraw(deadline=deadline)
         finally:
@@ -144,7 +138,7 @@ class Registration:
         True when a write is in flight, which then removes what it holds when it ends;
         otherwise :meth:`withdraw` is the caller's to run.
         """
-        in_flight = self._finish(_Finish.CLOSED)
+        in_flight = self._finish(Finish.CLOSED)
         self._signal_stop()
         return in_flight
 
@@ -159,6 +153,16 @@ class Registration:
         log.info("deregistered %s (lease %x revoked)", self.key, self.lease_id,
                  extra=instance_extra(self.instance, self.lease_id))
         return revision
+
+    def verify(self, *, deadline: Optional[Deadline]) -> None:
+        """Read the key now; when another registry holds it, stop keeping it (as the next heartbeat would)."""
+        with self._lock:
+            lease_id, active = self.lease_id, self.active and self._finished is None
+        if not active:
+            return
+        _, current = self._writer.client.get(self.key, deadline=deadline)
+        if current is not None and current.lease != lease_id:
+            self._taken_over(current, deadline=deadline)
 
     def wait_idle(self, timeout: Optional[float]) -> bool:
         """Wait until no write is in flight; False when ``timeout`` passed first."""
@@ -196,29 +200,28 @@ class Registration:
         """``write()`` in a write turn (None: finished before the turn came). Raises when the turn
         does not come by ``deadline``, or when remove() or abandon() overtook the write."""
         turn = self._begin_write(deadline)
-        if turn is _Turn.FINISHED:
+        if turn is Turn.FINISHED:
             return None
-        if turn is _Turn.TIMED_OUT:
-            raise RegistryUnavailableError(f"{call} of {self.key}: an earlier write to it is still waiting "
-                                           f"on etcd after timeout={deadline.seconds}s")
+        if turn is Turn.TIMED_OUT:
+            raise busy_error(self.key, call, deadline)
         try:
             revision = write()
         finally:
             finished = self._end_write(deadline)
         if finished is not None:
-            raise self._overtaken(call, finished)
+            raise overtaken_error(self.key, call, finished)
         return revision
 
-    def _begin_write(self, deadline: Deadline) -> _Turn:
+    def _begin_write(self, deadline: Deadline) -> Turn:
         with self._lock:
             if not self._turn_free.wait_for(lambda: not self._writing, deadline.left()):
-                return _Turn.TIMED_OUT
+                return Turn.TIMED_OUT
             if self._finished is not None:
-                return _Turn.FINISHED
+                return Turn.FINISHED
             self._writing = True
-            return _Turn.TAKEN
+            return Turn.TAKEN
 
-    def _end_write(self, deadline: Deadline) -> Optional[_Finish]:
+    def _end_write(self, deadline: Deadline) -> Optional[Finish]:
         """End the turn. When remove() or abandon() finished the registration meanwhile, remove
         what it holds now (their job, left to the write in flight) and say how it was finished."""
         with self._lock:
@@ -229,13 +232,7 @@ class Registration:
             self._withdraw_quietly(deadline)
         return finished
 
-    def _overtaken(self, call: str, finished: _Finish) -> RegistryError:
-        """The error of a write that close() or deregister() overtook (what it wrote is removed)."""
-        if finished is _Finish.CLOSED:
-            return RegistryClosedError(f"EtcdRegistry was closed during {call}() of {self.key}")
-        return NotRegisteredError(f"{self.key} was deregistered during {call}()")
-
-    def _finish(self, how: _Finish) -> bool:
+    def _finish(self, how: Finish) -> bool:
         with self._lock:
             if self._finished is None:
                 self._finished = how
@@ -245,25 +242,24 @@ class Registration:
 
     def _create(self, instance: Instance, *, exclusive: bool, deadline: Deadline) -> int:
         with self._lock:
-            first = not self._keepalives
+            first = not self.lease_id
         try:
             lease_id, stamped, outcome = self._writer.create(instance, exclusive=exclusive, deadline=deadline)
         except BaseException:
             if first:  # a first registration that failed leaves nothing behind
-                self._finish(_Finish.REMOVED)
+                self._finish(Finish.REMOVED)
             raise
         with self._lock:
             self.instance, self.lease_id, self.active = stamped, lease_id, True
             self.taken_over_by, self._last_error, self._last_refresh = None, None, time.time()
             self._failures = 0
-            if self._finished is None:  # else _end_write withdraws it
+            if self._finished is None and self._interval is not None:  # else _end_write withdraws it
                 # Under the lock: whoever finishes it sees this thread to stop and join.
                 stop = threading.Event()
-                self._keepalives.append((stop, start_thread(f"keepalive-{instance.service}-{instance.id}",
-                                                            self._run, stop)))
+                self._keepalives.append((stop, start_thread(self._thread_name, self._run, stop)))
         if outcome.previous is not None:
-            log.warning("took over %s, held by lease %x, with lease %x (a restarted process, or two with one id?)",
-                        self.key, outcome.previous.lease, lease_id,
+            log.warning("Took over %s, held by lease %x, with lease %x (a restarted process took over its own "
+                        "record, or two processes share one id)", self.key, outcome.previous.lease, lease_id,
                         extra=instance_extra(instance, lease_id, previous_lease_id=outcome.previous.lease))
             self._metrics.inc("takeovers")
         self._metrics.inc("registrations")
@@ -321,8 +317,11 @@ class Registration:
                 stop.set()
 
     def _run(self, stop: threading.Event) -> None:
+        assert self._interval is not None
         wait = self._interval
         while not stop.wait(wait):
+            if not self._gate():
+                continue
             try:
                 self._heartbeat(stop)
             except RegistryError as exc:
@@ -352,7 +351,7 @@ class Registration:
                     self._note_success()
                 return
         # Something to repair: a write of its own, in turn with register, update and remove.
-        if self._begin_write(deadline) is not _Turn.TAKEN:
+        if self._begin_write(deadline) is not Turn.TAKEN:
             return  # finished, or another write in flight: it repairs what it finds, or the next heartbeat does
         try:
             if not self._current(lease_id, stop):
@@ -431,7 +430,7 @@ class Registration:
             self._reregistrations += 1
         self._metrics.inc("reregistrations")
         self._note_success()
-        log.info("%s registered again with lease %x after losing lease %x", self.key, new, old,
+        log.warning("%s re-registered with lease %x after losing lease %x", self.key, new, old,
                  extra=instance_extra(instance, new, previous_lease_id=old))
         return outcome.revision
 
@@ -441,7 +440,7 @@ class Registration:
                 return
             self.active = False
             self.taken_over_by = holder.lease if holder is not None else None
-            self._last_error = f"taken over by lease {self.taken_over_by or 0:x}"
+            self._last_error = "taken over by another registry"
             lease_id = self.lease_id
         self._signal_stop()
         self._writer.revoke_quietly(lease_id, deadline=cleanup_deadline(deadline))

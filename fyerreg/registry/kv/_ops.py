@@ -2,7 +2,8 @@
 
 Plain frozen values with no gRPC or pyetcd in them, so the code above the client
 (records, keepalive, watch threads, admin) reads and builds etcd operations without
-knowing the wire; ``_convert`` turns them into etcd's messages and back.
+knowing the wire; ``fyerreg.registry.etcd._convert`` turns them into etcd's messages and
+back, and the memory backend's store runs them itself.
 """
 
 from __future__ import annotations
