@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..logging import escape_control
 from ..naming import Instance
@@ -36,19 +36,25 @@ def _lease_ttl(text: str) -> int:
     return ttl
 
 
+def _instance_command(subparsers: Any, parents: List[argparse.ArgumentParser], name: str, *, help: str,
+                      description: str) -> Tuple[argparse.ArgumentParser, Any]:
+    """A command naming one instance: the parser and its "required" group, holding --service and --version."""
+    parser = subparsers.add_parser(name, parents=parents, help=help, description=description)
+    required = parser.add_argument_group("required")
+    required.add_argument("--service", required=True, help="service name, as clients look it up")
+    required.add_argument("--version", required=True, help="service version, e.g. v1")
+    return parser, required
+
+
 def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
     """Add ``register --service S --version V --address HOST:PORT [...]``."""
-    parser = subparsers.add_parser(
-        "register",
-        parents=parents,
+    parser, required = _instance_command(
+        subparsers, parents, "register",
         help="register an instance and keep it alive until Ctrl-C/SIGTERM, then deregister it",
         description="Register an instance and keep its lease alive until Ctrl-C or SIGTERM, then "
         "deregister it: a sidecar for processes that are not written in Python. "
         "--service, --version and --address are required.",
     )
-    required = parser.add_argument_group("required")
-    required.add_argument("--service", required=True, help="service name, as clients look it up")
-    required.add_argument("--version", required=True, help="service version, e.g. v1")
     required.add_argument("--address", required=True, metavar="HOST:PORT",
                           help="where clients dial the instance; a 0.0.0.0, :: or empty host is replaced "
                           "by this host's outbound address (printed)")
@@ -63,17 +69,13 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
 
 def add_deregister_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
     """Add ``deregister --service S --version V --id ID``."""
-    parser = subparsers.add_parser(
-        "deregister",
-        parents=parents,
+    parser, required = _instance_command(
+        subparsers, parents, "deregister",
         help="remove an instance from the registry (operator action)",
         description="Remove one instance's record. A process still running keeps its lease alive and "
         "writes its record again: stop the process to take it out for good. "
         "--service, --version and --id are required.",
     )
-    required = parser.add_argument_group("required")
-    required.add_argument("--service", required=True, help="service name of the instance")
-    required.add_argument("--version", required=True, help="service version of the instance")
     required.add_argument("--id", required=True, help="instance id (the ID column of 'fyerreg list SERVICE')")
     parser.set_defaults(func=run_deregister)
 
