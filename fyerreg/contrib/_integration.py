@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from .. import _fork
 from ..errors import RegistryClosedError
-from ..naming import DEFAULT_WEIGHT
 from ..registry.base import Registry
-from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
+from ..serving import InstanceSpec, ServingRegistration
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -35,17 +34,22 @@ def registered_by_server(name: str) -> None:
     _registered_by_server = name
 
 
+# The settings that describe the instance, and the InstanceSpec field each one fills.
+_SPEC_SETTINGS = {"service_name": "service", "service_version": "version", "address": "address",
+                  "advertise_address": "advertise_address", "instance_id": "instance_id", "weight": "weight",
+                  "metadata": "metadata", "drain_delay": "drain_delay"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The ``FYERREG`` settings of an app, from Flask's ``FYERREG_*`` keys or Django's ``FYERREG`` dict."""
+    """The ``FYERREG`` settings of an app, from Flask's ``FYERREG_*`` keys or Django's ``FYERREG`` dict.
 
-    service_name: str
-    service_version: str = "1.0.0"
-    address: str = "127.0.0.1:8000"
-    advertise_address: Optional[str] = None
-    instance_id: Optional[str] = None
-    weight: int = DEFAULT_WEIGHT
-    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ``spec`` is the instance the app registers (from ``SERVICE_NAME``, ``SERVICE_VERSION``,
+    ``ADDRESS``, ``ADVERTISE_ADDRESS``, ``INSTANCE_ID``, ``WEIGHT``, ``METADATA`` and
+    ``DRAIN_DELAY``); the other fields say how to register and discover.
+    """
+
+    spec: InstanceSpec
     register: Union[bool, str] = "auto"
     registry: Any = None
     endpoints: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1:2379"])
@@ -55,14 +59,13 @@ class Settings:
     balancer: str = "round_robin"
     discovery_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     handle_signals: bool = False
-    drain_delay: float = DEFAULT_DRAIN_DELAY
     ready_timeout: float = 60.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, prefix: str, source: str, **defaults: Any) -> Settings:
         """Read ``<prefix><NAME>`` keys (``NAME`` upper-case); an unknown key raises ValueError naming it."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = dict(defaults)
+        names = set(_SPEC_SETTINGS) | {f.name for f in dataclasses.fields(cls) if f.name != "spec"}
+        values = {"address": "127.0.0.1:8000", **defaults}
         for key, value in data.items():
             if not isinstance(key, str) or not key.startswith(prefix):
                 continue
@@ -75,13 +78,8 @@ class Settings:
             raise ValueError(f"{source}{prefix}SERVICE_NAME is required")
         if values.get("register", "auto") not in (True, False, "auto"):
             raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
-        return cls(**values)
-
-    def spec(self) -> InstanceSpec:
-        """The instance these settings register."""
-        return InstanceSpec(self.service_name, self.service_version, self.address,
-                            advertise_address=self.advertise_address, instance_id=self.instance_id,
-                            weight=self.weight, metadata=self.metadata, drain_delay=self.drain_delay)
+        described = {_SPEC_SETTINGS[name]: values.pop(name) for name in list(values) if name in _SPEC_SETTINGS}
+        return cls(InstanceSpec(**described), **values)
 
 
 class Integration:
@@ -99,7 +97,7 @@ class Integration:
         self.registration: Optional[ServingRegistration] = None
         if register:
             self.registration = ServingRegistration(
-                self.registry, settings.spec(), ready_timeout=settings.ready_timeout,
+                self.registry, settings.spec, ready_timeout=settings.ready_timeout,
                 handle_signals=settings.handle_signals, deregister_at_exit=False,
             )
         atexit.register(self.close)

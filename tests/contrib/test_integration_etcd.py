@@ -10,6 +10,7 @@ import pytest
 
 from fyerreg.contrib._integration import Integration, Settings
 from fyerreg.errors import RegistryError
+from fyerreg.serving import InstanceSpec
 from fyerreg.testing import EtcdServer
 from tests.helpers import fyerreg_threads, wait_until
 
@@ -21,7 +22,7 @@ DIAL = 5.0
 
 
 def test_close_does_not_wait_for_a_registry_still_connecting_to_a_hung_etcd(etcd_server: EtcdServer) -> None:
-    settings = Settings(service_name="app", endpoints=etcd_server.endpoints,
+    settings = Settings(InstanceSpec("app", address="127.0.0.1:8000"), endpoints=etcd_server.endpoints,
                         registry_options={"dial_timeout": DIAL})
     integration = Integration(settings, register=False)
     errors: List[BaseException] = []

@@ -60,7 +60,7 @@ def test_every_way_of_serving_drains_for_the_same_default() -> None:
         "ServiceRegistration": inspect.signature(ServiceRegistration).parameters["drain_delay"].default,
         # Not built here: a GunicornRegistration tells this process's apps that a master registers them.
         "GunicornRegistration": inspect.signature(GunicornRegistration).parameters["drain_delay"].default,
-        "Settings": Settings(service_name="orders").drain_delay,
+        "Settings": Settings.from_mapping({"SERVICE_NAME": "orders"}, prefix="", source="").spec.drain_delay,
     }
     assert defaults == dict.fromkeys(defaults, DEFAULT_DRAIN_DELAY)
 
