@@ -6,11 +6,12 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TypeVar, Union
 
 from fyerreg import Instance, Snapshot, Subscription
 from fyerreg.testing import _host
@@ -288,3 +289,15 @@ class Proc:
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if stream is not None:
                 stream.close()
+
+
+HEAVY_MODULES = ("grpc", "pyetcd", "fyerreg.registry.etcd")
+"""What must not load until the etcd backend is used."""
+
+
+def imports_in_fresh_interpreter(code: str) -> Set[str]:
+    """The modules loaded after running ``code`` in a new interpreter (nothing imported before)."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())

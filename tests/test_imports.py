@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import types
 
@@ -10,16 +9,9 @@ import pytest
 
 import fyerreg
 import fyerreg.testing
+from tests.helpers import HEAVY_MODULES, imports_in_fresh_interpreter
 
-HEAVY = ("grpc", "pyetcd", "fyerreg.registry.etcd")
-
-
-def _imports_in_fresh_interpreter(code: str) -> set[str]:
-    """The modules loaded after running ``code`` in a new interpreter (nothing imported before)."""
-    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return set(result.stdout.split())
+HEAVY = HEAVY_MODULES
 
 
 @pytest.mark.parametrize("modules", [
@@ -28,18 +20,18 @@ def _imports_in_fresh_interpreter(code: str) -> set[str]:
     "fyerreg.contrib.gunicorn",
 ])
 def test_importing_loads_neither_grpc_nor_the_etcd_backend(modules: str) -> None:
-    loaded = _imports_in_fresh_interpreter(f"import {modules}")
+    loaded = imports_in_fresh_interpreter(f"import {modules}")
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 
 def test_the_pytest_plugin_leaves_servers_and_clusters_to_the_fixtures_that_use_them() -> None:
-    loaded = _imports_in_fresh_interpreter("import fyerreg.testing.plugin")
+    loaded = imports_in_fresh_interpreter("import fyerreg.testing.plugin")
     assert not loaded.intersection({"fyerreg.testing.server", "fyerreg.testing.cluster", "fyerreg.testing.tls",
                                     "fyerreg.api", "fyerreg.discovery", "fyerreg.registry"})
 
 
 def test_the_etcd_backend_is_loaded_when_first_named() -> None:
-    loaded = _imports_in_fresh_interpreter("import fyerreg\nfyerreg.EtcdRegistry")
+    loaded = imports_in_fresh_interpreter("import fyerreg\nfyerreg.EtcdRegistry")
     assert {"grpc", "fyerreg.registry.etcd"} <= loaded
 
 
@@ -71,14 +63,14 @@ def test_submodules_are_reached_as_attributes_of_a_freshly_imported_package() ->
             "assert fyerreg.naming.Instance is fyerreg.Instance\n"
             "assert fyerreg.retry.Failover is fyerreg.Failover\n"
             "assert fyerreg.api.client.Client is fyerreg.Client")
-    loaded = _imports_in_fresh_interpreter(code)
+    loaded = imports_in_fresh_interpreter(code)
     assert not loaded.intersection(HEAVY)
 
 
 def test_a_gunicorn_master_configuring_its_registration_loads_no_grpc() -> None:
     code = ("from fyerreg.contrib.gunicorn import GunicornRegistration\n"
             "GunicornRegistration('orders', 'v1', registry={'endpoints': ['127.0.0.1:2379']})")
-    loaded = _imports_in_fresh_interpreter(code)
+    loaded = imports_in_fresh_interpreter(code)
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-HEAVY = ("grpc", "pyetcd", "fyerreg.registry.etcd")
+from tests.helpers import HEAVY_MODULES, imports_in_fresh_interpreter
 
-
-def _imports_in_fresh_interpreter(code: str) -> set[str]:
-    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return set(result.stdout.split())
+HEAVY = HEAVY_MODULES
 
 
 def test_using_a_memory_registry_loads_no_grpc() -> None:
-    loaded = _imports_in_fresh_interpreter(
+    loaded = imports_in_fresh_interpreter(
         "import fyerreg\n"
         "with fyerreg.MemoryRegistry(ttl=5) as r:\n"
         "    inst = fyerreg.Instance(id='a', service='s', version='v1', address='127.0.0.1:1')\n"
@@ -33,12 +25,12 @@ def test_using_a_memory_registry_loads_no_grpc() -> None:
 
 @pytest.mark.parametrize("module", ["_registration", "_records", "_watch", "_cache", "_surface", "_leased"])
 def test_the_shared_registration_and_watch_code_imports_without_grpc(module: str) -> None:
-    loaded = _imports_in_fresh_interpreter(f"import fyerreg.registry.kv.{module}")
+    loaded = imports_in_fresh_interpreter(f"import fyerreg.registry.kv.{module}")
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 
 def test_the_etcd_registry_is_still_reached_through_its_package() -> None:
-    loaded = _imports_in_fresh_interpreter(
+    loaded = imports_in_fresh_interpreter(
         "import fyerreg.registry.etcd as etcd\n"
         "from fyerreg.registry.etcd import EtcdRegistry\n"
         "assert etcd.EtcdRegistry is EtcdRegistry and callable(etcd.new)\n"
