@@ -20,7 +20,7 @@ from ._memory_store import LAYOUT, MemoryStore
 from .base import MAX_TTL, RegistrationState
 from .kv._leased import LeasedRegistry
 from .kv._ops import Deadline
-from .kv._watch import PrefixWatch, Sink
+from .kv._watch import PrefixWatch
 from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
@@ -160,17 +160,13 @@ class MemoryRegistry(LeasedRegistry):
 
     # -- what differs from etcd ------------------------------------------------------------
 
+    _watch_type = _InPlaceWatch
+
     def _keepalive_name(self, instance: Instance) -> str:
         return "memory-keepalive"
 
     def _heartbeat_gate(self) -> bool:
         return not self._keepalive_suspended
-
-    def _new_watch(self, service: str, version: Optional[str], kind: str,
-                   sink: Optional[Sink] = None) -> PrefixWatch:
-        return _InPlaceWatch(self._client, self._decoder, self._metrics, service=service, version=version,
-                             retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}",
-                             read_timeout=self._call_wait, sink=sink)
 
     def _check_live(self) -> None:
         self._check_open()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple, Type
 
 from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
 from ...metrics import Metrics, Stats, StatsBuilder
@@ -66,6 +66,9 @@ class LeasedRegistry(Registry):
         self._cache: Optional[ServiceCache] = None
 
     # -- what a backend chooses ---------------------------------------------------------------
+
+    _watch_type: Type[PrefixWatch] = PrefixWatch
+    """The watch that keeps a subscription or a cache entry current."""
 
     def _keepalive_name(self, instance: Instance) -> str:
         return f"keepalive-{instance.service}-{instance.id}"
@@ -150,9 +153,9 @@ class LeasedRegistry(Registry):
 
     def _new_watch(self, service: str, version: Optional[str], kind: str,
                    sink: Optional[Sink] = None) -> PrefixWatch:
-        return PrefixWatch(self._client, self._decoder, self._metrics, service=service, version=version,
-                           retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}",
-                           read_timeout=self._call_wait, sink=sink)
+        return self._watch_type(self._client, self._decoder, self._metrics, service=service, version=version,
+                                retry=self._client.retry, thread_name=f"{kind}-{service}-{version or '*'}",
+                                read_timeout=self._call_wait, sink=sink)
 
     def _read(self, service: str, version: Optional[str], deadline: Deadline) -> Snapshot:
         result = self._client.get_prefix(self._layout.prefix(service, version), deadline=deadline)
