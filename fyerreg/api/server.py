@@ -56,7 +56,7 @@ class ServerOptions:
     register_timeout: Optional[float] = None
 
     def __post_init__(self) -> None:
-        _ = self.spec  # a malformed address or drain_delay raises here
+        spec = self.spec  # a malformed address or drain_delay raises here
         if self.idle_timeout < 0:
             raise ValueError("idle_timeout must be >= 0")
         if self.max_body < 1:
@@ -70,7 +70,7 @@ class ServerOptions:
             if not isinstance(self.registry, Registry):
                 raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
             try:
-                self.spec.validate()
+                spec.validate()
             except InvalidInstanceError as exc:
                 option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
                 raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
@@ -182,7 +182,6 @@ class Server:
         if registration is not None:
             # Clients still holding the old instance set may send a few more calls: the drain serves them.
             registration.stop(max_drain=grace)
-            self._instance = registration.instance
         if http is not None:
             http.draining = True
             if not self._app.wait_idle(max(deadline - time.monotonic(), 0.0)):

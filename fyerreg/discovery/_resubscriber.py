@@ -63,7 +63,7 @@ class Resubscriber:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            views = [view for view in self._views() if view.needs_subscription]
+            views = self._views()
             self._backoff = {view: self._backoff[view] for view in views if view in self._backoff}
             waits = [self._attempt(view) for view in views]
             pending = [w for w in waits if w is not None]

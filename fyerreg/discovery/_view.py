@@ -358,30 +358,21 @@ class ServiceView:
 
     def add_stats(self, stats: StatsBuilder) -> None:
         """Add this view's figures to ``stats``: per-service gauges ``service_*``, per-instance
-        counters and gauges ``instance_*``."""
-        with self._lock:
-            snap = self._snapshot
-            ejected = self._health.ejected if self._health is not None else set()
-            view = {"service": self.service, "version": self.version or "*"}
-            if snap is not None:
-                stats.gauge("service_revision", snap.revision, **view)
-                stats.gauge("service_stale", snap.stale, **view)
-            stats.gauge("service_subscribed", self._sub is not None, **view)
-            stats.gauge("service_candidates", len(self._candidates) if self._reason is None else 0, **view)
-            stats.gauge("service_protecting_empty", self._protect_until is not None, **view)
-            for inst in snap or ():
-                key = instance_key(inst)
-                counts = self._counts.get(key) or _Counts()
-                labels = {"service": self.service, "version": inst.version, "instance_id": inst.id,
-                          "address": inst.address}
-                stats.counter("instance_picks", counts.picks, **labels)
-                stats.counter("instance_calls", counts.calls, **labels)
-                stats.counter("instance_errors", counts.errors, **labels)
-                stats.counter("instance_ejections",
-                              self._health.ejections(key) if self._health is not None else 0, **labels)
-                stats.gauge("instance_enabled", inst.enabled, **labels)
-                stats.gauge("instance_weight", inst.weight, **labels)
-                stats.gauge("instance_ejected", key in ejected, **labels)
+        counters and gauges ``instance_*`` (the figures of :meth:`describe`)."""
+        state = self.describe()
+        view = {"service": self.service, "version": self.version or "*"}
+        if state["revision"] is not None:
+            stats.gauge("service_revision", state["revision"], **view)
+            stats.gauge("service_stale", state["stale"], **view)
+        for name in ("subscribed", "candidates", "protecting_empty"):
+            stats.gauge(f"service_{name}", state[name], **view)
+        for row in state["instances"]:
+            labels = {"service": self.service, "version": row["version"], "instance_id": row["id"],
+                      "address": row["address"]}
+            for name in ("picks", "calls", "errors", "ejections"):
+                stats.counter(f"instance_{name}", row[name], **labels)
+            for name in ("enabled", "weight", "ejected"):
+                stats.gauge(f"instance_{name}", row[name], **labels)
 
     def describe(self) -> Dict[str, Any]:
         """This view's state for a reader (why nothing is available, panic) and per-instance counts."""

@@ -127,12 +127,6 @@ class _LatestWins(queue.Queue[Optional[Snapshot]]):
             self.not_full.notify()
             return item
 
-    def renew_locks(self) -> None:
-        self.mutex = threading.Lock()
-        self.not_empty = threading.Condition(self.mutex)
-        self.not_full = threading.Condition(self.mutex)
-        self.all_tasks_done = threading.Condition(self.mutex)
-
 
 class Subscription:
     """A bounded, latest-wins queue of :class:`Snapshot` for one (service, version).
@@ -271,12 +265,10 @@ class Subscription:
             callback(self)
 
     def _end_after_fork(self) -> None:
-        """In a forked child: renew the locks (a parent's thread may have held them) and end.
+        """In a forked child (its locks already reset by ``fyerreg._fork``): end.
 
         The watch feeding this subscription is the parent's; the child subscribes again.
         """
-        self._queue.renew_locks()
-        self._close_lock = threading.Lock()
         self._on_close = None
         self._queue.end()
 

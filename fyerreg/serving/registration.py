@@ -146,6 +146,7 @@ class ServingRegistration:
         if os.getpid() != self._pid:
             return
         self._stop.set()
+        deadline = time.monotonic() + self._stop_wait  # one bound for both waits below
         if threading.get_ident() != self._attempt_owner:
             self._attempt_idle.wait(self._stop_wait)
         with self._lock:
@@ -156,7 +157,7 @@ class ServingRegistration:
             logger.warning("registration of %s still in flight at stop; it is removed if it completes, "
                            "or its lease expires", self.instance.service, extra=_extra(self.instance))
         elif self._thread is not None:
-            join_thread(self._thread, self._stop_wait)
+            join_thread(self._thread, max(0.0, deadline - time.monotonic()))
         if was_registered:
             self._deregister()
             time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain))
