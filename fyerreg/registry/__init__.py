@@ -6,8 +6,9 @@ is imported when first named, like ``fyerreg.EtcdRegistry``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from .base import RegistrationState, Registry
 from .subscription import Snapshot, Subscription
 
@@ -17,13 +18,4 @@ if TYPE_CHECKING:
 __all__ = ["MemoryRegistry", "MemoryStore", "RegistrationState", "Registry", "Snapshot", "Subscription"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("MemoryRegistry", "MemoryStore"):
-        from . import memory
-
-        return getattr(memory, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {"MemoryRegistry": ".memory", "MemoryStore": ".memory"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import RegistryUnavailableError
 from ..naming import Instance
@@ -21,7 +21,6 @@ from .base import MAX_TTL, RegistrationState
 from .kv._leased import LeasedRegistry
 from .kv._ops import Deadline
 from .kv._watch import PrefixWatch
-from .subscription import Subscription
 
 __all__ = ["MemoryRegistry", "MemoryStore"]
 
@@ -168,32 +167,11 @@ class MemoryRegistry(LeasedRegistry):
     def _heartbeat_gate(self) -> bool:
         return not self._keepalive_suspended
 
-    def _check_live(self) -> None:
+    def _check_reachable(self) -> None:
         self._check_open()
         if not self._client.available:
             raise RegistryUnavailableError(
                 f"MemoryRegistry is {UNAVAILABLE} (injected with set_available(False) or unavailable())")
-
-    def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
-        self._check_live()
-        super()._do_register(instance, timeout=timeout, exclusive=exclusive)
-
-    def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        self._check_live()
-        super()._do_deregister(instance, timeout=timeout)
-
-    def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
-        self._check_live()
-        super()._do_update(instance, timeout=timeout)
-
-    def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
-        self._check_live()
-        return super()._do_list(service, version, timeout=timeout)
-
-    def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
-                      timeout: Optional[float]) -> Subscription:
-        self._check_live()
-        return super()._do_subscribe(service, version, maxsize=maxsize, timeout=timeout)
 
     def _do_close(self, *, timeout: Optional[float]) -> None:
         self._client.closing = True  # close() deregisters this registry's instances, even while cut off

@@ -8,8 +8,9 @@ runs this package's registration and watch code without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, Any
 
+from ..._lazy import lazy_exports
 from .options import CacheOptions, EtcdOptions, TLSOptions
 
 if TYPE_CHECKING:
@@ -18,16 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["EtcdRegistry", "EtcdOptions", "TLSOptions", "CacheOptions", "new"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "EtcdRegistry":
-        from .registry import EtcdRegistry
-
-        return EtcdRegistry
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {"EtcdRegistry": ".registry"})
 
 
 def new(**options: Any) -> EtcdRegistry:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ... import _fork
 from ..kv._cache import ServiceCache
 from ..kv._keys import KeyLayout
 from ..kv._leased import LeasedRegistry
@@ -53,7 +51,6 @@ class EtcdRegistry(LeasedRegistry):
         self._cache = self._new_cache()
         self._forked = False
         self._inherited: List[_Inherited] = []
-        _fork.track(self)
 
     def _new_cache(self) -> Optional[ServiceCache]:
         if not self.options.cache.enabled:
@@ -73,8 +70,6 @@ class EtcdRegistry(LeasedRegistry):
         # Kept referenced and never closed: closing them here would act on the parent's connections.
         self._inherited.append((self._client, self._regs, self._lingering, self._subs, self._cache))
         subs = [sub for sub, _ in self._subs.values()]
-        self._state_lock = threading.RLock()
-        self._lock = threading.RLock()
         self._regs, self._subs, self._lingering = {}, {}, set()
         self._cache = self._new_cache()
         self._forked = True

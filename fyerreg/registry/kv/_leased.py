@@ -77,6 +77,9 @@ class LeasedRegistry(Registry):
         """Whether the keepalive threads heartbeat now (always, unless a backend holds them)."""
         return True
 
+    def _check_reachable(self) -> None:
+        """Raise before a call when the backend already knows its store cannot be reached."""
+
     def _close_client(self) -> None:
         self._client.close()
 
@@ -91,6 +94,7 @@ class LeasedRegistry(Registry):
                             thread_name=self._keepalive_name(instance), heartbeat_gate=self._heartbeat_gate)
 
     def _do_register(self, instance: Instance, *, timeout: Optional[float], exclusive: bool) -> None:
+        self._check_reachable()
         deadline = Deadline(timeout)
         while True:
             with self._lock:
@@ -118,6 +122,7 @@ class LeasedRegistry(Registry):
             self._cache.wrote(instance.service, instance.version, revision)
 
     def _do_update(self, instance: Instance, *, timeout: Optional[float]) -> None:
+        self._check_reachable()
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is None:
@@ -125,6 +130,7 @@ class LeasedRegistry(Registry):
         self._wrote(instance, reg.update(instance, deadline=Deadline(timeout)))
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
+        self._check_reachable()
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is None:
@@ -163,6 +169,7 @@ class LeasedRegistry(Registry):
         return Snapshot(found.values(), revision=result.revision)
 
     def _do_list(self, service: str, version: Optional[str], *, timeout: Optional[float]) -> List[Instance]:
+        self._check_reachable()
         deadline = Deadline(timeout)  # one budget for the cache's catch-up and a direct read
         if self._cache is None:
             return list(self._read(service, version, deadline))
@@ -171,6 +178,7 @@ class LeasedRegistry(Registry):
 
     def _do_subscribe(self, service: str, version: Optional[str], *, maxsize: int,
                       timeout: Optional[float]) -> Subscription:
+        self._check_reachable()
         deadline = Deadline(timeout)
         sub = Subscription(service, version, maxsize=maxsize, on_close=self._subscription_closed)
         watch = self._new_watch(service, version, "watch", sink=sub.publish)

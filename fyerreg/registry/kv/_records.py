@@ -101,7 +101,6 @@ class RecordWriter:
         ``previous`` names it).
         """
         key = self.layout.instance_key(instance)
-        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
         lease_id = self.client.grant(self.ttl, deadline=deadline)
         try:
             stamped, value = self.stamp(instance)
@@ -170,16 +169,6 @@ class RecordWriter:
             self.revoke_quietly(new, deadline=cleanup_deadline(deadline))
         return new, stamped, outcome
 
-    def remove(self, key: str, lease_id: int, *, deadline: Optional[Deadline]) -> Tuple[bool, int]:
-        """Delete the key if it is still bound to ``lease_id``, then revoke the lease.
-
-        Returns whether the key was deleted and the store revision.
-        """
-        deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
-        result = self.client.txn(Txn([Compare(key, "lease", lease_id)], [Delete(key)], []), deadline=deadline)
-        self.client.revoke(lease_id, deadline=deadline)
-        return result.succeeded, result.revision
-
     def withdraw(self, key: str, lease_id: int, *, ours: bool, deadline: Optional[Deadline]) -> Optional[int]:
         """Remove what a registration holds: the record when ``ours`` (else another registry took
         it over) and the lease. The store revision of the delete, or None."""
@@ -188,7 +177,10 @@ class RecordWriter:
         if not ours:
             self.revoke_quietly(lease_id, deadline=deadline)
             return None
-        return self.remove(key, lease_id, deadline=deadline)[1]
+        # Delete the key only while it is still bound to our lease, then revoke the lease.
+        result = self.client.txn(Txn([Compare(key, "lease", lease_id)], [Delete(key)], []), deadline=deadline)
+        self.client.revoke(lease_id, deadline=deadline)
+        return result.revision
 
 
 def _kv(result: TxnResult, index: int) -> Optional[KeyValue]:
