@@ -58,6 +58,7 @@ class EtcdClient:
             jitter=0.2,
         )
         self._lock = threading.RLock()
+        self._renew_lock = threading.Lock()
         self._closed = False
         self._token: Optional[str] = None
         self._token_fresh_until = 0.0
@@ -153,7 +154,9 @@ class EtcdClient:
         return error.unavailable() if isinstance(error, TokenExpiredError) else error
 
     def _renew_token(self, conn: Conn) -> None:
-        with self._lock:
+        # One renewal at a time, under a lock of its own: close() and every call's bookkeeping
+        # take _lock, and must not wait for this network call.
+        with self._renew_lock:
             if time.monotonic() < self._token_fresh_until:
                 return  # another thread has just renewed it
             try:
