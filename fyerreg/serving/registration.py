@@ -19,7 +19,7 @@ from .. import _fork, _signals
 from .._log import instance_extra as _extra
 from .._threads import join_thread, start_thread
 from ..errors import RegistryClosedError, RegistryError
-from ..naming import Status
+from ..naming import Instance, Status
 from ..registry.base import Registry
 from ..retry import Retry
 from .spec import InstanceSpec
@@ -67,6 +67,9 @@ class ServingRegistration:
         deregister_at_exit: bool = True,
         timeout: Optional[float] = None,
         deregister_timeout: Optional[float] = None,
+        on_registered: Optional[Callable[[Instance], None]] = None,
+        on_stop: Optional[Callable[[], None]] = None,
+        after_stop: Optional[Callable[[], None]] = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
@@ -103,6 +106,9 @@ class ServingRegistration:
         self._started = False
         self._thread: Optional[threading.Thread] = None
         self._restore_signals: Callable[[], None] = _no_op
+        self._on_registered = on_registered
+        self._on_stop = on_stop
+        self._after_stop = after_stop
         self.last_error: Optional[RegistryError] = None
         """The error of the last failed deregistration, if any."""
 
@@ -145,6 +151,7 @@ class ServingRegistration:
         """
         if os.getpid() != self._pid:
             return
+        self._run_hook("on_stop", self._on_stop)
         self._stop.set()
         deadline = time.monotonic() + self._stop_wait  # one bound for both waits below
         if threading.get_ident() != self._attempt_owner:
@@ -161,6 +168,7 @@ class ServingRegistration:
         if was_registered:
             self._deregister()
             time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain))
+        self._run_hook("after_stop", self._after_stop)
         self._restore_signals()
         if self._at_exit:
             atexit.unregister(self._exit)
@@ -225,6 +233,17 @@ class ServingRegistration:
             return
         logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
                     extra=_extra(self.instance))
+        hook, instance = self._on_registered, self.instance
+        if hook is not None:
+            self._run_hook("on_registered", lambda: hook(instance))
+
+    def _run_hook(self, name: str, hook: Optional[Callable[[], None]]) -> None:
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception:
+            logger.exception("the %s hook of %s failed", name, self.instance.service, extra=_extra(self.instance))
 
     def _register_when_ready(self) -> None:
         try:

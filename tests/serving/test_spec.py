@@ -105,3 +105,35 @@ def test_a_server_logs_and_registers_one_instance(caplog: pytest.LogCaptureFixtu
             assert server.instance is not None and server.instance.id == listed.id
     ids = {getattr(r, "instance_id", None) for r in caplog.records if getattr(r, "service", None) == "orders"}
     assert ids == {listed.id}
+
+
+def test_the_hooks_run_once_registered_before_deregistering_and_after_the_drain() -> None:
+    seen = []
+    with MemoryRegistry() as registry:
+        def listed() -> list:  # type: ignore[type-arg]
+            return [i.id for i in registry.list_services("orders", "1.0.0")]
+
+        registration = ServingRegistration(
+            registry, InstanceSpec("orders", address="127.0.0.1:8080", drain_delay=0.0),
+            wait_ready=False, deregister_at_exit=False,
+            on_registered=lambda inst: seen.append(("registered", inst.id, listed())),
+            on_stop=lambda: seen.append(("stop", None, listed())),
+            after_stop=lambda: seen.append(("after_stop", None, listed())))
+        registration.start()
+        registration.stop()
+        ident = registration.instance.id
+    assert seen == [("registered", ident, [ident]), ("stop", None, [ident]), ("after_stop", None, [])]
+
+
+def test_a_failing_hook_is_logged_and_the_instance_is_still_deregistered(caplog: pytest.LogCaptureFixture) -> None:
+    def boom() -> None:
+        raise RuntimeError("hook failed")
+
+    with MemoryRegistry() as registry:
+        registration = ServingRegistration(
+            registry, InstanceSpec("orders", address="127.0.0.1:8080", drain_delay=0.0),
+            wait_ready=False, deregister_at_exit=False, on_stop=boom)
+        with registration:
+            assert registry.list_services("orders", "1.0.0")
+        assert registry.list_services("orders", "1.0.0") == []
+    assert any("the on_stop hook of orders failed" in r.getMessage() for r in caplog.records)
