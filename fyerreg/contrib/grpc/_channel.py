@@ -1,0 +1,339 @@
+"""``DiscoveryChannel``: a ``grpc.Channel`` whose calls go to instances picked through discovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, List, Optional, Sequence, Tuple
+
+import grpc
+
+from ...errors import NoInstanceAvailableError
+from ...naming import Endpoint, Instance
+from ._pool import Entry
+from ._routing import Routing, call_kwargs
+from ._status import INSTANCE_FAILURES, NoInstanceError, time_left
+
+if TYPE_CHECKING:
+    from ...discovery import Discovery
+    from ...discovery._pick import Pick
+
+__all__ = ["DiscoveryChannel"]
+
+Attempt = Tuple["Pick", Entry[grpc.Channel]]
+
+
+class DiscoveryChannel(grpc.Channel):  # type: ignore[misc]
+    """A ``grpc.Channel`` for ``service`` (``version``; None: any) that sends each call to an
+    instance picked through ``discovery``: pass it to a generated stub, ``GreeterStub(channel)``.
+
+    Instances are picked by their ``grpc`` endpoint (their address when they name no
+    endpoints), one ``grpc.Channel`` each, opened when first picked and closed once the
+    instance has left discovery's candidates and its calls have ended. Every call's
+    latency and outcome reach the balancer and outlier ejection; the status codes in
+    ``failure_codes`` count against the instance, the others are the application's
+    answers. Unary-unary and unary-stream calls fail over by the
+    :class:`~fyerreg.retry.Failover` of ``retries`` and ``idempotent_methods`` (full
+    names, ``"/package.Service/Method"``): an UNAVAILABLE call that was never sent goes to
+    another instance, and any UNAVAILABLE of an idempotent method; a stream only until
+    its first response arrived; futures and streaming-request calls go to one instance
+    without failover. ``timeout`` bounds a call with its retries. With no instance to
+    pick, a call raises :class:`NoInstanceError` (a ``grpc.RpcError`` with UNAVAILABLE).
+
+    ``options`` and ``compression`` go to every channel; TLS endpoints get
+    ``credentials`` (default ``grpc.ssl_channel_credentials()``). Close it (or use it as a
+    context manager) to close every channel; the discovery stays open.
+    """
+
+    def __init__(
+        self,
+        discovery: Discovery,
+        service: str,
+        version: Optional[str] = None,
+        *,
+        retries: int = 2,
+        idempotent_methods: Collection[str] = frozenset(),
+        failure_codes: Collection[grpc.StatusCode] = INSTANCE_FAILURES,
+        options: Sequence[Tuple[str, Any]] = (),
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        compression: Optional[grpc.Compression] = None,
+    ) -> None:
+        self._routing: _SyncRouting = _SyncRouting(
+            discovery, service, version, retries=retries, idempotent_methods=idempotent_methods,
+            failure_codes=failure_codes, options=options, credentials=credentials, compression=compression)
+
+    @property
+    def routing(self) -> Routing[grpc.Channel]:
+        """The service, version, failover policy and open channels behind this channel."""
+        return self._routing
+
+    def addresses(self) -> List[str]:
+        """The instance addresses a channel is open to now, sorted."""
+        return self._routing.addresses()
+
+    def unary_unary(self, method: str, request_serializer: Optional[Callable[[Any], bytes]] = None,
+                    response_deserializer: Optional[Callable[[bytes], Any]] = None,
+                    _registered_method: bool = False) -> grpc.UnaryUnaryMultiCallable:
+        return _UnaryUnary(self._routing, method, "unary_unary", request_serializer, response_deserializer,
+                           _registered_method)
+
+    def unary_stream(self, method: str, request_serializer: Optional[Callable[[Any], bytes]] = None,
+                     response_deserializer: Optional[Callable[[bytes], Any]] = None,
+                     _registered_method: bool = False) -> grpc.UnaryStreamMultiCallable:
+        return _UnaryStream(self._routing, method, "unary_stream", request_serializer, response_deserializer,
+                            _registered_method)
+
+    def stream_unary(self, method: str, request_serializer: Optional[Callable[[Any], bytes]] = None,
+                     response_deserializer: Optional[Callable[[bytes], Any]] = None,
+                     _registered_method: bool = False) -> grpc.StreamUnaryMultiCallable:
+        return _StreamUnary(self._routing, method, "stream_unary", request_serializer, response_deserializer,
+                            _registered_method)
+
+    def stream_stream(self, method: str, request_serializer: Optional[Callable[[Any], bytes]] = None,
+                      response_deserializer: Optional[Callable[[bytes], Any]] = None,
+                      _registered_method: bool = False) -> grpc.StreamStreamMultiCallable:
+        return _StreamStream(self._routing, method, "stream_stream", request_serializer, response_deserializer,
+                             _registered_method)
+
+    def subscribe(self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False) -> None:
+        raise NotImplementedError("a DiscoveryChannel spans instances: it has no one connectivity state")
+
+    def unsubscribe(self, callback: Callable[[grpc.ChannelConnectivity], None]) -> None:
+        raise NotImplementedError("a DiscoveryChannel spans instances: it has no one connectivity state")
+
+    def close(self) -> None:
+        """Close every instance's channel (calls still in flight are cancelled). Idempotent."""
+        for channel in self._routing.pool.close():
+            channel.close()
+
+    def __enter__(self) -> DiscoveryChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DiscoveryChannel {self._routing.describe()} open={self.addresses()}>"
+
+
+class _SyncRouting(Routing[grpc.Channel]):
+    def open_channel(self, endpoint: Endpoint) -> grpc.Channel:
+        if endpoint.tls:
+            return grpc.secure_channel(endpoint.address, self.credentials or grpc.ssl_channel_credentials(),
+                                       options=self.options, compression=self.compression)
+        return grpc.insecure_channel(endpoint.address, options=self.options, compression=self.compression)
+
+    def start(self, tried: List[Instance]) -> Attempt:
+        """Pick an instance (avoiding ``tried``) and hold its channel for one attempt."""
+        pick = self.pick(tried)
+        try:
+            inst = pick.__enter__()
+        except NoInstanceAvailableError as exc:
+            raise NoInstanceError(exc) from exc
+        try:
+            entry, stale = self.pool.acquire(inst)
+        except BaseException as exc:
+            pick.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        for channel in stale:
+            channel.close()
+        tried.append(inst)
+        return pick, entry
+
+    def end(self, attempt: Attempt, error: Optional[BaseException], *, in_callback: bool = False) -> None:
+        channel = self.finish(*attempt, error)
+        if in_callback:  # closing a channel from one of its own callbacks is not safe
+            self.pool.defer(channel)
+        elif channel is not None:
+            channel.close()
+
+    def watch(self, attempt: Attempt, call: Any) -> None:
+        """Report ``attempt`` when ``call`` (a future or a response stream) ends."""
+        def ended() -> None:
+            self.end(attempt, None if call.code() is grpc.StatusCode.OK else call, in_callback=True)
+
+        if not call.add_callback(ended):
+            ended()
+
+
+class _MultiCallable:
+    def __init__(self, routing: _SyncRouting, method: str, kind: str, serializer: Any, deserializer: Any,
+                 registered: bool) -> None:
+        self._routing = routing
+        self._method = method
+        self._kind = kind
+        self._serializer = serializer
+        self._deserializer = deserializer
+        self._registered = registered
+
+    def _make(self, channel: grpc.Channel) -> Any:
+        return getattr(channel, self._kind)(self._method, request_serializer=self._serializer,
+                                            response_deserializer=self._deserializer,
+                                            _registered_method=self._registered)
+
+    def _invoke(self, invoke: Callable[[Any, Optional[float]], Any], timeout: Optional[float]) -> Any:
+        """``invoke(multicallable, timeout)`` on picked instances, failing over as the policy allows."""
+        routing = self._routing
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tried: List[Instance] = []
+        while True:
+            attempt = routing.start(tried)
+            try:
+                result = invoke(attempt[1].callable(self, self._make), time_left(deadline))
+            except grpc.RpcError as exc:
+                routing.end(attempt, exc)
+                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                    raise
+                continue
+            except BaseException as exc:
+                routing.end(attempt, exc)
+                raise
+            routing.end(attempt, None)
+            return result
+
+    def _once(self, invoke: Callable[[Any], Any]) -> Any:
+        """``invoke(multicallable)`` on one picked instance; reported when the call it returns ends."""
+        routing = self._routing
+        attempt = routing.start([])
+        try:
+            call = invoke(attempt[1].callable(self, self._make))
+        except BaseException as exc:
+            routing.end(attempt, exc)
+            raise
+        routing.watch(attempt, call)
+        return call
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} {self._method} of {self._routing.describe()}>"
+
+
+class _UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
+    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
+                 wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._invoke(lambda call, left: call(request, timeout=left, **kw), timeout)
+
+    def with_call(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
+                  wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._invoke(lambda call, left: call.with_call(request, timeout=left, **kw), timeout)
+
+    def future(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
+               wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._once(lambda call: call.future(request, timeout=timeout, **kw))
+
+
+class _UnaryStream(_MultiCallable, grpc.UnaryStreamMultiCallable):  # type: ignore[misc]
+    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
+                 wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return _ResponseStream(self, lambda call, left: call(request, timeout=left, **kw), timeout)
+
+
+class _StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):  # type: ignore[misc]
+    def __call__(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
+                 credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._one_shot(lambda call: call(request_iterator, timeout=timeout, **kw))
+
+    def with_call(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
+                  credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._one_shot(lambda call: call.with_call(request_iterator, timeout=timeout, **kw))
+
+    def future(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
+               credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._once(lambda call: call.future(request_iterator, timeout=timeout, **kw))
+
+    def _one_shot(self, invoke: Callable[[Any], Any]) -> Any:
+        """``invoke(multicallable)`` once: a request stream can be read only once, so no failover."""
+        routing = self._routing
+        attempt = routing.start([])
+        try:
+            result = invoke(attempt[1].callable(self, self._make))
+        except BaseException as exc:
+            routing.end(attempt, exc)
+            raise
+        routing.end(attempt, None)
+        return result
+
+
+class _StreamStream(_MultiCallable, grpc.StreamStreamMultiCallable):  # type: ignore[misc]
+    def __call__(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
+                 credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
+        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
+        return self._once(lambda call: call(request_iterator, timeout=timeout, **kw))
+
+
+class _ResponseStream(grpc.Call):  # type: ignore[misc]
+    """The responses of a unary-stream call; sent to another instance while nothing has arrived yet."""
+
+    def __init__(self, owner: _MultiCallable, invoke: Callable[[Any, Optional[float]], Any],
+                 timeout: Optional[float]) -> None:
+        self._owner = owner
+        self._invoke = invoke
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._tried: List[Instance] = []
+        self._received = False
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._call: Any = self._start()
+
+    def _start(self) -> Any:
+        routing = self._owner._routing
+        attempt = routing.start(self._tried)
+        try:
+            call = self._invoke(attempt[1].callable(self._owner, self._owner._make), time_left(self._deadline))
+        except BaseException as exc:
+            routing.end(attempt, exc)
+            raise
+        routing.watch(attempt, call)
+        return call
+
+    def __iter__(self) -> _ResponseStream:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            call = self._call
+            try:
+                message = next(call)
+            except grpc.RpcError as exc:
+                if self._received or self._cancelled or not self._owner._routing.policy.retry(
+                        exc, len(self._tried), self._owner._method, self._deadline):
+                    raise
+                with self._lock:
+                    if self._cancelled:
+                        raise
+                    self._call = self._start()
+                continue
+            self._received = True
+            return message
+
+    def cancel(self) -> bool:
+        with self._lock:
+            self._cancelled = True
+            return bool(self._call.cancel())
+
+    def is_active(self) -> bool:
+        return bool(self._call.is_active())
+
+    def time_remaining(self) -> Optional[float]:
+        return time_left(self._deadline)
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return bool(self._call.add_callback(callback))
+
+    def initial_metadata(self) -> Any:
+        return self._call.initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        return self._call.trailing_metadata()
+
+    def code(self) -> grpc.StatusCode:
+        return self._call.code()
+
+    def details(self) -> str:
+        return str(self._call.details())
