@@ -8,7 +8,7 @@ import grpc
 
 from ...naming import Endpoint, Instance
 from ...retry import Failover
-from ._pool import ChannelPool, Entry
+from ._pool import CLOSED_MESSAGE, ChannelPool, Entry
 from ._status import ENDPOINT, CallPolicy, Failed
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class Routing(Generic[C]):
         raise NotImplementedError
 
     def pick(self, tried: List[Instance]) -> Pick:
+        if self.pool.closed:
+            raise ValueError(CLOSED_MESSAGE)
         return self.discovery.pick(self.service, self.version, exclude=tried, endpoint=ENDPOINT)
 
     def finish(self, pick: Pick, entry: Entry[C], error: Optional[BaseException]) -> Optional[C]:
