@@ -161,11 +161,19 @@ class _AioRouting(Routing[Any]):
         return pick, entry
 
     def end(self, attempt: Attempt, error: Optional[BaseException]) -> None:
-        if isinstance(error, asyncio.CancelledError):
-            error = None  # the caller's doing, not the instance's
         channel = self.finish(*attempt, error)
         if channel is not None:
             self._close_later(channel)
+
+    async def abandon(self, attempt: Attempt) -> None:
+        """An attempt given up by the caller (cancelled, or its stream left unread): reported to nobody."""
+        pick, entry = attempt
+        try:
+            await pick.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+        finally:
+            channel = self.pool.release(entry)
+            if channel is not None:
+                self._close_later(channel)
 
     def _close_later(self, channel: Any) -> None:
         task = asyncio.ensure_future(channel.close())
@@ -223,6 +231,9 @@ class _UnaryUnary(_MultiCallable, grpc.aio.UnaryUnaryMultiCallable):  # type: ig
                 if not routing.policy.retry(exc, len(tried), self._method, deadline):
                     raise
                 continue
+            except asyncio.CancelledError:
+                await routing.abandon(attempt)
+                raise
             except BaseException as exc:
                 routing.end(attempt, exc)
                 raise
@@ -275,10 +286,15 @@ class _ResponseStream:
                     yield message
             except grpc.RpcError as exc:
                 error = exc
-            except BaseException as exc:  # the caller stopped reading, or was cancelled
+            except (asyncio.CancelledError, GeneratorExit):  # the caller was cancelled, or stopped reading
                 if call is not None:
                     call.cancel()
-                routing.end(attempt, None if isinstance(exc, GeneratorExit) else exc)
+                await routing.abandon(attempt)
+                raise
+            except BaseException as exc:
+                if call is not None:
+                    call.cancel()
+                routing.end(attempt, exc)
                 raise
             routing.end(attempt, error)
             if error is None:
@@ -298,6 +314,9 @@ class _StreamUnary(_MultiCallable, grpc.aio.StreamUnaryMultiCallable):  # type: 
         attempt = await routing.start([])
         try:
             response = await attempt[1].callable(self, self._make)(request_iterator, timeout=timeout, **kw)
+        except asyncio.CancelledError:
+            await routing.abandon(attempt)
+            raise
         except BaseException as exc:
             routing.end(attempt, exc)
             raise
@@ -319,7 +338,10 @@ class _StreamStream(_MultiCallable, grpc.aio.StreamStreamMultiCallable):  # type
             raise
 
         def ended(done: Any) -> None:
-            routing.end(attempt, None if done.cancelled() or done.code() is grpc.StatusCode.OK else done)
+            if done.cancelled():
+                asyncio.ensure_future(routing.abandon(attempt))
+            else:
+                routing.end(attempt, None if done.code() is grpc.StatusCode.OK else done)
 
         call.add_done_callback(ended)
         return call

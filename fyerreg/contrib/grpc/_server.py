@@ -144,7 +144,7 @@ class AsyncServerRegistration(_Base):
                  timeout: Optional[float] = None, deregister_timeout: Optional[float] = None) -> None:
         super().__init__(server, registry, spec, grace=grace, health_services=health_services, timeout=timeout,
                          deregister_timeout=deregister_timeout, deregister_at_exit=deregister_at_exit,
-                         servicer=health.aio.HealthServicer())
+                         servicer=_AsyncHealth(("", *health_services)))
         self._handle_signals = handle_signals
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stopping: Optional[asyncio.Task[None]] = None
@@ -154,8 +154,6 @@ class AsyncServerRegistration(_Base):
         if self.registration is not None:
             return
         self._loop = loop = asyncio.get_running_loop()
-        for name in self.health_services:
-            await self.health.set(name, NOT_SERVING)
         self._lifecycle(port, on_registered=self._serving).start()  # registers in a thread of its own
         if self._handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -191,6 +189,16 @@ class AsyncServerRegistration(_Base):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class _AsyncHealth(health.aio.HealthServicer):  # type: ignore[misc]
+    """The asyncio health servicer, NOT_SERVING from the start (its own default is SERVING, and its
+    ``set()`` is a coroutine, which a constructor cannot await)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        for name in names:
+            self._server_status[name] = NOT_SERVING  # no watcher can exist yet: nobody to notify
 
 
 async def _off_loop(name: str, func: Callable[[], T]) -> T:

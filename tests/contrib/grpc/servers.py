@@ -20,7 +20,7 @@ SAY_HELLO = "/greeter.Greeter/SayHello"
 SAY_HELLO_STREAM = "/greeter.Greeter/SayHelloStream"
 
 
-class TestGreeter(greeter_pb2_grpc.GreeterServicer):
+class Greeter(greeter_pb2_grpc.GreeterServicer):
     """Answers with its name. A request named ``abort:CODE`` is answered with that status,
     ``sleep:SECONDS`` after that long; ``gate`` (when set) holds every call until it opens."""
 
@@ -55,7 +55,7 @@ class Served:
     """One running greeter server: its servicer, port and the instance it is registered as."""
 
     def __init__(self, name: str) -> None:
-        self.servicer = TestGreeter(name)
+        self.servicer = Greeter(name)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         greeter_pb2_grpc.add_GreeterServicer_to_server(self.servicer, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
