@@ -123,7 +123,7 @@ class AsyncDiscoveryChannel(grpc.aio.Channel):  # type: ignore[misc]
 class _AioRouting(Routing[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.closing: Set[asyncio.Task[None]] = set()
+        self.closing: Set[asyncio.Future[None]] = set()
 
     def open_channel(self, endpoint: Endpoint) -> Any:
         if endpoint.tls:
@@ -176,7 +176,11 @@ class _AioRouting(Routing[Any]):
                 self._close_later(channel)
 
     def _close_later(self, channel: Any) -> None:
-        task = asyncio.ensure_future(channel.close())
+        self.background(channel.close())
+
+    def background(self, work: Awaitable[None]) -> None:
+        """Run ``work`` on the loop; :meth:`AsyncDiscoveryChannel.close` waits for it."""
+        task = asyncio.ensure_future(work)
         self.closing.add(task)
         task.add_done_callback(self.closing.discard)
 
@@ -339,7 +343,7 @@ class _StreamStream(_MultiCallable, grpc.aio.StreamStreamMultiCallable):  # type
 
         def ended(done: Any) -> None:
             if done.cancelled():
-                asyncio.ensure_future(routing.abandon(attempt))
+                routing.background(routing.abandon(attempt))
             else:
                 routing.end(attempt, None if done.code() is grpc.StatusCode.OK else done)
 
