@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, Set, Tuple, TypeVar
 
 from ...naming import Endpoint, Instance
@@ -17,6 +18,8 @@ C = TypeVar("C")
 Key = Tuple[str, bool]
 
 CLOSED_MESSAGE = "Cannot invoke RPC on closed channel!"  # what grpc raises, as a ValueError, after close()
+SYNC_INTERVAL = 0.05
+"""Seconds between two comparisons of the pool with the Discovery's candidates (made by calls, no thread)."""
 
 
 class Entry(Generic[C]):
@@ -40,7 +43,8 @@ class Entry(Generic[C]):
 
 class ChannelPool(Generic[C]):
     """The channels of one (service, version): opened when a pick first needs one, retired when the
-    instance leaves the Discovery's candidates, closed once no call is in flight on it.
+    instance leaves the Discovery's candidates (noticed by the first call at least
+    ``SYNC_INTERVAL`` after the last look), closed once no call is in flight on it.
 
     The pool never closes a channel itself: :meth:`acquire`, :meth:`release` and
     :meth:`close` hand back the channels to close, so sync and asyncio callers close
@@ -57,6 +61,7 @@ class ChannelPool(Generic[C]):
         self._lock = threading.Lock()  # never held across a network call: opening a channel does not connect
         self._entries: Dict[Key, Entry[C]] = {}
         self._seen: List[Instance] = []
+        self._sync_after = 0.0  # monotonic time of the next comparison
         self._draining: Set[Entry[C]] = set()  # retired, calls still in flight
         self._deferred: List[C] = []
         self._closed = False
@@ -98,6 +103,10 @@ class ChannelPool(Generic[C]):
 
     def _sync(self) -> List[C]:
         """Retire the channels of instances no longer among the candidates; those idle are returned."""
+        now = time.monotonic()
+        if now < self._sync_after:
+            return []
+        self._sync_after = now + SYNC_INTERVAL
         current = self._discovery.instances(self._service, self._version)
         seen = self._seen
         if len(current) == len(seen) and all(a is b for a, b in zip(current, seen)):

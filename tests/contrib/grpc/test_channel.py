@@ -4,7 +4,7 @@ unchanged; each call goes to a picked instance; failover follows the one Failove
 from __future__ import annotations
 
 import threading
-from typing import Iterator, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import greeter_pb2_grpc
 import grpc
@@ -141,8 +141,26 @@ def test_instances_of_another_protocol_are_never_picked(setup: Tuple[MemoryRegis
 
 
 def test_a_removed_instance_s_channel_closes_once_its_call_in_flight_has_ended(
-        setup: Tuple[MemoryRegistry, Discovery]) -> None:
+        setup: Tuple[MemoryRegistry, Discovery], monkeypatch: pytest.MonkeyPatch) -> None:
     registry, discovery = setup
+    opened: Dict[str, List[grpc.Channel]] = {}
+    plain = grpc.insecure_channel
+
+    def recording(target: str, *args: Any, **kwargs: Any) -> grpc.Channel:
+        channel = plain(target, *args, **kwargs)
+        opened.setdefault(target, []).append(channel)
+        return channel
+
+    def closed(channel: grpc.Channel) -> bool:
+        try:
+            channel.unary_unary(SAY_HELLO)(b"", timeout=1)
+        except ValueError:
+            return True
+        except grpc.RpcError:
+            pass
+        return False
+
+    monkeypatch.setattr(grpc, "insecure_channel", recording)
     with greeters("a", "b") as (a, b), DiscoveryChannel(discovery, SERVICE, "1.0.0") as channel:
         stub = greeter_pb2_grpc.GreeterStub(channel)
         registry.register(a.instance)
@@ -153,15 +171,20 @@ def test_a_removed_instance_s_channel_closes_once_its_call_in_flight_has_ended(
         assert a.servicer.entered.wait(5)
         registry.register(b.instance)
         registry.deregister(a.instance)
-        wait_until(lambda: [i.id for i in discovery.instances(SERVICE, "1.0.0")] == ["b"], timeout=5)
-        assert stub.SayHello(hello("x"), timeout=5).message == "b"
-        assert channel.addresses() == [b.instance.address]
+        wait_until(lambda: stub.SayHello(hello("x"), timeout=5).message == "b"
+                   and channel.addresses() == [b.instance.address], timeout=5, interval=0.02)
+        [a_channel] = opened[a.instance.address]
+        assert not closed(a_channel), "a call is still in flight on it"
         a.servicer.gate.set()
         assert in_flight.result(5).message == "a", "the call in flight on the removed instance was not cut"
+        stub.SayHello(hello("x"), timeout=5)
+        wait_until(lambda: closed(a_channel), timeout=5)
         registry.register(a.instance)
         wait_until(lambda: len(discovery.instances(SERVICE, "1.0.0")) == 2, timeout=5)
         assert {stub.SayHello(hello("x"), timeout=5).message for _ in range(2)} == {"a", "b"}
         assert channel.addresses() == sorted([a.instance.address, b.instance.address])
+        assert len(opened[a.instance.address]) == 2, "the instance came back: a new channel"
+    assert all(closed(c) for chans in opened.values() for c in chans), "close() closed every channel"
 
 
 def test_a_response_stream_goes_elsewhere_while_nothing_arrived(setup: Tuple[MemoryRegistry, Discovery]) -> None:
