@@ -31,6 +31,8 @@ class _Base:
     def __init__(self, server: Any, registry: Registry, spec: InstanceSpec, *, grace: float,
                  health_services: Sequence[str], timeout: Optional[float], deregister_timeout: Optional[float],
                  deregister_at_exit: bool, servicer: Any) -> None:
+        if not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
         if not isinstance(spec, InstanceSpec):
             raise TypeError(f"spec must be an InstanceSpec, got {type(spec).__name__}")
         if isinstance(health_services, str):

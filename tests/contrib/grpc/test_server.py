@@ -21,6 +21,7 @@ from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.serving import InstanceSpec
 from tests.helpers import no_fyerreg_thread_left, wait_until
 
+from ..procs import some_thread_inside
 from .servers import Greeter, hello
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -157,6 +158,7 @@ def test_an_aio_server_on_a_hung_etcd_never_blocks_the_loop(etcd_server: Any) ->
         await server.start()
         etcd_server.pause()
         await registration.start(port)
+        await asyncio.to_thread(wait_until, lambda: some_thread_inside("register"), 5)  # the attempt hangs
         return await _ticks_while(registration.stop())
 
     try:
@@ -166,3 +168,17 @@ def test_an_aio_server_on_a_hung_etcd_never_blocks_the_loop(etcd_server: Any) ->
         etcd_server.resume()
         registry.close()
     assert ticks >= 50, "the registration in flight was waited for in a thread"
+
+
+def test_bad_arguments_are_refused_before_the_server_is_touched() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    with MemoryRegistry() as registry:
+        with pytest.raises(TypeError, match="registry"):
+            ServerRegistration(server, object(), InstanceSpec("greeter"))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="spec"):
+            ServerRegistration(server, registry, "greeter")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="health_services"):
+            ServerRegistration(server, registry, InstanceSpec("greeter"), health_services="greeter.Greeter")
+        with pytest.raises(ValueError, match="grace"):
+            ServerRegistration(server, registry, InstanceSpec("greeter"), grace=-1.0)
+    server.stop(0)
