@@ -14,6 +14,7 @@ import pytest
 from bench.__main__ import BENCHMARKS, main
 from bench.calls import api_available
 from bench.context import etcd_backend_available
+from bench.grpc_calls import grpc_available
 from bench.report import Row, Section, fmt, text_table
 from bench.stats import percentile, summary
 from fyerreg.testing import EtcdBinaryNotFoundError, find_etcd_binary
@@ -43,7 +44,8 @@ def test_every_benchmark_reports_rows_beside_a_baseline(smoke_run: Path) -> None
         assert sections[key]["rows"], key
         assert any(row["baseline"] is not None for row in sections[key]["rows"]), key
     if etcd_backend_available():
-        for key in [*always, "failure", *(["calls"] if api_available() else [])]:
+        for key in [*always, "failure", *(["calls"] if api_available() else []),
+                    *(["grpc"] if grpc_available() else [])]:
             rows = sections[key]["rows"]
             assert any(row["value"] is not None and row["baseline"] is not None for row in rows), key
         kills = sections["failure"]["data"]["sigkill_removal"]["2"]
