@@ -69,7 +69,10 @@ def serve(args: argparse.Namespace, registry: EtcdRegistry) -> None:
     registration.start(port)  # registers once the port answers; health turns SERVING
     registration.wait_registered(30)
     print(f"greeter {args.name} serving and registered at {registration.instance.address}", flush=True)
-    server.wait_for_termination()  # a SIGTERM stops it as described above, then ends the process
+    try:
+        server.wait_for_termination()  # SIGTERM stops it as described above, then ends the process
+    except KeyboardInterrupt:  # Ctrl-C: stopped the same way, then Python's own SIGINT handling
+        print(f"greeter {args.name} stopped", flush=True)
 
 
 async def serve_aio(args: argparse.Namespace, registry: EtcdRegistry) -> None:

@@ -37,7 +37,8 @@ class DiscoveryChannel(grpc.Channel):  # type: ignore[misc]
     names, ``"/package.Service/Method"``): an UNAVAILABLE call that was never sent goes to
     another instance, and any UNAVAILABLE of an idempotent method; a stream only until
     its first response arrived; futures and streaming-request calls go to one instance
-    without failover. ``timeout`` bounds a call with its retries. With no instance to
+    without failover. ``timeout`` bounds a call with its retries (a call made with
+    ``wait_for_ready=True`` waits for its instance instead of failing over). With no instance to
     pick, a call raises :class:`NoInstanceError` (a ``grpc.RpcError`` with UNAVAILABLE).
 
     ``options`` and ``compression`` go to every channel; TLS endpoints get
