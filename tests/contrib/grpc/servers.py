@@ -22,7 +22,8 @@ SAY_HELLO_STREAM = "/greeter.Greeter/SayHelloStream"
 
 class Greeter(greeter_pb2_grpc.GreeterServicer):
     """Answers with its name. A request named ``abort:CODE`` is answered with that status,
-    ``sleep:SECONDS`` after that long; ``gate`` (when set) holds every call until it opens."""
+    ``sleep:SECONDS`` after that long (a stream: between its responses); ``gate`` (when set)
+    holds every call until it opens."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -30,7 +31,7 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
         self.gate: Optional[threading.Event] = None
         self.entered = threading.Event()
 
-    def _obey(self, request: Any, context: grpc.ServicerContext) -> None:
+    def _obey(self, request: Any, context: grpc.ServicerContext, stream: bool = False) -> None:
         self.calls += 1
         self.entered.set()
         if self.gate is not None:
@@ -38,7 +39,7 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
         what, _, arg = request.name.partition(":")
         if what == "abort":
             context.abort(grpc.StatusCode[arg], f"{self.name} was told to answer {arg}")
-        if what == "sleep":
+        if what == "sleep" and not stream:
             time.sleep(float(arg))
 
     def SayHello(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -46,8 +47,11 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
         return greeter_pb2.HelloReply(message=self.name)
 
     def SayHelloStream(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        self._obey(request, context)
+        self._obey(request, context, stream=True)
+        what, _, arg = request.name.partition(":")
         for n in range(request.count):
+            if n and what == "sleep":
+                time.sleep(float(arg))
             yield greeter_pb2.HelloReply(message=f"{self.name} {n}")
 
 

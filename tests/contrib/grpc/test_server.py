@@ -161,12 +161,12 @@ def test_an_aio_server_on_a_hung_etcd_never_blocks_the_loop(etcd_server: Any) ->
         await asyncio.to_thread(wait_until, lambda: some_thread_inside("register"), 5)  # the attempt hangs
         return await _ticks_while(registration.stop())
 
-    try:
-        with no_fyerreg_thread_left("stop"):
+    with no_fyerreg_thread_left("stop, then the registry's close"):
+        try:
             ticks = asyncio.run(run())
-    finally:
-        etcd_server.resume()
-        registry.close()
+        finally:
+            etcd_server.resume()
+            registry.close()
     assert ticks >= 50, "the registration in flight was waited for in a thread"
 
 
