@@ -29,11 +29,14 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
         self.name = name
         self.calls = 0
         self.gate: Optional[threading.Event] = None
+        self.delay = 0.0  # seconds every call takes
         self.entered = threading.Event()
 
     def _obey(self, request: Any, context: grpc.ServicerContext, stream: bool = False) -> None:
         self.calls += 1
         self.entered.set()
+        if self.delay:
+            time.sleep(self.delay)
         if self.gate is not None:
             self.gate.wait(10)
         what, _, arg = request.name.partition(":")

@@ -3,6 +3,7 @@ unchanged; each call goes to a picked instance; failover follows the one Failove
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -12,7 +13,7 @@ import pytest
 
 from fyerreg import Instance, MemoryRegistry
 from fyerreg.contrib.grpc import DiscoveryChannel, NoInstanceError
-from fyerreg.discovery import Discovery
+from fyerreg.discovery import Discovery, FastestBalancer
 from fyerreg.errors import NoInstanceAvailableError
 from tests.helpers import free_port, no_fyerreg_thread_left, wait_until
 
@@ -46,6 +47,22 @@ def test_a_generated_stub_calls_every_instance_through_the_channel(setup: Tuple[
         with pytest.raises(ValueError, match="closed channel"):
             stub.SayHello(hello("x"), timeout=5)
     wait_until(lambda: sum(c["calls"] for c in counts(discovery).values()) == 6, timeout=5)
+
+
+def test_call_latencies_reach_a_latency_aware_balancer(setup: Tuple[MemoryRegistry, Discovery]) -> None:
+    registry, _ = setup
+    with greeters("fast", "slow") as (fast, slow), \
+            Discovery(registry, balancer=FastestBalancer(rng=random.Random(7))) as discovery, \
+            DiscoveryChannel(discovery, SERVICE, "1.0.0") as channel:
+        slow.servicer.delay = 0.05
+        registry.register(fast.instance)
+        registry.register(slow.instance)
+        stub = greeter_pb2_grpc.GreeterStub(channel)
+        for _ in range(10):
+            stub.SayHello(hello("x"), timeout=5)
+        replies = [stub.SayHello(hello("x"), timeout=5).message for _ in range(60)]
+    assert replies.count("fast") > 45, "the slow instance's latency was heard: it gets far fewer calls"
+    assert replies.count("slow") >= 1, "and is not starved"
 
 
 def test_a_call_never_sent_goes_to_another_instance_and_counts_against_the_first(
