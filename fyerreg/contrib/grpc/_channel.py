@@ -148,6 +148,15 @@ class _SyncRouting(Routing[grpc.Channel]):
         elif channel is not None:
             channel.close()
 
+    def succeeded(self, pick: Pick, entry: Entry[grpc.Channel]) -> None:
+        """:meth:`end` of an attempt that worked: the common case, kept short."""
+        try:
+            pick.__exit__(None, None, None)
+        finally:
+            channel = self.pool.release(entry)
+        if channel is not None:
+            channel.close()
+
     def watch(self, attempt: Attempt, call: Any) -> None:
         """Report ``attempt`` when ``call`` (a future or a response stream) ends."""
         def ended() -> None:
@@ -211,13 +220,37 @@ class _MultiCallable:
 class _UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
     def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                  wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
-        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._invoke(lambda call, left: call(request, timeout=left, **kw), timeout)
+        return self._unary(False, request, timeout, metadata, credentials, wait_for_ready, compression)
 
     def with_call(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                   wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
-        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._invoke(lambda call, left: call.with_call(request, timeout=left, **kw), timeout)
+        return self._unary(True, request, timeout, metadata, credentials, wait_for_ready, compression)
+
+    def _unary(self, with_call: bool, request: Any, timeout: Optional[float], metadata: Any, credentials: Any,
+               wait_for_ready: Optional[bool], compression: Any) -> Any:
+        """:meth:`_invoke` for the hottest path, without its closures: every call of every stub comes here."""
+        routing = self._routing
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = timeout
+        tried: List[Instance] = []
+        while True:
+            pick, entry = routing.start(tried)
+            target = entry.callables.get(self) or entry.callable(self, self._make)
+            try:
+                result = (target.with_call if with_call else target)(
+                    request, timeout=left, metadata=metadata, credentials=credentials, wait_for_ready=wait_for_ready,
+                    compression=compression)
+            except grpc.RpcError as exc:
+                routing.end((pick, entry), exc)
+                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                    raise
+                left = time_left(deadline)
+                continue
+            except BaseException as exc:
+                routing.end((pick, entry), exc)
+                raise
+            routing.succeeded(pick, entry)
+            return result
 
     def future(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
