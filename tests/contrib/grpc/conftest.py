@@ -7,4 +7,4 @@ import sys
 from tests.contrib.procs import EXAMPLES
 
 if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
+    sys.path.append(str(EXAMPLES))  # last: nothing the other tests import is shadowed
