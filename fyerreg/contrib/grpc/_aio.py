@@ -46,8 +46,8 @@ class AsyncDiscoveryChannel(grpc.aio.Channel):  # type: ignore[misc]
     read with ``await read()``). Stream-unary and stream-stream calls go to one instance
     without failover; their pick is synchronous, so make a unary call (or ``await
     discovery.aselect(service)``) first when the service may not have been picked yet.
-    A cancelled call is not counted against its instance. ``await close()`` closes every
-    instance's channel.
+    A cancelled call is not counted against its instance. Like any ``grpc.aio`` channel it
+    belongs to one event loop. ``await close()`` closes every instance's channel.
     """
 
     def __init__(
