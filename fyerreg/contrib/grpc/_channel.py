@@ -181,26 +181,6 @@ class _MultiCallable:
                                             response_deserializer=self._deserializer,
                                             _registered_method=self._registered)
 
-    def _invoke(self, invoke: Callable[[Any, Optional[float]], Any], timeout: Optional[float]) -> Any:
-        """``invoke(multicallable, timeout)`` on picked instances, failing over as the policy allows."""
-        routing = self._routing
-        deadline = None if timeout is None else time.monotonic() + timeout
-        tried: List[Instance] = []
-        while True:
-            attempt = routing.start(tried)
-            try:
-                result = invoke(attempt[1].callable(self, self._make), time_left(deadline))
-            except grpc.RpcError as exc:
-                routing.end(attempt, exc)
-                if not routing.policy.retry(exc, len(tried), self._method, deadline):
-                    raise
-                continue
-            except BaseException as exc:
-                routing.end(attempt, exc)
-                raise
-            routing.end(attempt, None)
-            return result
-
     def _once(self, invoke: Callable[[Any], Any]) -> Any:
         """``invoke(multicallable)`` on one picked instance; reported when the call it returns ends."""
         routing = self._routing
@@ -228,7 +208,8 @@ class _UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):  # type: ignore
 
     def _unary(self, with_call: bool, request: Any, timeout: Optional[float], metadata: Any, credentials: Any,
                wait_for_ready: Optional[bool], compression: Any) -> Any:
-        """:meth:`_invoke` for the hottest path, without its closures: every call of every stub comes here."""
+        """Call on picked instances, failing over as the policy allows (written out: every unary call of
+        every stub runs it)."""
         routing = self._routing
         deadline = None if timeout is None else time.monotonic() + timeout
         left = timeout
