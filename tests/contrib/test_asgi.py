@@ -183,11 +183,14 @@ def test_the_socket_the_server_listens_on_after_startup_is_the_one_advertised(re
     async def main() -> None:
         with socket.create_server(("127.0.0.1", 0)) as unrelated:  # listening before startup: not the server's
             await reg.startup()
-            with socket.create_server(("0.0.0.0", 0)) as served:
+            # What a server does once the lifespan startup is complete.
+            served = await asyncio.get_running_loop().create_server(asyncio.Protocol, "0.0.0.0", 0)
+            async with served:
                 await wait_for(lambda: listed(registry))
                 [address] = listed(registry)
                 host, _, port = address.rpartition(":")
-                assert int(port) == served.getsockname()[1] != unrelated.getsockname()[1]
+                assert served.sockets is not None
+                assert int(port) == served.sockets[0].getsockname()[1] != unrelated.getsockname()[1]
                 assert host != "0.0.0.0"  # every interface: the outbound address, as for WSGI
                 await reg.shutdown()
 

@@ -3,7 +3,7 @@
 ``asgi_app:fastapi_app``: FastAPI with the ``lifespan=`` helper around a lifespan of its own.
 ``asgi_app:raw_app``: a bare ASGI app that does not speak lifespan, in RegistrationMiddleware.
 
-Environment: FYERREG_ETCD, ASGI_TTL and ASGI_DRAIN (seconds), ASGI_ADDRESS (default: found
+Environment: FYERREG_ETCD, ASGI_SERVICE (the service name), ASGI_TTL and ASGI_DRAIN (seconds), ASGI_ADDRESS (default: found
 from the listening socket). Each record carries the pid of the process that registered it.
 GET /pid answers with the pid serving it.
 """
@@ -22,7 +22,7 @@ from fyerreg.contrib.asgi import ASGIRegistration, RegistrationMiddleware
 
 def _registration(service: str) -> ASGIRegistration:
     return ASGIRegistration(
-        service, "1.0.0",
+        os.environ.get("ASGI_SERVICE", service), "1.0.0",
         registry={"endpoints": os.environ["FYERREG_ETCD"].split(","), "ttl": float(os.environ.get("ASGI_TTL", "5"))},
         address=os.environ.get("ASGI_ADDRESS"),
         metadata={"pid": str(os.getpid())},
