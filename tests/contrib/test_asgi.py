@@ -16,7 +16,6 @@ from fastapi import FastAPI
 
 from fyerreg import Instance, MemoryRegistry
 from fyerreg.contrib.asgi import ASGIRegistration, RegistrationMiddleware
-from tests.helpers import wait_until
 
 
 class RecordingRegistry(MemoryRegistry):

@@ -131,7 +131,7 @@ def test_each_of_two_workers_registers_its_own_instance_and_a_killed_one_goes_wi
 
     for victim in workers:
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: victim not in pids(etcd_client, service), timeout=TTL + 3.0,
+        wait_until(lambda victim=victim: victim not in pids(etcd_client, service), timeout=TTL + 3.0,  # type: ignore[misc]
                    message=f"worker {victim}'s record to go with its lease")
     # uvicorn replaces each killed worker, and the replacement registers itself.
     wait_until(lambda: len(pids(etcd_client, service)) == 2 and not set(pids(etcd_client, service)) & set(workers),

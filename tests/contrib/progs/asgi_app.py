@@ -1,10 +1,12 @@
 """ASGI apps for the uvicorn tests (``--app-dir tests/contrib/progs``).
 
 ``asgi_app:fastapi_app``: FastAPI with the ``lifespan=`` helper around a lifespan of its own.
-``asgi_app:raw_app``: a bare ASGI app that does not speak lifespan, in RegistrationMiddleware.
+``asgi_app:raw_app``: a bare ASGI app that does not speak lifespan, in
+RegistrationMiddleware.
 
-Environment: FYERREG_ETCD, ASGI_SERVICE (the service name), ASGI_TTL and ASGI_DRAIN (seconds), ASGI_ADDRESS (default: found
-from the listening socket). Each record carries the pid of the process that registered it.
+Environment: FYERREG_ETCD, ASGI_SERVICE (the service name), ASGI_TTL and ASGI_DRAIN
+(seconds), ASGI_ADDRESS (default: found from the listening socket). Each record carries
+the pid of the process that registered it.
 GET /pid answers with the pid serving it.
 """
 
