@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, MutableMapp
 from .. import _signals
 from .._threads import join_thread, start_thread
 from ..errors import RegistryUnavailableError
-from ..naming import DEFAULT_WEIGHT, Instance
+from ..naming import DEFAULT_WEIGHT, Endpoint, Instance
 from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
@@ -61,7 +61,8 @@ class ASGIRegistration:
     (``advertise_address``, or the outbound IP for every interface; never ``0.0.0.0``).
     With ``handle_signals`` (the default) SIGTERM/SIGINT deregister and drain
     ``drain_delay`` seconds in a thread while the server keeps serving, then reach the
-    server's own handler. Under ``uvicorn --workers N`` each worker process registers its
+    server's own handler. ``endpoints`` names other ports the process serves, as in
+    :class:`~fyerreg.serving.InstanceSpec`. Under ``uvicorn --workers N`` each worker process registers its
     own instance at the shared address.
     """
 
@@ -76,6 +77,7 @@ class ASGIRegistration:
         instance_id: Optional[str] = None,
         weight: int = DEFAULT_WEIGHT,
         metadata: Optional[Mapping[str, str]] = None,
+        endpoints: Optional[Mapping[str, Union[str, Endpoint]]] = None,
         drain_delay: float = DEFAULT_DRAIN_DELAY,
         ready_timeout: float = 60.0,
         handle_signals: bool = True,
@@ -88,7 +90,7 @@ class ASGIRegistration:
             raise ValueError(f"ready_timeout must be > 0, got {ready_timeout!r}")
         self.spec = InstanceSpec(service, version, address or ":0", advertise_address=advertise_address,
                                  instance_id=instance_id, weight=weight, metadata=metadata or {},
-                                 drain_delay=drain_delay)
+                                 drain_delay=drain_delay, endpoints=endpoints or {})
         self.spec.validate()
         self._find_port = split_host_port(self.spec.address, field="address")[1] == 0
         self._source: RegistrySource = {"endpoints": ["127.0.0.1:2379"]} if registry is None else registry

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
 import pytest
 from fastapi import FastAPI
 
-from fyerreg import Instance, MemoryRegistry
+from fyerreg import Endpoint, Instance, MemoryRegistry
 from fyerreg.contrib.asgi import ASGIRegistration, RegistrationMiddleware
 
 
@@ -163,13 +163,15 @@ def test_the_lifespan_helper_composes_with_the_apps_own_and_yields_its_state(
         yield {"db": "connected"}
         events.append(("own stopping", listed(registry)))
 
-    reg = registration(registry, server.getsockname()[1])
+    reg = registration(registry, server.getsockname()[1], endpoints={"grpc": ":50051"})
 
     async def main() -> None:
         lifespan = LifespanServer(FastAPI(lifespan=reg.lifespan(own)))
         assert await lifespan.startup() == "lifespan.startup.complete"
         await wait_for(lambda: listed(registry))
         assert lifespan.scope["state"] == {"db": "connected"}
+        [instance] = registry.list_services("app")
+        assert instance.endpoint("grpc") == Endpoint("127.0.0.1:50051")  # named endpoints as for any spec
         assert await lifespan.shutdown() == "lifespan.shutdown.complete"
 
     asyncio.run(main())
