@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from fyerreg.testing import EtcdServer, raw_client
 from tests.helpers import Proc, child_pids, free_port, wait_until
 
 from .procs import EXAMPLES, get_json, instances
@@ -28,6 +29,14 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 PROGS = Path(__file__).parent / "progs"
 GONE_WITHIN = 1.0  # seconds after SIGTERM: the acceptance bound (the lease is 5 s or more)
 TTL = 2  # seconds, for the SIGKILL tests
+
+
+class Closing:
+    def __init__(self, thing: Any) -> None:
+        self.thing = thing
+
+    def close(self) -> None:
+        self.thing.close()
 
 
 def uvicorn(app: str, *args: str, app_dir: Path = PROGS, env: Optional[Dict[str, str]] = None) -> Proc:
@@ -176,3 +185,41 @@ def test_requests_reach_the_example_by_its_registered_address(etcd_endpoints: Li
     app.signal(signal.SIGINT)
     gone_within(etcd_client, "hello-fastapi", GONE_WITHIN, app)
     app.wait(15)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def test_started_while_etcd_is_down_it_serves_and_is_registered_once_etcd_answers(
+        etcd_server: EtcdServer, procs: List[Proc]) -> None:
+    etcd_server.stop()
+    port = free_port()
+    app = uvicorn("asgi_app:fastapi_app", "--port", str(port), env=env_for([etcd_server.endpoint], "asgi-late"))
+    procs.append(app)
+    url = f"http://127.0.0.1:{port}/pid"
+    wait_until(lambda: answers(url), timeout=30, message="the app to serve while etcd is down")
+    etcd_server.start()
+    client = raw_client(etcd_server.endpoints)
+    procs.append(Closing(client))
+    [record] = wait_until(lambda: records(client, "asgi-late"), timeout=30, message=app.output())
+    assert record["address"] == f"127.0.0.1:{port}"
+    app.signal(signal.SIGTERM)
+    gone_within(client, "asgi-late", GONE_WITHIN, app)
+    app.wait(15)
+
+
+def test_sigterm_while_etcd_is_down_ends_the_server_promptly(etcd_server: EtcdServer, procs: List[Proc]) -> None:
+    etcd_server.stop()
+    port = free_port()
+    app = uvicorn("asgi_app:fastapi_app", "--port", str(port), env=env_for([etcd_server.endpoint], "asgi-never"))
+    procs.append(app)
+    wait_until(lambda: answers(f"http://127.0.0.1:{port}/pid"), timeout=30)
+    signalled = time.monotonic()
+    app.signal(signal.SIGTERM)
+    assert app.wait(15) == -signal.SIGTERM, app.output()
+    assert time.monotonic() - signalled < 3.0 + 0.5 + 3.0  # a registration in flight is waited for 3 s at most

@@ -25,7 +25,8 @@ from fyerreg.contrib.asgi import ASGIRegistration, RegistrationMiddleware
 def _registration(service: str) -> ASGIRegistration:
     return ASGIRegistration(
         os.environ.get("ASGI_SERVICE", service), "1.0.0",
-        registry={"endpoints": os.environ["FYERREG_ETCD"].split(","), "ttl": float(os.environ.get("ASGI_TTL", "5"))},
+        registry={"endpoints": os.environ["FYERREG_ETCD"].split(","), "ttl": float(os.environ.get("ASGI_TTL", "5")),
+                  "dial_timeout": 1},
         address=os.environ.get("ASGI_ADDRESS"),
         metadata={"pid": str(os.getpid())},
         drain_delay=float(os.environ.get("ASGI_DRAIN", "0.5")),
