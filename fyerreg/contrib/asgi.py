@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Optional, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, FrozenSet, Mapping, MutableMapping, Optional, Union
 
 from .. import _signals
 from .._threads import join_thread, start_thread
@@ -29,7 +29,7 @@ from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port, split_host_port
-from ..serving.listeners import listening, wait_for_new_listener
+from ..serving.listeners import Listener, listening, wait_for_new_listener
 from ._integration import build_registry
 
 __all__ = ["ASGIRegistration", "RegistrationMiddleware"]
@@ -97,7 +97,8 @@ class ASGIRegistration:
         self._ready_timeout = ready_timeout
         self._handle_signals = handle_signals
         self._timeout = timeout
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler may take it in the main thread while startup() holds it there.
+        self._lock = threading.RLock()
         self._run: Optional[_Run] = None
 
     @property
@@ -190,7 +191,7 @@ class ASGIRegistration:
         else:
             registration.stop_in_thread(resume)
 
-    def _start(self, run: _Run, before: Any) -> None:
+    def _start(self, run: _Run, before: FrozenSet[Listener]) -> None:
         spec = self.spec
         if self._find_port:
             bound = wait_for_new_listener(before, timeout=self._ready_timeout, stop=run.stopping)

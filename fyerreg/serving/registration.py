@@ -43,7 +43,8 @@ class ServingRegistration:
     gunicorn's master), so no client is sent to a port that is not served yet, and
     retries the registration until it succeeds; without it ``start()`` registers once
     and raises the registry's error. ``stop()`` (or leaving the block) deregisters, then
-    waits the spec's ``drain_delay`` so clients learn of it before the app stops serving.
+    waits the spec's ``drain_delay`` so clients learn of it before the app stops serving;
+    ``stop_in_thread()`` does so without blocking its caller (an event loop that serves on).
     With ``handle_signals`` SIGTERM/SIGINT deregister first and then take their previous
     effect. With ``deregister_at_exit`` the interpreter's exit deregisters too, in this
     process only (never in a forked child).
