@@ -280,3 +280,18 @@ def test_bad_arguments_are_refused_naming_them(registry: RecordingRegistry) -> N
         ASGIRegistration("app", registry=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="ASGIRegistration"):
         RegistrationMiddleware(FastAPI(), object())  # type: ignore[arg-type]
+
+
+def test_starlettes_add_middleware_form_registers_through_the_apps_middleware_stack(
+        registry: RecordingRegistry, server: socket.socket) -> None:
+    app = FastAPI()
+    app.add_middleware(RegistrationMiddleware, registration=registration(registry, server.getsockname()[1]))
+
+    async def main() -> None:
+        lifespan = LifespanServer(app)
+        assert await lifespan.startup() == "lifespan.startup.complete"
+        await wait_for(lambda: listed(registry))
+        assert await lifespan.shutdown() == "lifespan.shutdown.complete"
+
+    asyncio.run(main())
+    assert listed(registry) == [] and registry.stats()["counters"]["registrations"] == 1
