@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Optional, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ..._threads import start_thread
 from ...naming import Instance
 from ...registry.base import Registry
 from ...serving import InstanceSpec, ServingRegistration
@@ -19,8 +18,6 @@ from ._status import ENDPOINT
 __all__ = ["ServerRegistration", "AsyncServerRegistration"]
 
 logger = logging.getLogger("fyerreg.contrib.grpc")
-
-T = TypeVar("T")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -168,7 +165,19 @@ class AsyncServerRegistration(_Base):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._loop.remove_signal_handler(signum)
         if self.registration is not None:
-            await _off_loop("grpc-deregister", self.registration.stop)
+            loop = asyncio.get_running_loop()
+            drained = loop.create_future()
+
+            def settle() -> None:
+                if not drained.done():
+                    drained.set_result(None)
+
+            def then() -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(settle)
+
+            self.registration.stop_in_thread(then)  # deregister and drain in its thread, the loop serving on
+            await drained
         await self.server.stop(self.grace if grace is None else grace)
 
     def _on_signal(self) -> None:
@@ -201,33 +210,6 @@ class _AsyncHealth(health.aio.HealthServicer):  # type: ignore[misc]
         super().__init__()
         for name in names:
             self._server_status[name] = NOT_SERVING  # no watcher can exist yet: nobody to notify
-
-
-async def _off_loop(name: str, func: Callable[[], T]) -> T:
-    """``func()`` in a ``fyerreg-`` thread; the event loop goes on meanwhile."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: Any, error: Optional[BaseException]) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)
-
-    def run() -> None:
-        try:
-            result = func()
-        except BaseException as exc:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(settle, None, exc)
-            return
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(settle, result, None)
-
-    start_thread(name, run)
-    return await done
 
 
 def _grpc_spec(spec: InstanceSpec, port: Optional[int]) -> InstanceSpec:
