@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import threading
+from concurrent import futures
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import greeter_pb2_grpc
@@ -15,9 +17,11 @@ from fyerreg import Instance, MemoryRegistry
 from fyerreg.contrib.grpc import DiscoveryChannel, NoInstanceError
 from fyerreg.discovery import Discovery, FastestBalancer
 from fyerreg.errors import NoInstanceAvailableError
+from fyerreg.naming import Endpoint
+from fyerreg.testing.tls import make_certificates
 from tests.helpers import free_port, no_fyerreg_thread_left, wait_until
 
-from .servers import SAY_HELLO, SERVICE, counts, greeters, hello
+from .servers import SAY_HELLO, SERVICE, Greeter, counts, greeters, hello
 
 
 @pytest.fixture
@@ -248,3 +252,30 @@ def test_bad_arguments_are_refused_naming_them() -> None:
             DiscoveryChannel(discovery, SERVICE, failure_codes=["UNAVAILABLE"])  # type: ignore[list-item]
         with pytest.raises(TypeError, match="options"):
             DiscoveryChannel(discovery, SERVICE, options={"grpc.lb_policy_name": "pick_first"})  # type: ignore
+
+
+def test_an_endpoint_marked_tls_is_called_over_tls_with_the_credentials_given(
+        setup: Tuple[MemoryRegistry, Discovery], tmp_path: Path) -> None:
+    registry, discovery = setup
+    certs = make_certificates(str(tmp_path))
+
+    def read(path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    greeter_pb2_grpc.add_GreeterServicer_to_server(Greeter("tls"), server)
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(
+        [(read(certs.server_key), read(certs.server_cert))]))
+    server.start()
+    try:
+        registry.register(Instance.new(SERVICE, "1.0.0", f"127.0.0.1:{free_port()}", id="tls",
+                                       endpoints={"grpc": Endpoint(f"127.0.0.1:{port}", tls=True)}))
+        trusted = grpc.ssl_channel_credentials(root_certificates=read(certs.ca))
+        with DiscoveryChannel(discovery, SERVICE, "1.0.0", credentials=trusted) as channel:
+            assert greeter_pb2_grpc.GreeterStub(channel).SayHello(hello("x"), timeout=5).message == "tls"
+        with DiscoveryChannel(discovery, SERVICE, "1.0.0", retries=0) as untrusting, \
+                pytest.raises(grpc.RpcError) as failed:  # the system's roots do not know the test CA
+            greeter_pb2_grpc.GreeterStub(untrusting).SayHello(hello("x"), timeout=5)
+        assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(0)
