@@ -127,6 +127,14 @@ def test_service_names_keep_their_case_and_their_version_mapping(apps: Apps) -> 
         assert http.get("http://UserService/users/1", timeout=5).json()["by"] == "old"
 
 
+def test_the_host_may_name_the_version_after_the_service(apps: Apps) -> None:
+    apps.serve("old", version="1.0.0")
+    apps.serve("new", version="2.0.0")
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        assert {http.get(f"http://{SERVICE}.2.0.0/users/1", timeout=5).json()["by"] for _ in range(4)} == {"new"}
+        assert {http.get(f"http://{SERVICE}/users/1", timeout=5).json()["by"] for _ in range(4)} == {"old"}
+
+
 def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:
     with pytest.raises(ValueError, match="'UserService' and 'userService' differ only in case"):
         DiscoveryAdapter(apps.discovery, versions={"UserService": "1.0.0", "userService": "1.0.0"})
