@@ -84,10 +84,10 @@ def test_every_public_exception_of_the_library_derives_from_the_root() -> None:
 
 def test_internal_control_flow_exceptions_are_not_registry_errors() -> None:
     from fyerreg.api import _app, client
-    from fyerreg.contrib import requests as contrib_requests
+    from fyerreg.contrib import _routing
     from fyerreg.registry.etcd import _errors
     from fyerreg.registry.kv import _watch
 
-    internal = [client._Undelivered, client._Lost, contrib_requests._Failed, _app._HttpError, _watch._Resync,
+    internal = [client._Undelivered, client._Lost, _routing.Failed, _app._HttpError, _watch._Resync,
                 _watch._Cancelled, _errors.TokenExpiredError]
     assert [cls for cls in internal if issubclass(cls, FyerregError)] == []
