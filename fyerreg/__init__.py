@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         RegistryUnavailableError,
         RemoteError,
     )
-    from .naming import Instance, Status
+    from .naming import Endpoint, Instance, Status
     from .registry import MemoryRegistry, MemoryStore, RegistrationState, Registry, Snapshot, Subscription
     from .registry.etcd import EtcdOptions, EtcdRegistry
     from .retry import Failover, Retry
@@ -59,7 +59,7 @@ _EXPORTS: Dict[str, str] = {
                      "CallTimeoutError", "FyerregError", "InvalidInstanceError", "NoInstanceAvailableError",
                      "NotRegisteredError", "PermissionDeniedError", "RegistryClosedError", "RegistryError",
                      "RegistryUnavailableError", "RemoteError"), ".errors"),
-    **dict.fromkeys(("Instance", "Status"), ".naming"),
+    **dict.fromkeys(("Endpoint", "Instance", "Status"), ".naming"),
     **dict.fromkeys(("MemoryRegistry", "MemoryStore", "RegistrationState", "Registry", "Snapshot",
                      "Subscription"), ".registry"),
     **dict.fromkeys(("EtcdOptions", "EtcdRegistry"), ".registry.etcd"),
@@ -79,6 +79,7 @@ __all__ = [
     "ClientOptions",
     "Discovery",
     "Ejection",
+    "Endpoint",
     "EtcdOptions",
     "EtcdRegistry",
     "Failover",

@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .errors import InvalidInstanceError
 
-__all__ = ["Status", "Instance", "DEFAULT_WEIGHT", "MAX_WEIGHT", "MAX_RECORD_BYTES"]
+__all__ = ["Status", "Instance", "Endpoint", "DEFAULT_WEIGHT", "MAX_WEIGHT", "MAX_RECORD_BYTES", "MAX_ENDPOINTS"]
 
 DEFAULT_WEIGHT = 100
 """Weight of a record that carries none (the Go registry writes no weight)."""
@@ -23,8 +23,11 @@ MAX_RECORD_BYTES = 64 * 1024
 """Largest serialized record accepted, in bytes."""
 MAX_SEGMENT_LENGTH = 256
 """Longest id, service or version accepted, in characters."""
+MAX_ENDPOINTS = 16
+"""Most named endpoints one instance may carry."""
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,31}$")
 
 
 class Status(IntEnum):
@@ -68,29 +71,86 @@ def _check_segment(field: str, value: object) -> None:
             )
 
 
-def _check_address(value: object) -> None:
-    field = "address"
+def _check_address(value: object, field: str = "address") -> None:
     if not isinstance(value, str):
-        raise InvalidInstanceError(f"address must be a str, got {type(value).__name__}", field=field)
+        raise InvalidInstanceError(f"{field} must be a str, got {type(value).__name__}", field=field)
     host, sep, port = value.rpartition(":")
     if not sep or not host:
-        raise InvalidInstanceError(f"address {value!r} is not host:port", field=field)
+        raise InvalidInstanceError(f"{field} {value!r} is not host:port", field=field)
     if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise InvalidInstanceError(f"address {value!r} has no port in 1..65535", field=field)
+        raise InvalidInstanceError(f"{field} {value!r} has no port in 1..65535", field=field)
     if host.startswith("["):
         if not host.endswith("]"):
-            raise InvalidInstanceError(f"address {value!r} has an unterminated IPv6 bracket", field=field)
+            raise InvalidInstanceError(f"{field} {value!r} has an unterminated IPv6 bracket", field=field)
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
-            raise InvalidInstanceError(f"address {value!r} has an invalid IPv6 host", field=field) from None
+            raise InvalidInstanceError(f"{field} {value!r} has an invalid IPv6 host", field=field) from None
         return
     if ":" in host:
         raise InvalidInstanceError(
-            f"address {value!r}: write an IPv6 host in brackets, as [::1]:8080", field=field
+            f"{field} {value!r}: write an IPv6 host in brackets, as [::1]:8080", field=field
         )
     if len(host) > 253 or not host.isascii() or not _HOSTNAME.match(host):
-        raise InvalidInstanceError(f"address {value!r} has an invalid host", field=field)
+        raise InvalidInstanceError(f"{field} {value!r} has an invalid host", field=field)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One more place an instance listens, for one protocol: ``host:port``, and whether it speaks TLS."""
+
+    address: str
+    tls: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The wire form: ``{"address": ..., "tls": ...}``."""
+        return {"address": self.address, "tls": self.tls}
+
+
+EndpointsSpec = Mapping[str, Union[str, Endpoint]]
+
+
+def _endpoints(value: object) -> object:
+    """``endpoints`` as given to an Instance, with str values read as plain (non-TLS) endpoints."""
+    if isinstance(value, MappingProxyType) and all(isinstance(e, Endpoint) for e in value.values()):
+        return value
+    if not isinstance(value, Mapping):
+        return value  # validate() reports it
+    return MappingProxyType({k: Endpoint(e) if isinstance(e, str) else e for k, e in value.items()})
+
+
+def _check_endpoints(endpoints: object) -> None:
+    if not isinstance(endpoints, Mapping):
+        raise InvalidInstanceError("endpoints must be a mapping of names to Endpoint", field="endpoints")
+    if len(endpoints) > MAX_ENDPOINTS:
+        raise InvalidInstanceError(f"{len(endpoints)} endpoints; at most {MAX_ENDPOINTS} are allowed",
+                                   field="endpoints")
+    for name, endpoint in endpoints.items():
+        if not isinstance(name, str) or not _ENDPOINT_NAME.match(name):
+            raise InvalidInstanceError(
+                f"endpoint name {name!r} must be 1-32 lower-case letters, digits or '_.+-' (as 'http', 'grpc')",
+                field="endpoints")
+        field = f"endpoints.{name}"
+        if not isinstance(endpoint, Endpoint):
+            raise InvalidInstanceError(f"{field} must be an Endpoint or a host:port str", field=field)
+        _check_address(endpoint.address, f"{field}.address")
+        if not isinstance(endpoint.tls, bool):
+            raise InvalidInstanceError(f"{field}.tls must be a bool", field=f"{field}.tls")
+
+
+def _decode_endpoints(data: object) -> Dict[str, Endpoint]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInstanceError("endpoints must be a JSON object", field="endpoints")
+    decoded = {}
+    for name, entry in data.items():
+        field = f"endpoints.{name}"
+        if not isinstance(entry, dict) or "address" not in entry:
+            raise InvalidInstanceError(f"{field} must be a JSON object with an address", field=field)
+        tls = entry.get("tls", False)
+        decoded[name] = Endpoint(entry["address"], False if tls is None else tls)
+    return decoded
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -100,7 +160,9 @@ class Instance:
     Instances are immutable: use :meth:`replace` to derive a changed copy
     (for example ``inst.replace(status=Status.DISABLED)`` before ``update_service``).
     ``updated_at`` is the Unix time in milliseconds of the last write (0 when unknown,
-    as in records written by Go).
+    as in records written by Go). ``endpoints`` names more places the instance listens,
+    one per protocol (``{"grpc": Endpoint("10.0.0.5:50051")}``); ``address`` stays the
+    primary one, the only one Go fyer-rpc reads. See :meth:`endpoint`.
     """
 
     id: str
@@ -111,6 +173,7 @@ class Instance:
     weight: int = DEFAULT_WEIGHT
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     updated_at: int = 0
+    endpoints: Mapping[str, Endpoint] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Frozen and shared between snapshots and threads, so the metadata must not change either.
@@ -122,6 +185,7 @@ class Instance:
                 object.__setattr__(self, "status", Status(self.status))
             except ValueError:
                 pass  # validate() reports it
+        object.__setattr__(self, "endpoints", _endpoints(self.endpoints))
 
     @classmethod
     def new(
@@ -134,8 +198,10 @@ class Instance:
         status: Status = Status.ENABLED,
         weight: int = DEFAULT_WEIGHT,
         metadata: Optional[Mapping[str, str]] = None,
+        endpoints: Optional[EndpointsSpec] = None,
     ) -> Instance:
-        """Build an instance, generating a random id when none is given."""
+        """Build an instance, generating a random id when none is given (``endpoints`` values:
+        an :class:`Endpoint` or a ``host:port`` str)."""
         return cls(
             id=id if id is not None else uuid.uuid4().hex,
             service=service,
@@ -144,6 +210,7 @@ class Instance:
             status=status,
             weight=weight,
             metadata=dict(metadata or {}),
+            endpoints=dict(endpoints or {}),  # type: ignore[arg-type]
         )
 
     @property
@@ -156,18 +223,31 @@ class Instance:
         """True when the instance takes traffic."""
         return self.status == Status.ENABLED
 
+    def endpoint(self, name: str) -> Optional[Endpoint]:
+        """Where to reach this instance for protocol ``name`` (``"http"``, ``"grpc"``...).
+
+        The named endpoint; an instance that names none (records from Go and from servers
+        with one port) answers every protocol at ``address``; one that names others but not
+        ``name`` does not speak it (None).
+        """
+        found = self.endpoints.get(name)
+        if found is not None:
+            return found
+        return None if self.endpoints else Endpoint(self.address)
+
     def replace(self, **changes: Any) -> Instance:
         """Return a copy with the given fields changed."""
         return dataclasses.replace(self, **changes)
 
     def __hash__(self) -> int:
         return hash((self.id, self.service, self.version, self.address, int(self.status), self.weight,
-                     tuple(sorted(self.metadata.items())), self.updated_at))
+                     tuple(sorted(self.metadata.items())), self.updated_at, tuple(sorted(self.endpoints.items()))))
 
     def __repr__(self) -> str:
         return (f"Instance(id={self.id!r}, service={self.service!r}, version={self.version!r}, "
                 f"address={self.address!r}, status={self.status!r}, weight={self.weight!r}, "
-                f"metadata={dict(self.metadata)!r}, updated_at={self.updated_at!r})")
+                f"metadata={dict(self.metadata)!r}, updated_at={self.updated_at!r}"
+                + (f", endpoints={dict(self.endpoints)!r})" if self.endpoints else ")"))
 
     def validate(self) -> None:
         """Raise :class:`InvalidInstanceError` naming the first invalid field."""
@@ -190,6 +270,7 @@ class Instance:
                 )
         if isinstance(self.updated_at, bool) or not isinstance(self.updated_at, int):
             raise InvalidInstanceError("updated_at must be an int", field="updated_at")
+        _check_endpoints(self.endpoints)
         try:
             size = len(self._encode())
         except UnicodeEncodeError:
@@ -205,8 +286,8 @@ class Instance:
             )
 
     def to_dict(self) -> Dict[str, Any]:
-        """The wire record as a dict (Go field names, plus ``weight``)."""
-        return {
+        """The wire record as a dict (Go field names, plus ``weight`` and, when any, ``endpoints``)."""
+        record = {
             "id": self.id,
             "service": self.service,
             "version": self.version,
@@ -216,6 +297,9 @@ class Instance:
             "updated_at": self.updated_at,
             "weight": self.weight,
         }
+        if self.endpoints:
+            record["endpoints"] = {name: e.to_dict() for name, e in self.endpoints.items()}
+        return record
 
     def _encode(self) -> bytes:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -252,6 +336,7 @@ class Instance:
             weight=data.get("weight", DEFAULT_WEIGHT),
             metadata=metadata,
             updated_at=updated_at,
+            endpoints=_decode_endpoints(data.get("endpoints")),
         )
         inst.validate()
         return inst

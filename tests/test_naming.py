@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fyerreg import Instance, InvalidInstanceError, Status
+from fyerreg import Endpoint, Instance, InvalidInstanceError, Status
 from fyerreg.naming import DEFAULT_WEIGHT, MAX_RECORD_BYTES, MAX_WEIGHT
 from fyerreg.registry.kv._keys import KeyLayout
 
@@ -267,3 +267,70 @@ def test_oversized_metadata_is_refused_by_validate(extra: int, keys: int):
     with pytest.raises(InvalidInstanceError) as err:
         valid(metadata=metadata).validate()
     assert err.value.field == "metadata"
+
+
+# -- named endpoints ---------------------------------------------------------------------------
+
+# The Go fyer-rpc registry's record: these fields and JSON types, decoded with encoding/json,
+# which ignores members it has no field for.
+_GO_FIELDS = {"id": str, "service": str, "version": str, "address": str, "metadata": dict, "status": int,
+              "updated_at": int}
+
+
+def _as_go_reads_it(wire: str) -> Dict[str, Any]:
+    record = json.loads(wire)
+    seen = {name: record[name] for name in _GO_FIELDS if name in record}
+    for name, value in seen.items():
+        assert isinstance(value, _GO_FIELDS[name]), name
+    assert 0 <= seen["status"] <= 255  # uint8
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in seen["metadata"].items())
+    return seen
+
+
+def test_endpoints_travel_in_the_record_and_go_still_reads_the_primary_address():
+    inst = valid(metadata={"zone": "a"}).replace(
+        endpoints={"grpc": "10.0.0.1:50051", "https": Endpoint("10.0.0.1:8443", tls=True)})
+    inst.validate()
+    wire = inst.to_json()
+    assert json.loads(wire)["endpoints"] == {"grpc": {"address": "10.0.0.1:50051", "tls": False},
+                                             "https": {"address": "10.0.0.1:8443", "tls": True}}
+    assert Instance.from_json(wire) == inst
+    assert _as_go_reads_it(wire) == _as_go_reads_it(valid(metadata={"zone": "a"}).to_json())
+    assert _as_go_reads_it(wire)["address"] == "10.0.0.1:8080"
+
+
+def test_a_record_without_endpoints_is_written_as_before_and_answers_every_protocol_at_its_address():
+    older = b'{"id":"i-1","service":"orders","version":"v1","address":"10.0.0.1:8080","metadata":{},' \
+            b'"status":1,"updated_at":0,"weight":100}'
+    inst = Instance.from_json(older)
+    assert inst.endpoints == {}
+    assert inst.to_json().encode() == older
+    assert inst.endpoint("grpc") == inst.endpoint("http") == Endpoint("10.0.0.1:8080")
+
+
+def test_an_instance_naming_endpoints_does_not_speak_the_others():
+    inst = valid(endpoints={"grpc": "10.0.0.1:50051"})
+    assert inst.endpoint("grpc") == Endpoint("10.0.0.1:50051")
+    assert inst.endpoint("http") is None
+
+
+@pytest.mark.parametrize("endpoints, field", [
+    ({"GRPC": "10.0.0.1:1"}, "endpoints"),
+    ({"": "10.0.0.1:1"}, "endpoints"),
+    ({"grpc": "10.0.0.1"}, "endpoints.grpc.address"),
+    ({"grpc": "0.0.0.0:0"}, "endpoints.grpc.address"),
+    ({"grpc": 50051}, "endpoints.grpc"),
+    ({"grpc": Endpoint("10.0.0.1:1", tls="yes")}, "endpoints.grpc.tls"),  # type: ignore[arg-type]
+    ({f"p{n}": "10.0.0.1:1" for n in range(17)}, "endpoints"),
+])
+def test_invalid_endpoints_are_refused_naming_the_field(endpoints: Any, field: str):
+    assert field_of(valid(endpoints=endpoints)) == field
+
+
+@pytest.mark.parametrize("raw", [
+    {"endpoints": []}, {"endpoints": {"grpc": "10.0.0.1:1"}}, {"endpoints": {"grpc": {"tls": True}}},
+    {"endpoints": {"grpc": {"address": "10.0.0.1:1", "tls": 1}}},
+])
+def test_malformed_endpoints_on_the_wire_make_the_record_invalid(raw: Dict[str, Any]):
+    with pytest.raises(InvalidInstanceError):
+        Instance.from_dict({**valid().to_dict(), **raw})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from ..naming import DEFAULT_WEIGHT, Instance
-from .address import advertise_address, is_unspecified, split_host_port
+from ..naming import DEFAULT_WEIGHT, Endpoint, Instance
+from .address import advertise_address, is_unspecified, join_host_port, split_host_port
 
 __all__ = ["InstanceSpec", "DEFAULT_DRAIN_DELAY"]
 
@@ -22,7 +22,10 @@ class InstanceSpec:
     free port, known once bound); ``advertise_address`` is what others dial (its port
     defaults to the bound one). Without it, an unspecified bind host is advertised as the
     host's outbound IP, never ``0.0.0.0``. ``drain_delay`` is how long the process keeps
-    serving after deregistering. Without ``instance_id`` the spec draws a random one, so
+    serving after deregistering. ``endpoints`` names the other ports the process serves,
+    one per protocol (``{"grpc": ":50051"}``: a ``host:port`` str or an
+    :class:`~fyerreg.naming.Endpoint`); an empty or unspecified host there means the
+    advertised host. Without ``instance_id`` the spec draws a random one, so
     every :meth:`instance` it yields is the same instance. Malformed addresses and a negative ``drain_delay`` raise
     ValueError at construction; :meth:`validate` checks the instance's own fields.
     """
@@ -35,6 +38,7 @@ class InstanceSpec:
     weight: int = DEFAULT_WEIGHT
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     drain_delay: float = DEFAULT_DRAIN_DELAY
+    endpoints: Mapping[str, Union[str, Endpoint]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         split_host_port(self.address, field="address")
@@ -43,6 +47,7 @@ class InstanceSpec:
         if not self.drain_delay >= 0:
             raise ValueError(f"drain_delay must be >= 0, got {self.drain_delay!r}")
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
+        object.__setattr__(self, "endpoints", _endpoints(self.endpoints))
         if self.instance_id is None:
             object.__setattr__(self, "instance_id", uuid.uuid4().hex)
 
@@ -65,8 +70,15 @@ class InstanceSpec:
         """The ``Instance`` others dial, once the port is bound (``bound_port`` when ``address`` had port 0)."""
         host = self.bind[0]
         address = advertise_address(host, self.port(bound_port), self.advertise_address)
+        advertised_host = split_host_port(address, field="address")[0]
+        endpoints = {}
+        for name, endpoint in _endpoints(self.endpoints).items():
+            ep_host, ep_port = split_host_port(endpoint.address, field=f"endpoints.{name}")
+            if is_unspecified(ep_host):
+                ep_host = advertised_host
+            endpoints[name] = Endpoint(join_host_port(ep_host, ep_port), endpoint.tls)
         return Instance.new(self.service, self.version, address, id=self.instance_id, weight=self.weight,
-                            metadata=self.metadata)
+                            metadata=self.metadata, endpoints=endpoints)
 
     def probe_address(self, bound_port: Optional[int] = None) -> Tuple[str, int]:
         """Where this process itself can connect to check that it serves (loopback for every interface)."""
@@ -77,8 +89,28 @@ class InstanceSpec:
     def validate(self) -> None:
         """Raise InvalidInstanceError (naming the Instance field) when the instance would be invalid."""
         Instance.new(self.service, self.version, "127.0.0.1:1", id=self.instance_id, weight=self.weight,
-                     metadata=self.metadata).validate()
+                     metadata=self.metadata,
+                     endpoints={name: Endpoint("127.0.0.1:1", e.tls) for name, e in _endpoints(self.endpoints).items()}
+                     ).validate()
 
     def replace(self, **changes: object) -> InstanceSpec:
         """A copy with ``changes`` applied (e.g. the address a server was bound to)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _endpoints(given: Any) -> Dict[str, Endpoint]:
+    """``endpoints`` as Endpoint values whose bind addresses parse (a dict as ``dataclasses.asdict`` writes one too)."""
+    if not isinstance(given, Mapping):
+        raise TypeError(f"endpoints must be a mapping of names to host:port, got {type(given).__name__}")
+    out: Dict[str, Endpoint] = {}
+    for name, value in given.items():
+        if isinstance(value, Mapping):
+            value = Endpoint(**value)
+        elif isinstance(value, str):
+            value = Endpoint(value)
+        elif not isinstance(value, Endpoint):
+            raise TypeError(f"endpoints[{name!r}] must be a host:port str or an Endpoint, got {type(value).__name__}")
+        if split_host_port(value.address, field=f"endpoints[{name!r}]")[1] == 0:
+            raise ValueError(f"endpoints[{name!r}] {value.address!r} needs the port it is served on, not 0")
+        out[name] = value
+    return out

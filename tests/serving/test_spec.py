@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from fyerreg import MemoryRegistry, Status
+from fyerreg import Endpoint, InvalidInstanceError, MemoryRegistry, Status
 from fyerreg.api import ServerOptions
 from fyerreg.contrib._integration import Settings
 from fyerreg.contrib.gunicorn import GunicornRegistration
@@ -105,3 +107,34 @@ def test_a_server_logs_and_registers_one_instance(caplog: pytest.LogCaptureFixtu
             assert server.instance is not None and server.instance.id == listed.id
     ids = {getattr(r, "instance_id", None) for r in caplog.records if getattr(r, "service", None) == "orders"}
     assert ids == {listed.id}
+
+
+def test_endpoints_take_the_advertised_host_unless_they_name_one():
+    spec = InstanceSpec("svc", address="0.0.0.0:0", advertise_address="10.1.2.3",
+                        endpoints={"grpc": ":50051", "admin": "0.0.0.0:9000",
+                                   "https": Endpoint("lb.example:443", tls=True)})
+    inst = spec.instance(8080)
+    assert inst.address == "10.1.2.3:8080"
+    assert dict(inst.endpoints) == {"grpc": Endpoint("10.1.2.3:50051"), "admin": Endpoint("10.1.2.3:9000"),
+                                    "https": Endpoint("lb.example:443", tls=True)}
+    inst.validate()
+
+
+def test_a_spec_with_endpoints_survives_its_dict_form():
+    spec = InstanceSpec("svc", address="127.0.0.1:1", endpoints={"grpc": Endpoint(":50051", tls=True)})
+    assert InstanceSpec(**dataclasses.asdict(spec)) == spec
+
+
+@pytest.mark.parametrize("endpoints, error", [
+    ({"grpc": ":0"}, ValueError), ({"grpc": "nohostport"}, ValueError), ({"grpc": 1}, TypeError),
+    (["grpc"], TypeError),
+])
+def test_bad_endpoints_fail_at_construction(endpoints: Any, error: type):
+    with pytest.raises(error, match="endpoints"):
+        InstanceSpec("svc", endpoints=endpoints)
+
+
+def test_a_bad_endpoint_name_is_reported_by_validate():
+    with pytest.raises(InvalidInstanceError) as err:
+        InstanceSpec("svc", endpoints={"gRPC": ":1"}).validate()
+    assert err.value.field == "endpoints"
