@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
-from types import TracebackType
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .. import _fork
+from .._threads import join_thread, start_thread
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
@@ -17,6 +18,7 @@ from ..registry.base import Registry
 from ..registry.subscription import Subscription
 from ..retry import Retry
 from ._persist import SnapshotFile
+from ._pick import Pick, select_on
 from ._resubscriber import Resubscriber
 from ._view import ServiceView
 from .balancer.base import BalancerSpec, make_balancer
@@ -100,6 +102,7 @@ class Discovery:
         self._views: Dict[ViewKey, ServiceView] = {}
         self._open_lock = threading.Lock()
         self._opening: Dict[ViewKey, _Opening] = {}
+        self._openers: Set[threading.Thread] = set()  # first subscribes run for coroutines
         self._closed = False
         self._resubscribe = resubscribe
         self._resubscriber = Resubscriber(registry, self._views_needing_subscription, retry=resubscribe,
@@ -110,27 +113,40 @@ class Discovery:
 
     def select(
         self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
-        exclude: Collection[Instance] = (),
+        exclude: Collection[Instance] = (), endpoint: Optional[str] = None,
     ) -> Instance:
         """One instance of ``service`` (``version``, or any version when None) to call now.
 
         ``key`` routes with key-based balancers (``consistent_hash``). ``exclude``: instances
-        to avoid while others can be picked (those a retried call already failed on). Raises
+        to avoid while others can be picked (those a retried call already failed on).
+        ``endpoint``: only instances serving that named endpoint (see
+        :meth:`Instance.endpoint <fyerreg.naming.Instance.endpoint>`). Raises
         :class:`~fyerreg.errors.NoInstanceAvailableError` when none can be picked.
         """
-        return self._view(service, version).select(key, exclude)
+        return select_on(self._view(service, version), key, exclude, endpoint)
+
+    async def aselect(
+        self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
+        exclude: Collection[Instance] = (), endpoint: Optional[str] = None,
+    ) -> Instance:
+        """:meth:`select` for coroutines: the first use of a service subscribes in a thread,
+        without blocking the event loop; later picks are local. Cancelling the awaiting task
+        leaves the subscribe to finish in its thread, for the next pick."""
+        return select_on(await self._aview(service, version), key, exclude, endpoint)
 
     def pick(
         self, service: str, version: Optional[str] = None, *, key: Optional[str] = None,
-        exclude: Collection[Instance] = (),
-    ) -> _Pick:
-        """``with discovery.pick(service) as inst:`` selects an instance and reports on the call.
+        exclude: Collection[Instance] = (), endpoint: Optional[str] = None,
+    ) -> Pick:
+        """``with discovery.pick(service) as inst:`` (or ``async with``) selects an instance and
+        reports on the call.
 
         The block's duration is its latency; an exception escaping it (as judged by
-        ``failure``) marks the call failed and is re-raised. Calls in flight are
-        counted for the ``least_requests`` and ``p2c`` balancers.
+        ``failure``) marks the call failed and is re-raised; a cancelled task's call is
+        not reported at all. Calls in flight are counted for the ``least_requests`` and ``p2c``
+        balancers. ``async with`` picks as :meth:`aselect` does.
         """
-        return _Pick(self, service, version, key, exclude)
+        return Pick(self, service, version, key, exclude, endpoint)
 
     def report(self, instance: Instance, *, latency: float, error: Union[bool, BaseException, None] = None) -> None:
         """Tell the balancer and outlier detection how a call to ``instance`` went.
@@ -180,23 +196,46 @@ class Discovery:
         # The first thread asking for a new (service, version) subscribes, without any lock
         # held, so picks of other services never wait for it; others asking meanwhile wait
         # for that same subscribe instead of opening their own.
+        view, opening, first = self._claim(service, version)
+        if view is not None:
+            return view
+        if first:
+            return self._subscribe_first(service, version, opening)
+        opening.wait()
+        return self._opened(service, version, opening)
+
+    async def _aview(self, service: str, version: Optional[str]) -> ServiceView:
+        """:meth:`_view` for a coroutine: a first subscribe runs in a thread, the loop never blocks."""
+        view = self._views.get((service, version))
+        if view is not None and not self._closed:
+            return view
+        view, opening, first = self._claim(service, version)
+        if view is not None:
+            return view
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        opening.add_callback(lambda: _wake(loop, woken))
+        if first:
+            self._start_opener(service, version, opening)
+        await woken  # cancelled: the subscribe goes on in its thread and serves later picks
+        return self._opened(service, version, opening)
+
+    def _claim(self, service: str, version: Optional[str]) -> Tuple[Optional[ServiceView], _Opening, bool]:
+        """The open view, or the opening in progress for it and whether the caller must do it."""
         key = (service, version)
         with self._open_lock:
             if self._closed:
                 raise RegistryClosedError("Discovery is closed")
             view = self._views.get(key)
-            if view is not None:
-                return view
             opening = self._opening.get(key)
-            first = opening is None
+            first = view is None and opening is None
             if opening is None:
-                opening = self._opening[key] = _Opening()
-        if not first:
-            error = opening.wait()
-            view = self._views.get(key)
-            if view is not None:
-                return view
-            raise error if error is not None else RegistryClosedError("Discovery is closed")
+                opening = _Opening()
+                if first:
+                    self._opening[key] = opening
+        return view, opening, first
+
+    def _subscribe_first(self, service: str, version: Optional[str], opening: _Opening) -> ServiceView:
         try:
             view = self._subscribe_view(service, version)
         except BaseException as exc:
@@ -204,9 +243,30 @@ class Discovery:
             raise
         finally:
             with self._open_lock:
-                self._opening.pop(key, None)
+                self._opening.pop((service, version), None)
         opening.finish()
         return view
+
+    def _opened(self, service: str, version: Optional[str], opening: _Opening) -> ServiceView:
+        """The view another caller's subscribe (``opening``, finished) opened, or what it raised."""
+        view = self._views.get((service, version))
+        if view is not None:
+            return view
+        error = opening.error
+        raise error if error is not None else RegistryClosedError("Discovery is closed")
+
+    def _start_opener(self, service: str, version: Optional[str], opening: _Opening) -> None:
+        def run() -> None:
+            try:
+                self._subscribe_first(service, version, opening)
+            except BaseException:
+                pass  # delivered to every waiter through ``opening``
+            finally:
+                with self._open_lock:
+                    self._openers.discard(threading.current_thread())
+
+        with self._open_lock:
+            self._openers.add(start_thread(f"open-{service}", run))
 
     def _subscribe_view(self, service: str, version: Optional[str]) -> ServiceView:
         view = ServiceView(
@@ -264,8 +324,14 @@ class Discovery:
                 return
             self._closed = True
             views = list(self._views.values())
-        if not self._resubscriber.stop(self._subscribe_timeout + 1.0 if timeout is None else timeout):
+        wait = self._subscribe_timeout + 1.0 if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        if not self._resubscriber.stop(wait):
             log.warning("the discovery resubscribe thread did not stop in time")
+        with self._open_lock:
+            openers = list(self._openers)
+        for thread in openers:
+            join_thread(thread, max(0.0, deadline - time.monotonic()))
         for view in views:
             try:
                 view.close()
@@ -281,6 +347,7 @@ class Discovery:
         view subscribe again on its next pick; until then it serves the inherited set.
         """
         self._opening = {}  # first subscribes of the parent's threads, which never finish here
+        self._openers = set()
         self._resubscriber = Resubscriber(self._registry, self._views_needing_subscription,
                                           retry=self._resubscribe, timeout=self._subscribe_timeout)
 
@@ -315,58 +382,43 @@ class Discovery:
 
 
 class _Opening:
-    """One first subscribe to a (service, version) in progress, awaited by the other threads asking for it."""
+    """One first subscribe to a (service, version) in progress, awaited by the other callers asking for it."""
 
-    __slots__ = ("_done", "_error")
+    __slots__ = ("_done", "error", "_callbacks", "_lock")
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self._error: Optional[BaseException] = None
+        self.error: Optional[BaseException] = None
+        self._callbacks: List[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def finish(self, error: Optional[BaseException] = None) -> None:
-        self._error = error
-        self._done.set()
+        self.error = error
+        with self._lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
-    def wait(self) -> Optional[BaseException]:
-        """Wait for the subscribe (bounded by its own timeout); what it raised, if anything."""
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the finishing thread) once the subscribe is done; now if it is."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def wait(self) -> None:
+        """Wait for the subscribe (bounded by its own timeout)."""
         self._done.wait()
-        return self._error
 
 
-class _Pick:
-    """The context manager returned by :meth:`Discovery.pick`."""
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
 
-    __slots__ = ("_discovery", "_service", "_version", "_key", "_exclude", "_view", "_instance", "_start")
-
-    def __init__(self, discovery: Discovery, service: str, version: Optional[str], key: Optional[str],
-                 exclude: Collection[Instance] = ()) -> None:
-        self._discovery = discovery
-        self._service = service
-        self._version = version
-        self._key = key
-        self._exclude = exclude
-        self._view: Optional[ServiceView] = None
-        self._instance: Optional[Instance] = None
-        self._start = 0.0
-
-    def __enter__(self) -> Instance:
-        d = self._discovery
-        view = d._view(self._service, self._version)
-        inst = view.select(self._key, self._exclude)
-        view.begin(inst)
-        self._view, self._instance = view, inst
-        self._start = d._clock()
-        return inst
-
-    def __exit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        view, inst = self._view, self._instance
-        if view is None or inst is None:
-            return
-        d = self._discovery
-        latency = max(d._clock() - self._start, 0.0)
-        try:
-            view.observe(inst, latency, exc is not None and d._failed(exc))
-        finally:
-            view.finish(inst)
+    try:
+        loop.call_soon_threadsafe(resolve)
+    except RuntimeError:
+        pass  # the loop is closed: nobody waits any more

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, List, Optional
 
 from ..naming import Instance
 
@@ -13,6 +14,7 @@ __all__ = ["Snapshot", "Subscription", "DEFAULT_SUBSCRIPTION_SIZE"]
 
 DEFAULT_SUBSCRIPTION_SIZE = 8
 """How many snapshots a subscription holds before it drops the oldest pending one."""
+NOTHING = object()
 
 
 def _order(inst: Instance) -> Any:
@@ -74,6 +76,34 @@ class _LatestWins(queue.Queue[Optional[Snapshot]]):
         self.ended = False
         self.conflated = 0
         self.delivered = 0
+        self._wakers: List[Callable[[], None]] = []
+
+    def _wake_all(self) -> None:
+        wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    def wake_when_ready(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (once, in the producer's thread) when the next item is queued; False when one already is."""
+        with self.mutex:
+            if self._qsize() or self.ended:
+                return False
+            self._wakers.append(wake)
+            return True
+
+    def forget(self, wake: Callable[[], None]) -> None:
+        with self.mutex:
+            if wake in self._wakers:
+                self._wakers.remove(wake)
+
+    def take(self) -> Any:
+        """The next item without blocking; ``NOTHING`` when none is queued (None: the end)."""
+        with self.mutex:
+            if not self._qsize():
+                return NOTHING
+            item = self._get()
+            self.not_full.notify()
+            return item
 
     def offer(self, snapshot: Snapshot) -> bool:
         with self.mutex:
@@ -87,6 +117,7 @@ class _LatestWins(queue.Queue[Optional[Snapshot]]):
             self.delivered += 1
             self.unfinished_tasks += 1
             self.not_empty.notify()
+            self._wake_all()
             return True
 
     def end(self) -> bool:
@@ -97,6 +128,7 @@ class _LatestWins(queue.Queue[Optional[Snapshot]]):
             self._put(None)  # may exceed maxsize by one: the sentinel is never dropped
             self.unfinished_tasks += 1
             self.not_empty.notify_all()
+            self._wake_all()
             return True
 
     def drain(self) -> Optional[Snapshot]:
@@ -137,7 +169,8 @@ class Subscription:
     subscription ends (``close()``, ``Registry.unsubscribe`` or ``Registry.close``)
     the sentinel ``None`` is put once, after the last snapshot. Iterating yields
     snapshots until that sentinel (and stops at once on an ended subscription whose
-    sentinel was already consumed).
+    sentinel was already consumed); ``async for`` does the same in a coroutine, waiting
+    without blocking the event loop.
 
     Read it like a ``queue.Queue`` (``get``, ``get_nowait`` raising ``queue.Empty``,
     ``qsize``, ``empty``, ``full``, ``task_done``, ``join``), or with :meth:`drain`.
@@ -254,6 +287,26 @@ class Subscription:
                 return
             yield item
 
+    async def __aiter__(self) -> AsyncIterator[Snapshot]:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = self._queue.take()
+            if item is NOTHING:
+                if self._queue.ended:
+                    return
+                arrived: asyncio.Future[None] = loop.create_future()
+                wake = _waker(loop, arrived)
+                if not self._queue.wake_when_ready(wake):
+                    continue
+                try:
+                    await arrived
+                finally:
+                    self._queue.forget(wake)
+                continue
+            if item is None:
+                return
+            yield item
+
     # -- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -281,3 +334,17 @@ class Subscription:
     def __repr__(self) -> str:
         return (f"<Subscription {self.service}/{self.version or '*'} pending={self.qsize()} "
                 f"closed={self.closed}>")
+
+
+def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def wake() -> None:
+        try:
+            loop.call_soon_threadsafe(resolve)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
+
+    return wake
