@@ -76,6 +76,14 @@ def test_no_instance_from_requests_is_both_a_requests_error_and_a_registry_error
     assert issubclass(NoInstanceError, errors.NoInstanceAvailableError)
 
 
+def test_no_instance_from_httpx_is_both_an_httpx_connect_error_and_a_registry_error() -> None:
+    httpx = pytest.importorskip("httpx")
+    from fyerreg.contrib.httpx import NoInstanceError
+
+    assert issubclass(NoInstanceError, httpx.ConnectError)
+    assert issubclass(NoInstanceError, errors.NoInstanceAvailableError)
+
+
 def test_every_public_exception_of_the_library_derives_from_the_root() -> None:
     found = _public_exceptions()
     assert errors.RemoteError in found and harness_errors.EtcdServerError in found

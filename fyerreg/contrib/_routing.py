@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Collection, Dict, Generic, List, Mapping, Optional, TypeVar
+from typing import Collection, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
 
-__all__ = ["IDEMPOTENT_METHODS", "Failed", "Route", "Router", "failed_status"]
+from ..naming import Instance
+
+__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Router", "failed_status", "target"]
+
+ENDPOINT = "http"
+"""The named endpoint of an instance the HTTP adapters pick and call."""
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 """The HTTP methods retried on another instance even when the request may have been processed."""
@@ -104,7 +109,7 @@ class Failed(Exception, Generic[R]):
     """Raised inside a pick so discovery counts the call as failed; ``outcome`` is the answer
     (a 5xx response, returned to the caller) or the transport's exception."""
 
-    def __init__(self, outcome: "R | BaseException") -> None:
+    def __init__(self, outcome: Union[R, BaseException]) -> None:
         super().__init__(repr(outcome))
         self.outcome = outcome
 
@@ -112,3 +117,12 @@ class Failed(Exception, Generic[R]):
 def failed_status(status: int) -> bool:
     """True for an HTTP status that counts as a failed call for balancers and ejection (5xx)."""
     return status >= 500
+
+
+def target(inst: Instance, scheme: str) -> Tuple[str, str]:
+    """The scheme and ``host:port`` a request for ``scheme`` goes to on ``inst`` (picked with
+    ``endpoint=ENDPOINT``): its ``http`` endpoint, with https when that is marked TLS."""
+    endpoint = inst.endpoint(ENDPOINT)
+    if endpoint is None:
+        return scheme, inst.address
+    return ("https" if endpoint.tls else scheme), endpoint.address

@@ -13,15 +13,16 @@ a version in the host it comes from ``versions`` (or ``version`` for every servi
 requests lowercases a URL's host, so the adapter maps it back to the service names it
 knows, with their case: the keys of ``versions`` and the names in ``services``. How a
 host with dots splits into service and version is the rule of
-:mod:`fyerreg.contrib._routing`, shared with the httpx transports. Each request is sent to an instance
-picked through discovery, whose outlier detection hears about every call (connection
-failures, timeouts and 5xx answers count as failures). Failover follows the same
-:class:`~fyerreg.retry.Failover` policy as ``fyerreg.api.Client``: a request that never
-reached an instance (connection refused, connect timeout) is retried on another one, up
-to ``retries`` times; one that may have reached it (the connection broke afterwards) is
-retried only for idempotent HTTP methods. Errors are requests' own exceptions; no instance at all raises
-:class:`NoInstanceError`, both a ``requests.ConnectionError`` and a
-:class:`~fyerreg.errors.NoInstanceAvailableError`.
+:mod:`fyerreg.contrib._routing`, shared with the httpx transports. Each request is sent to
+the ``http`` endpoint of an instance picked through discovery (an instance naming no
+endpoints is reached at its address; an endpoint marked TLS is called with https), whose
+outlier detection hears about every call (connection failures, timeouts and 5xx answers
+count as failures). Failover follows the same :class:`~fyerreg.retry.Failover` policy as
+``fyerreg.api.Client``: a request that never reached an instance (connection refused,
+connect timeout) is retried on another one, up to ``retries`` times; one that may have
+reached it (the connection broke afterwards) is retried only for idempotent HTTP methods.
+Errors are requests' own exceptions; no instance at all raises :class:`NoInstanceError`,
+both a ``requests.ConnectionError`` and a :class:`~fyerreg.errors.NoInstanceAvailableError`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
 from ..retry import Failover
-from ._routing import IDEMPOTENT_METHODS, Failed, Router, failed_status
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Router, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -107,10 +108,11 @@ class DiscoveryAdapter(HTTPAdapter):
         tried: List[Instance] = []
         while True:
             try:
-                with self.discovery.pick(route.service, route.version, exclude=tried) as inst:
+                with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
                     tried.append(inst)
                     sent = request.copy()
-                    sent.url = urlunsplit((parts.scheme, inst.address, parts.path, parts.query, parts.fragment))
+                    scheme, address = target(inst, parts.scheme)
+                    sent.url = urlunsplit((scheme, address, parts.path, parts.query, parts.fragment))
                     try:
                         response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert,
                                                 proxies=proxies)

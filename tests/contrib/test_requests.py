@@ -14,6 +14,7 @@ from fyerreg import Instance, MemoryRegistry, NoInstanceAvailableError
 from fyerreg.contrib.requests import DiscoveryAdapter, NoInstanceError, session
 from fyerreg.discovery import Discovery
 from tests.api.fakes import fake_instance, read_request
+from tests.helpers import free_port
 
 SERVICE = "user-service"
 
@@ -133,6 +134,19 @@ def test_the_host_may_name_the_version_after_the_service(apps: Apps) -> None:
     with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
         assert {http.get(f"http://{SERVICE}.2.0.0/users/1", timeout=5).json()["by"] for _ in range(4)} == {"new"}
         assert {http.get(f"http://{SERVICE}/users/1", timeout=5).json()["by"] for _ in range(4)} == {"old"}
+
+
+def test_an_instance_naming_endpoints_is_called_at_its_http_one(apps: Apps) -> None:
+    served = apps.serve("http")  # registered at its primary address; registered again below, named endpoints
+    apps.registry.deregister(served)
+    refusing = f"127.0.0.1:{free_port()}"
+    apps.registry.register(Instance.new(SERVICE, "1.0.0", refusing, id="both",
+                                        endpoints={"grpc": refusing, "http": served.address}))
+    apps.registry.register(Instance.new(SERVICE, "1.0.0", refusing, id="grpc-only", endpoints={"grpc": refusing}))
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        answers = [http.get(f"http://{SERVICE}/users/1", timeout=5).json() for _ in range(4)]
+    assert {(a["by"], a["host"]) for a in answers} == {("http", served.address)}
+    assert all(row["errors"] == 0 for service in apps.discovery.describe()["services"] for row in service["instances"])
 
 
 def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:
