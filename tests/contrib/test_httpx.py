@@ -116,7 +116,7 @@ def test_a_sigkilled_instance_fails_no_get_of_threads_and_tasks_and_later_posts_
         with sync_client(discovery) as http:
             while not stop.is_set():
                 try:
-                    answer(http.get(fleet.url(f"/hello/thread-{n}")))
+                    answer(http.get(fleet.url(f"/hello/thread-{n}?delay=0.01")))
                 except Exception as exc:  # every failure is the test's failure, reported below
                     failures.append(f"thread {n}: {exc!r}")
 
@@ -125,11 +125,12 @@ def test_a_sigkilled_instance_fails_no_get_of_threads_and_tasks_and_later_posts_
             async def task(n: int) -> None:
                 while not stop.is_set():
                     try:
-                        answer(await http.get(fleet.url(f"/hello/task-{n}")))
+                        answer(await http.get(fleet.url(f"/hello/task-{n}?delay=0.01")))
                     except Exception as exc:
                         failures.append(f"task {n}: {exc!r}")
             await asyncio.gather(*(task(n) for n in range(20)))
 
+    # Each call takes 10 ms: some are in flight on the killed instance, broken after it got them (retried, GETs).
     callers = [threading.Thread(target=sync_calls, args=(n,)) for n in range(4)]
     callers.append(threading.Thread(target=lambda: asyncio.run(async_calls())))
     for t in callers:

@@ -4,10 +4,11 @@
 
 Registers ``ID`` with its HTTP port as the ``http`` endpoint and, as its primary address,
 a port that refuses connections (where a gRPC server would be), then prints
-"ready <port>"; SIGTERM deregisters it and exits. Every request is counted by "METHOD /path" (``GET /count`` answers the
-counts and is not counted). ``/drop`` reads the request and closes the connection without
-answering; ``/slow`` answers after 5 s; anything else answers JSON naming this instance,
-the Host header and the body, with 503 for every request when ``--sick``.
+"ready <port>"; SIGTERM deregisters it and exits. Every request is counted by
+"METHOD /path" (``GET /count`` answers the counts and is not counted). ``/drop`` reads
+the request and closes the connection without answering; anything else answers JSON
+naming this instance, the Host header and the body, after 5 s for ``/slow``, else after
+``?delay=`` seconds (0 by default), with 503 for every request when ``--sick``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict
+from urllib.parse import parse_qs, urlsplit
 
 from fyerreg import EtcdRegistry, Instance
 
@@ -39,17 +41,17 @@ def handler(ident: str, sick: bool) -> type:
         def answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) \
                 if "chunked" not in (self.headers.get("Transfer-Encoding") or "") else self.read_chunked()
-            if self.path == "/count":
+            url = urlsplit(self.path)
+            if url.path == "/count":
                 with LOCK:
                     self.reply(200, dict(COUNTS))
                 return
             with LOCK:
-                COUNTS[f"{self.command} {self.path}"] += 1
-            if self.path == "/drop":
+                COUNTS[f"{self.command} {url.path}"] += 1
+            if url.path == "/drop":
                 self.close_connection = True
                 return
-            if self.path == "/slow":
-                time.sleep(5)
+            time.sleep(5 if url.path == "/slow" else float(parse_qs(url.query).get("delay", ["0"])[0]))
             self.reply(503 if sick else 200, {"by": ident, "method": self.command, "host": self.headers["Host"],
                                               "body": body.decode()})
 
