@@ -15,15 +15,6 @@ from fyerreg.discovery import Discovery
 from fyerreg.registry.etcd import EtcdRegistry
 
 
-async def call_async(discovery: Discovery, count: int) -> None:
-    transport = AsyncDiscoveryTransport(discovery, versions={"hello-flask": "1.0.0"})
-    async with httpx.AsyncClient(transport=transport, timeout=5) as http:
-        replies = await asyncio.gather(*(http.get(f"http://hello-flask/hello/async-{i}") for i in range(count)))
-        for reply in replies:
-            reply.raise_for_status()
-            print(reply.json()["message"], "answered by pid", reply.json()["pid"], flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--etcd", default="127.0.0.1:2379")
@@ -38,6 +29,15 @@ def main() -> None:
                 reply.raise_for_status()
                 print(reply.json()["message"], "answered by pid", reply.json()["pid"], flush=True)
         asyncio.run(call_async(discovery, args.count))
+
+
+async def call_async(discovery: Discovery, count: int) -> None:
+    transport = AsyncDiscoveryTransport(discovery, versions={"hello-flask": "1.0.0"})
+    async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+        replies = await asyncio.gather(*(http.get(f"http://hello-flask/hello/async-{i}") for i in range(count)))
+        for reply in replies:
+            reply.raise_for_status()
+            print(reply.json()["message"], "answered by pid", reply.json()["pid"], flush=True)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,12 @@ def test_the_host_names_the_version_and_the_http_endpoint_is_called_with_its_hos
 
     assert asyncio.run(by_host()) == ["new", "old", "new"]
 
+    # Mounted for one host, the transport leaves every other URL to httpx's own.
+    mounted = DiscoveryTransport(discovery, version="1.0.0")
+    with httpx.Client(mounts={f"http://{fleet.service}": mounted}, timeout=10) as http:
+        assert http.get(fleet.url("/hello/x")).json()["by"] == "old"
+        assert http.get(f"http://127.0.0.1:{fleet.ports['new']}/hello/x").json()["by"] == "new"
+
 
 @pytest.mark.parametrize("method,processed", [("POST", 1), ("GET", 3), ("PUT", 3)])
 def test_a_request_that_may_have_been_processed_is_resent_only_when_idempotent(
