@@ -67,10 +67,10 @@ class Router:
         self._names = names_by_host([*self.versions, *services])
         self._longest_first: List[str] = sorted(self._names, key=len, reverse=True)
 
-    def route(self, url: str, host: Optional[str], port: Optional[int]) -> Route:
+    def route(self, url: object, host: Optional[str], port: Optional[int]) -> Route:
         """The route of a request for ``url`` (whose parsed ``host`` and ``port`` are given)."""
         if port is not None or not host:
-            raise ValueError(f"{url!r}: the host must be a service name (optionally .version), without a port")
+            raise ValueError(f"{str(url)!r}: the host must be a service name (optionally .version), without a port")
         host = host.lower()
         name = self._names.get(host)
         if name is not None:

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import secrets
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -37,6 +38,7 @@ class Fleet:
         self.ports: Dict[str, int] = {}
         self.registry = EtcdRegistry(endpoints=etcd_endpoints)
         self.discoveries: List[Discovery] = []
+        self.held: List[socket.socket] = []
 
     def start(self, ident: str, version: str = "1.0.0", *flags: str) -> None:
         proc = python(str(COUNTER), self.etcd, self.service, version, ident, *flags)
@@ -51,9 +53,13 @@ class Fleet:
         return discovery
 
     def kill(self, ident: str) -> None:
+        """SIGKILL the server; its port stays held (bound, not listening), so connecting to it is refused."""
         self.servers[ident].signal(signal.SIGKILL)
         self.servers[ident].wait()
-        del self.ports[ident]
+        hold = socket.socket()
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hold.bind(("127.0.0.1", self.ports.pop(ident)))
+        self.held.append(hold)
 
     def counts(self, key: str) -> Dict[str, int]:
         """How often each live server was asked ``key`` ("METHOD /path")."""
@@ -69,6 +75,8 @@ class Fleet:
             if proc.popen.poll() is None:
                 proc.stop(signal.SIGTERM)
         self.registry.close()
+        for hold in self.held:
+            hold.close()
 
 
 @pytest.fixture

@@ -77,10 +77,14 @@ def handler(ident: str, sick: bool) -> type:
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # two dozen callers connect at once: no SYN may wait out a full backlog
+
+
 def main() -> None:
     etcd, service, version, ident = sys.argv[1:5]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(ident, "--sick" in sys.argv))
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), handler(ident, "--sick" in sys.argv))
     refusing = socket.socket()
     refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
     port = server.server_address[1]
