@@ -8,19 +8,20 @@ import collections
 import secrets
 import signal
 import socket
+import ssl
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import httpx
 import pytest
 
-from fyerreg import EtcdRegistry, Instance, MemoryRegistry, NoInstanceAvailableError
+from fyerreg import Endpoint, EtcdRegistry, Instance, MemoryRegistry, NoInstanceAvailableError
 from fyerreg.contrib.httpx import AsyncDiscoveryTransport, DiscoveryTransport, NoInstanceError
 from fyerreg.discovery import Discovery, LeastRequestsBalancer
 from tests.helpers import Proc, free_port, wait_until
 
-from .procs import EXAMPLES, get_json, python
+from .procs import EXAMPLES, get_json, python, serve_https
 
 pytestmark = pytest.mark.etcd
 
@@ -313,6 +314,27 @@ def test_a_cancelled_async_request_leaves_no_call_in_flight(fleet: Fleet) -> Non
     assert asyncio.run(cancelled()) == 1
     assert balancers[-1].in_flight(inst) == 0
     assert calls_and_errors(discovery)["a"]["errors"] == 0, "a cancellation counted as a failed call"
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[Tuple[str, str]]:
+    with serve_https(str(tmp_path)) as served:
+        yield served
+
+
+def test_an_http_endpoint_marked_tls_is_called_with_https(https_server: Tuple[str, str]) -> None:
+    address, ca = https_server
+    with MemoryRegistry() as registry, Discovery(registry) as discovery:
+        registry.register(Instance.new("secure", "1.0.0", f"127.0.0.1:{free_port()}",
+                                       endpoints={"http": Endpoint(address, tls=True)}))
+        with sync_client(discovery, verify=ssl.create_default_context(cafile=ca)) as http:
+            assert http.get("http://secure/x").json() == {"tls": True}
+
+        async def get() -> Any:
+            async with async_client(discovery, verify=ssl.create_default_context(cafile=ca)) as http:
+                return (await http.get("http://secure/x")).json()
+
+        assert asyncio.run(get()) == {"tls": True}
 
 
 def test_no_instance_is_both_an_httpx_connect_error_and_a_fyerreg_error() -> None:

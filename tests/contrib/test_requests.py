@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
@@ -10,11 +11,13 @@ import requests
 from flask import Flask, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fyerreg import Instance, MemoryRegistry, NoInstanceAvailableError
+from fyerreg import Endpoint, Instance, MemoryRegistry, NoInstanceAvailableError
 from fyerreg.contrib.requests import DiscoveryAdapter, NoInstanceError, session
 from fyerreg.discovery import Discovery
 from tests.api.fakes import fake_instance, read_request
 from tests.helpers import free_port
+
+from .procs import serve_https
 
 SERVICE = "user-service"
 
@@ -147,6 +150,14 @@ def test_an_instance_naming_endpoints_is_called_at_its_http_one(apps: Apps) -> N
         answers = [http.get(f"http://{SERVICE}/users/1", timeout=5).json() for _ in range(4)]
     assert {(a["by"], a["host"]) for a in answers} == {("http", served.address)}
     assert all(row["errors"] == 0 for service in apps.discovery.describe()["services"] for row in service["instances"])
+
+
+def test_an_http_endpoint_marked_tls_is_called_with_https(apps: Apps, tmp_path: Path) -> None:
+    with serve_https(str(tmp_path)) as (address, ca):
+        apps.registry.register(Instance.new("secure", "1.0.0", f"127.0.0.1:{free_port()}",
+                                            endpoints={"http": Endpoint(address, tls=True)}))
+        with session(apps.discovery, {"secure": "1.0.0"}) as http:
+            assert http.get("http://secure/x", timeout=5, verify=ca).json() == {"tls": True}
 
 
 def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:
