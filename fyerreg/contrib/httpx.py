@@ -48,6 +48,7 @@ __all__ = ["AsyncDiscoveryTransport", "DiscoveryTransport", "IDEMPOTENT_METHODS"
 
 log = logging.getLogger("fyerreg.contrib.httpx")
 
+
 class NoInstanceError(httpx.ConnectError, NoInstanceAvailableError):
     """No instance of the service in the URL can be picked."""
 
@@ -207,8 +208,8 @@ class DiscoveryTransport(_Routing, httpx.BaseTransport):
 
 
 class AsyncDiscoveryTransport(_Routing, httpx.AsyncBaseTransport):
-    """The :class:`DiscoveryTransport` of an ``httpx.AsyncClient``: picks with ``async with
-    discovery.pick(...)``, so the first subscribe to a service happens off the event loop.
+    """The :class:`DiscoveryTransport` of an ``httpx.AsyncClient`` under asyncio: picks with
+    ``async with discovery.pick(...)``, so the first subscribe to a service happens off the event loop.
 
     ``transport`` defaults to an ``httpx.AsyncHTTPTransport`` made with
     ``transport_options``. A cancelled request leaves no call counted in flight.
