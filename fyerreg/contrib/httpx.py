@@ -32,7 +32,19 @@ all raises :class:`NoInstanceError`, both an ``httpx.ConnectError`` and a
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Collection, Dict, FrozenSet, Iterator, List, Mapping, Optional
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Collection,
+    Dict,
+    FrozenSet,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+)
 
 import httpx
 
@@ -47,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDiscoveryTransport", "DiscoveryTransport", "IDEMPOTENT_METHODS", "NoInstanceError"]
 
 log = logging.getLogger("fyerreg.contrib.httpx")
+
+URL_CACHE = 1024
+"""Instance URLs (scheme, address, path and query) kept parsed; the cache starts over when full."""
 
 
 class NoInstanceError(httpx.ConnectError, NoInstanceAvailableError):
@@ -71,6 +86,7 @@ class _Routing:
         self._router = Router(versions, version, services)
         self.discovery = discovery
         self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
+        self._urls: Dict[Tuple[str, str, bytes], httpx.URL] = {}
 
     @property
     def versions(self) -> Dict[str, Optional[str]]:
@@ -100,13 +116,17 @@ class _Routing:
         return NoInstanceError(f"{exc}{Router.hint(route)}", request=request, service=exc.service,
                                version=exc.version, reason=exc.reason)
 
-    @staticmethod
-    def _for_instance(request: httpx.Request, inst: Instance, stream: Any) -> httpx.Request:
+    def _for_instance(self, request: httpx.Request, inst: Instance, stream: Any) -> httpx.Request:
         scheme, address = target(inst, request.url.scheme)
         headers = request.headers.copy()
         headers["Host"] = address
-        # Parsing the joined text costs half what URL.copy_with(host=, port=) does, on every call.
-        url = httpx.URL(f"{scheme}://{address}{request.url.raw_path.decode('ascii')}")
+        # Parsing a URL is most of this transport's cost, and RPC-style callers repeat a few paths.
+        key = (scheme, address, request.url.raw_path)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= URL_CACHE:
+                self._urls.clear()
+            url = self._urls[key] = httpx.URL(f"{scheme}://{address}{request.url.raw_path.decode('ascii')}")
         return httpx.Request(request.method, url, headers=headers, stream=stream, extensions=request.extensions)
 
     def _again(self, exc: httpx.TransportError, request: httpx.Request, tried: int, body_read: bool) -> bool:
