@@ -11,7 +11,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from ..logging import escape_control
 from ..naming import Instance, Status
 
-__all__ = ["table", "emit", "emit_line", "emit_json", "metadata_text", "status_text", "timestamp", "instance_dict"]
+__all__ = ["table", "emit", "emit_line", "emit_json", "metadata_text", "endpoints_text", "status_text", "timestamp",
+           "instance_dict"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -50,6 +51,12 @@ def emit_json(data: Any, *, indent: Optional[int] = None) -> None:
 def metadata_text(metadata: Mapping[str, str]) -> str:
     """``k=v,k2=v2`` sorted by key, or ``-`` when empty."""
     return ",".join(f"{k}={v}" for k, v in sorted(metadata.items())) or "-"
+
+
+def endpoints_text(instance: Instance) -> str:
+    """``grpc=h:p,https=h:p(tls)`` sorted by name, or ``-`` when the instance names none."""
+    return ",".join(f"{name}={e.address}{'(tls)' if e.tls else ''}"
+                    for name, e in sorted(instance.endpoints.items())) or "-"
 
 
 def status_text(status: Status) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
-from ._output import emit, emit_json, instance_dict, metadata_text, status_text, table
+from ._output import emit, emit_json, endpoints_text, instance_dict, metadata_text, status_text, table
 from ._parser import add_service_selector
 
 __all__ = ["add_services_parser", "add_list_parser", "run_services", "run_list"]
@@ -82,12 +82,14 @@ def run_list(args: argparse.Namespace) -> int:
         raise CommandError(f"no instances of {which} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
     if args.json:
         return EXIT_OK
+    named = any(i.endpoints for i in instances)  # the column only where some instance names endpoints
     rows = [
-        (i.id, i.version, i.address, status_text(i.status), i.weight, metadata_text(i.metadata),
-         _ttl_text(ttls.get(i.key)))
+        (i.id, i.version, i.address, *((endpoints_text(i),) if named else ()), status_text(i.status), i.weight,
+         metadata_text(i.metadata), _ttl_text(ttls.get(i.key)))
         for i in instances
     ]
-    emit(table(("ID", "VERSION", "ADDRESS", "STATUS", "WEIGHT", "METADATA", "TTL"), rows))
+    headers = ("ID", "VERSION", "ADDRESS", *(("ENDPOINTS",) if named else ()), "STATUS", "WEIGHT", "METADATA", "TTL")
+    emit(table(headers, rows))
     return EXIT_OK
 
 

@@ -3,6 +3,7 @@
 - :class:`EtcdServer`: a local etcd process on free loopback ports that a test can
   start, stop, kill, restart, pause, resume and wipe.
 - :func:`locate_etcd_binary`: which etcd binary those servers run (path, source, version).
+- :class:`EtcdGrpcProxy`: etcd's own ``grpc-proxy`` in front of an etcd, to test through it.
 - :class:`EtcdCluster`: several such members forming one cluster, for fault tests
   (kill, freeze, restart a member; find the leader; add a member).
 - :func:`make_certificates` and :class:`TLSEtcdServer`: a throwaway CA with server and
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .client import parse_endpoint, raw_client
     from .cluster import EtcdCluster
     from .errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
+    from .proxy import EtcdGrpcProxy
     from .server import EtcdServer, etcd_healthy
     from .tls import Certificates, TLSEtcdServer, make_certificates
 
@@ -36,6 +38,7 @@ _EXPORTS: Dict[str, str] = {
     **dict.fromkeys(("parse_endpoint", "raw_client"), ".client"),
     "EtcdCluster": ".cluster",
     **dict.fromkeys(("EtcdBinaryNotFoundError", "EtcdPortInUseError", "EtcdServerError"), ".errors"),
+    "EtcdGrpcProxy": ".proxy",
     **dict.fromkeys(("EtcdServer", "etcd_healthy"), ".server"),
     **dict.fromkeys(("Certificates", "TLSEtcdServer", "make_certificates"), ".tls"),
 }
@@ -47,6 +50,7 @@ __all__ = [
     "EtcdBinary",
     "EtcdBinaryNotFoundError",
     "EtcdCluster",
+    "EtcdGrpcProxy",
     "EtcdPortInUseError",
     "EtcdServer",
     "EtcdServerError",

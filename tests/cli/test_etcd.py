@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from fyerreg.naming import Instance, Status
+from fyerreg.naming import Endpoint, Instance, Status
 from fyerreg.serving.address import outbound_ip
 from fyerreg.testing import enable_auth
 from tests.helpers import Proc, free_port
@@ -69,6 +69,23 @@ def test_list_prints_an_aligned_table_with_lease_ttl_left(registry: Any, env: Di
     for row in rows:
         ttl = row.split()[-1]
         assert ttl.endswith("s") and 0 < int(ttl[:-1]) <= 10
+
+
+def test_list_shows_named_endpoints_when_an_instance_has_some(registry: Any, env: Dict[str, str]) -> None:
+    registry.register(ORDERS_A)
+    registry.register(Instance.new("orders", "v1", "10.0.0.4:8080", id="d",
+                                   endpoints={"grpc": "10.0.0.4:50051", "https": Endpoint("10.0.0.4:8443", tls=True)}))
+    result = run_cli("list", "orders", env=env)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["ID", "VERSION", "ADDRESS", "ENDPOINTS", "STATUS", "WEIGHT", "METADATA", "TTL"]
+    assert [row.split()[:4] for row in rows] == [
+        ["a", "v1", "10.0.0.1:8080", "-"],
+        ["d", "v1", "10.0.0.4:8080", "grpc=10.0.0.4:50051,https=10.0.0.4:8443(tls)"],
+    ]
+    listed = json.loads(run_cli("list", "orders", "--json", env=env).stdout)
+    assert listed[1]["endpoints"] == {"grpc": {"address": "10.0.0.4:50051", "tls": False},
+                                      "https": {"address": "10.0.0.4:8443", "tls": True}}
 
 
 def test_list_json_parses_and_filters_by_version(registry: Any, env: Dict[str, str]) -> None:

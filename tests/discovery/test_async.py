@@ -49,10 +49,10 @@ async def _ticks_while(awaitable: Any) -> int:
 
 @pytest.mark.etcd
 def test_a_first_aselect_on_a_hung_etcd_never_blocks_the_loop_and_a_cancel_leaves_nothing(etcd_server):  # type: ignore[no-untyped-def]
-    registry = CountingRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
-    registry.register(make_instance("a", service="hung"), timeout=5)
-    try:
-        with no_fyerreg_thread_left("discovery.close"):
+    with no_fyerreg_thread_left("discovery.close and registry.close"):
+        registry = CountingRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
+        registry.register(make_instance("a", service="hung"), timeout=5)
+        try:
             discovery = Discovery(registry, subscribe_timeout=2.0)
             try:
                 etcd_server.pause()
@@ -78,8 +78,8 @@ def test_a_first_aselect_on_a_hung_etcd_never_blocks_the_loop_and_a_cancel_leave
                 assert len(registry.subscribers) == subscribes
             finally:
                 discovery.close()
-    finally:
-        registry.close()
+        finally:
+            registry.close()
 
 
 def _try(call: Any) -> Any:

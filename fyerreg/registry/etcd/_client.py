@@ -26,7 +26,8 @@ from ..kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from . import _convert
 from ._endpoints import Conn, EndpointPool
 from ._errors import LeaseNotFoundError, TokenExpiredError, classify
-from ._stream import WatchStream
+from ._keepalive import KeepAliveStream
+from ._stream import WatchHub, WatchStream
 from .options import Endpoint, EtcdOptions
 
 __all__ = ["EtcdClient"]
@@ -66,6 +67,10 @@ class EtcdClient:
         self._sync_stop = threading.Event()
         self._sync_thread: Optional[threading.Thread] = None
         self._pool = EndpointPool(options)
+        # hasleader: a member cut off from the quorum cancels the watches instead of
+        # leaving them silent forever.
+        self._watches = WatchHub(self._acquire, lambda: self._metadata(("hasleader", "true")), self._translate)
+        self._keepalives = KeepAliveStream(self._metadata)
         try:
             self._connect()
         except BaseException:
@@ -267,17 +272,10 @@ class EtcdClient:
 
     def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None,
                 retry: Optional[Retry] = None) -> int:
-        """Refresh a lease; its remaining TTL, 0 when etcd no longer knows it (etcd raises nothing then)."""
-        request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
-
+        """Refresh a lease on the client's one keepalive stream; its remaining TTL, 0 when etcd no
+        longer knows it (etcd raises nothing then)."""
         def run(conn: Conn, timeout: float, md: Any) -> int:
-            call = conn.lease.LeaseKeepAlive(iter((request,)), timeout, metadata=md)
-            try:
-                for resp in call:
-                    return int(resp.TTL)
-            finally:
-                call.cancel()
-            raise RegistryUnavailableError(f"etcd at {conn.netloc} ended the lease keepalive without an answer")
+            return self._keepalives.refresh(conn, lease_id, timeout)
 
         return self.call("lease keepalive", run, deadline=deadline, retry=retry)
 
@@ -318,11 +316,14 @@ class EtcdClient:
         return self.call("member list", run, deadline=deadline)
 
     def watch(self, prefix: str, start_revision: int) -> WatchStream:
-        """Open a watch of every key under ``prefix`` from ``start_revision`` (no retries)."""
-        # hasleader: a member cut off from the quorum cancels the watch instead of
-        # leaving it silent forever.
-        return WatchStream(self._acquire(), self._metadata(("hasleader", "true")), self._translate,
-                           prefix, start_revision)
+        """Open a watch of every key under ``prefix`` from ``start_revision`` (no retries), on the
+        client's one watch stream."""
+        return self._watches.watch(prefix, start_revision)
+
+    @property
+    def watch_streams(self) -> int:
+        """How many watch streams this client has open (every watch shares one)."""
+        return self._watches.streams
 
     # -- member list refresh ------------------------------------------------------------------
 
@@ -364,6 +365,8 @@ class EtcdClient:
                 return
             self._closed = True
         self._sync_stop.set()
+        self._watches.close(self.options.dial_timeout)
+        self._keepalives.close(self.options.dial_timeout)
         self._pool.close()
         if self._sync_thread is not None:
             join_thread(self._sync_thread, self.options.dial_timeout + 1)

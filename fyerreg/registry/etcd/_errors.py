@@ -81,6 +81,8 @@ RULES: Tuple[Rule, ...] = (
     Rule(AuthenticationError, pattern="user name"),
     Rule(AuthenticationError, pattern="authentication is not enabled"),
     Rule(LeaseNotFoundError, _S.NOT_FOUND, "lease not found"),
+    # etcd's grpc-proxy passes etcd's answer on with its message but as UNKNOWN.
+    Rule(LeaseNotFoundError, _S.UNKNOWN, "requested lease not found"),
     # Raised before a call: grpc's "Cannot invoke RPC on closed channel!", pyetcd's
     # "Trying to use a failed node" and its connection errors.
     Rule(_Unavailable, raised=ValueError),

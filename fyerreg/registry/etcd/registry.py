@@ -9,7 +9,6 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ..kv._cache import ServiceCache
 from ..kv._keys import KeyLayout
 from ..kv._leased import LeasedRegistry
-from ..kv._records import RecordWriter
 from ..kv._registration import Registration
 from ..kv._watch import PrefixWatch
 from ..subscription import Subscription
@@ -46,7 +45,7 @@ class EtcdRegistry(LeasedRegistry):
         self.options = options if options is not None else EtcdOptions.from_kwargs(**kwargs)
         opts = self.options
         super().__init__(EtcdClient(opts), KeyLayout(opts.namespace), ttl=opts.ttl, call_wait=opts.dial_timeout,
-                         close_budget=opts.dial_timeout * 2)
+                         close_budget=opts.dial_timeout * 2, spare_leases=True)
         self._client: EtcdClient
         self._cache = self._new_cache()
         self._forked = False
@@ -72,6 +71,7 @@ class EtcdRegistry(LeasedRegistry):
         subs = [sub for sub, _ in self._subs.values()]
         self._regs, self._subs, self._lingering = {}, {}, set()
         self._cache = self._new_cache()
+        self._writer.spare = None  # the parent's spare lease: never taken nor revoked here
         self._forked = True
         for sub in subs:
             sub._end_after_fork()
@@ -91,7 +91,7 @@ class EtcdRegistry(LeasedRegistry):
         with self._lock:
             if self._forked and not self.closed:
                 self._client = client
-                self._writer = RecordWriter(client, self._layout, self.options.ttl)  # for new registrations
+                self._writer = self._new_writer()  # for new registrations
                 self._forked = False
                 return
         client.close()  # another thread connected first, or close() ran meanwhile

@@ -25,10 +25,14 @@ from ._keys import KeyLayout
 from ._ops import Deadline
 from ._records import RecordWriter, instance_extra
 from ._registration import Registration
+from ._spare import SpareLease
 from ._surface import KVClient
 from ._watch import PrefixWatch, Sink
 
 __all__ = ["LeasedRegistry", "CLOSE_GRACE"]
+
+SPARE_REVOKE_WAIT = 0.25
+"""Most seconds close() gives to revoking the unused spare lease."""
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -47,7 +51,7 @@ class LeasedRegistry(Registry):
     """
 
     def __init__(self, client: KVClient, layout: KeyLayout, *, ttl: float, call_wait: float,
-                 close_budget: float) -> None:
+                 close_budget: float, spare_leases: bool = False) -> None:
         super().__init__()
         self._metrics = Metrics()
         self._client = client
@@ -56,7 +60,8 @@ class LeasedRegistry(Registry):
         self._call_wait = call_wait
         self._close_budget = close_budget
         self._decoder = RecordDecoder(self._layout, self._metrics)
-        self._writer = RecordWriter(self._client, self._layout, ttl)
+        self._spare_leases = spare_leases
+        self._writer = self._new_writer()
         self._lock = threading.RLock()
         self._regs: Dict[InstanceKey, Registration] = {}
         self._lingering: Set[Registration] = set()
@@ -64,6 +69,11 @@ class LeasedRegistry(Registry):
         self._conflated_closed = 0
         self._join_timeout = call_wait + 1.0
         self._cache: Optional[ServiceCache] = None
+
+    def _new_writer(self) -> RecordWriter:
+        spare = SpareLease(self._client, self._ttl, grant_timeout=self._call_wait) \
+            if self._spare_leases and self._ttl > 0 else None
+        return RecordWriter(self._client, self._layout, self._ttl, spare)
 
     # -- what a backend chooses ---------------------------------------------------------------
 
@@ -261,6 +271,12 @@ class LeasedRegistry(Registry):
             watch.signal_stop()
         if self._cache is not None:
             self._cache.signal_stop()
+        spare = self._writer.spare
+        if spare is not None:
+            # Revoked only while etcd answers, and briefly: it expires by itself, and closing
+            # the connection (which ends other threads' calls) must not wait for it.
+            spare.stop(revoke=not left_behind,
+                       deadline=Deadline(min(SPARE_REVOKE_WAIT, max(0.0, deadline.left() or 0.0))))
         self._close_client()
         join_deadline = time.monotonic() + (deadline.left() or 0.0) + CLOSE_GRACE
         for sub, watch in subs:
@@ -270,6 +286,8 @@ class LeasedRegistry(Registry):
             self._cache.close(max(0.0, join_deadline - time.monotonic()))
         with self._lock:
             lingering, self._lingering = list(self._lingering), set()
+        if spare is not None and not spare.join(max(0.0, join_deadline - time.monotonic())):
+            log.warning("the spare lease thread did not end at close")
         for reg in [*regs, *lingering]:
             if not reg.join(max(0.0, join_deadline - time.monotonic())):
                 log.warning("keepalive thread of %s did not end at close", reg.key,

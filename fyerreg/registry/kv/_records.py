@@ -16,6 +16,7 @@ from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
 from ._keys import KeyLayout
 from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Txn, TxnResult
+from ._spare import SpareLease
 from ._surface import KVClient
 
 __all__ = ["RecordWriter", "WriteOutcome", "cleanup_deadline", "instance_extra", "lease_hex"]
@@ -70,12 +71,22 @@ def _now_ms() -> int:
 
 
 class RecordWriter:
-    """Lease and record operations of a :class:`~._registration.Registration`."""
+    """Lease and record operations of a :class:`~._registration.Registration`.
 
-    def __init__(self, client: KVClient, layout: KeyLayout, ttl: float) -> None:
+    With ``spare`` new leases come from it (one granted ahead of time), else each is granted
+    when needed.
+    """
+
+    def __init__(self, client: KVClient, layout: KeyLayout, ttl: float, spare: Optional[SpareLease] = None) -> None:
         self.client = client
         self.layout = layout
         self.ttl = ttl
+        self.spare = spare
+
+    def _new_lease(self, deadline: Optional[Deadline]) -> int:
+        if self.spare is not None:
+            return self.spare.take(deadline=deadline)
+        return self.client.grant(self.ttl, deadline=deadline)
 
     def stamp(self, instance: Instance) -> Tuple[Instance, bytes]:
         """The instance as written now (``updated_at`` set) and its wire bytes."""
@@ -101,7 +112,7 @@ class RecordWriter:
         ``previous`` names it).
         """
         key = self.layout.instance_key(instance)
-        lease_id = self.client.grant(self.ttl, deadline=deadline)
+        lease_id = self._new_lease(deadline)
         try:
             stamped, value = self.stamp(instance)
             if exclusive:
@@ -158,7 +169,7 @@ class RecordWriter:
                       deadline: Optional[Deadline]) -> Tuple[int, Instance, WriteOutcome]:
         """Grant a new lease and write ``instance`` bound to it where ``old_lease`` held the key
         (:meth:`guarded_put`); the new lease is revoked again when nothing was written."""
-        new = self.client.grant(self.ttl, deadline=deadline)
+        new = self._new_lease(deadline)
         try:
             stamped, value = self.stamp(instance)
             outcome = self.guarded_put(key, value, owner_lease=old_lease, put_lease=new, deadline=deadline)

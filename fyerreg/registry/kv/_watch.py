@@ -202,7 +202,7 @@ class PrefixWatch:
                 if not isinstance(exc, (RegistryError, _Cancelled)):
                     log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
                                   extra=self._extra(attempt=failures))
-                elif failures == 1:
+                elif failures == 1 and not getattr(exc, "reported", False):
                     log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
                                 extra=self._extra(attempt=failures))
                 else:

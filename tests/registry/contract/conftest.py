@@ -70,11 +70,29 @@ def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
 
 
+def _etcd_proxy(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+
+    endpoints = request.getfixturevalue("etcd_proxy_endpoints")
+    return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
+
+
 BACKENDS: Dict[str, _Spec] = {
     "memory": _Spec(_memory, lose_lease=_memory_lose_lease, keepalive=False),
     "memory-ttl": _Spec(_memory_ttl, lose_lease=_memory_lose_lease),
     "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
+    # etcd's grpc-proxy in front of the same etcd (leases are lost from outside on etcd itself).
+    "etcd-grpc-proxy": _Spec(_etcd_proxy, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
 }
+
+
+@pytest.fixture(scope="session")
+def etcd_proxy_endpoints(etcd_endpoints: Any) -> Iterator[Any]:
+    """``etcd grpc-proxy start`` in front of the session's etcd, for the whole session."""
+    from fyerreg.testing import EtcdGrpcProxy
+
+    with EtcdGrpcProxy(etcd_endpoints) as proxy:
+        yield proxy.endpoints
 
 
 class Backend(Registries):

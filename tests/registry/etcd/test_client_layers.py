@@ -95,6 +95,7 @@ def test_every_row_of_the_error_table_is_the_one_its_failure_meets_first(rule: R
     (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: user name is empty", AuthenticationError, False),
     (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: authentication is not enabled", AuthenticationError, False),
     (grpc.StatusCode.NOT_FOUND, "etcdserver: requested lease not found", LeaseNotFoundError, False),
+    (grpc.StatusCode.UNKNOWN, "etcdserver: requested lease not found", LeaseNotFoundError, False),  # via grpc-proxy
     (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided", RegistryError, False),
     (grpc.StatusCode.UNKNOWN, "some other failure", RegistryError, False),
 ])

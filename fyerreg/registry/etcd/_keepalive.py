@@ -1,0 +1,160 @@
+"""Every lease refresh of one etcd client on one long-lived LeaseKeepAlive stream.
+
+etcd's own clients keep one keepalive stream open and send each refresh on it; a
+stream per refresh costs a stream set-up and a gRPC sender thread each time, and
+etcd's grpc-proxy cancels such one-request streams ("context canceled"). Each
+caller sends its lease id and waits (bounded by its timeout) for the answer etcd
+gives for that id, which the reader thread ``fyerreg-etcd-keepalives`` hands over. A
+stream that breaks, or leaves a refresh unanswered past its timeout, is dropped: its
+callers get the error and the next refresh opens a new one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+
+import grpc
+from pyetcd import etcdrpc
+
+from ..._threads import join_thread, start_thread
+from ...errors import RegistryClosedError, RegistryUnavailableError
+from ._endpoints import Conn
+
+__all__ = ["KeepAliveStream"]
+
+log = logging.getLogger("fyerreg.registry.etcd")
+
+Metadata = Optional[Tuple[Tuple[str, str], ...]]
+_END = object()
+
+
+class _Waiter:
+    __slots__ = ("done", "ttl", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ttl = 0
+        self.error: Optional[BaseException] = None
+
+
+class _Shared:
+    """One open keepalive stream on one connection and the refreshes waiting for its answers."""
+
+    def __init__(self, conn: Conn, metadata: Metadata) -> None:
+        self.conn = conn
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._waiting: Dict[int, Deque[_Waiter]] = {}
+        self.broken: Optional[BaseException] = None
+        self._closing = False
+
+        def requests() -> Iterator[Any]:
+            while True:
+                item = self._requests.get()
+                if item is _END:
+                    return
+                yield item
+
+        self._call = conn.lease.LeaseKeepAlive(requests(), metadata=metadata)
+        self._thread = start_thread("etcd-keepalives", self._read)
+
+    def send(self, lease_id: int) -> _Waiter:
+        waiter = _Waiter()
+        with self._lock:
+            if self.broken is not None:
+                raise self.broken
+            self._waiting.setdefault(lease_id, collections.deque()).append(waiter)
+        self._requests.put(etcdrpc.LeaseKeepAliveRequest(ID=lease_id))
+        return waiter
+
+    def _read(self) -> None:
+        error: BaseException
+        try:
+            for resp in self._call:
+                with self._lock:
+                    waiters = self._waiting.get(int(resp.ID))
+                    waiter = waiters.popleft() if waiters else None
+                    if waiters is not None and not waiters:
+                        del self._waiting[int(resp.ID)]
+                if waiter is not None:
+                    waiter.ttl = int(resp.TTL)
+                    waiter.done.set()
+        except grpc.RpcError as exc:
+            error = exc  # raised in the refreshing thread, where the client classifies it
+        except Exception as exc:  # a bug must not leave the waiters hanging until their timeouts
+            log.exception("reading the etcd lease keepalive stream failed")
+            error = RegistryUnavailableError(f"reading the keepalive stream of {self.conn.netloc} failed: {exc}")
+        else:
+            error = RegistryUnavailableError(f"etcd at {self.conn.netloc} ended the lease keepalive stream")
+        if self._closing:
+            error = RegistryClosedError("the etcd client is closed")
+        self.end(error)
+
+    def end(self, error: BaseException) -> None:
+        """Fail every refresh waiting on this stream with ``error``; later ones open a new stream."""
+        with self._lock:
+            if self.broken is None:
+                self.broken = error
+            waiting: List[_Waiter] = [w for ws in self._waiting.values() for w in ws]
+            self._waiting.clear()
+        self._requests.put(_END)
+        try:
+            self._call.cancel()
+        except Exception:
+            log.debug("cancelling the keepalive stream failed", exc_info=True)
+        for waiter in waiting:
+            waiter.error = error
+            waiter.done.set()
+
+    def close(self, timeout: float) -> None:
+        self._closing = True
+        self.end(RegistryClosedError("the etcd client is closed"))
+        join_thread(self._thread, timeout)
+
+
+class KeepAliveStream:
+    """The one lease keepalive stream of a client: opened by the first refresh, again after it broke."""
+
+    def __init__(self, metadata: Callable[[], Metadata]) -> None:
+        self._metadata = metadata
+        self._lock = threading.Lock()
+        self._shared: Optional[_Shared] = None
+        self._closed = False
+
+    def refresh(self, conn: Conn, lease_id: int, timeout: float) -> int:
+        """Refresh ``lease_id`` through ``conn``; its remaining TTL (0: etcd no longer knows it).
+
+        Raises the stream's ``grpc.RpcError`` when it broke, and RegistryUnavailableError
+        when no answer came within ``timeout``.
+        """
+        with self._lock:
+            if self._closed:
+                raise RegistryClosedError("the etcd client is closed")
+            shared = self._shared
+            if shared is None or shared.broken is not None or shared.conn is not conn:
+                old, shared = shared, _Shared(conn, self._metadata())  # opening sends and waits for nothing
+                self._shared = shared
+                if old is not None:
+                    old.end(RegistryUnavailableError(f"the keepalive stream moved to {conn.netloc}"))
+        waiter = shared.send(lease_id)
+        if not waiter.done.wait(timeout):
+            unanswered = RegistryUnavailableError(
+                f"etcd lease keepalive at {conn.netloc} failed: no answer within {timeout:.1f}s")
+            shared.end(unanswered)
+            if not waiter.done.is_set():  # its answer is being handed over this instant: not to be trusted
+                raise unanswered
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.ttl
+
+    def close(self, timeout: float) -> None:
+        """End the stream; refreshes waiting on it raise RegistryClosedError (idempotent)."""
+        with self._lock:
+            self._closed = True
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close(timeout)
