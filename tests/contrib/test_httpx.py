@@ -371,9 +371,11 @@ def test_example_httpx_client_calls_the_flask_example_sync_and_async(etcd_endpoi
     procs.append(app)
     with EtcdRegistry(endpoints=etcd_endpoints) as registry, Discovery(registry) as discovery:
         wait_until(lambda: discovery.instances("hello-flask", "1.0.0"), timeout=30)
-    client = python(str(EXAMPLES / "httpx_client.py"), "--etcd", etcd, "--count", "3")
-    procs.append(client)
-    assert client.wait(60) == 0, client.output()
-    assert len([line for line in client.lines if line.startswith("Hello sync-")]) == 3
-    assert len([line for line in client.lines if line.startswith("Hello async-")]) == 3
+        client = python(str(EXAMPLES / "httpx_client.py"), "--etcd", etcd, "--count", "3")
+        procs.append(client)
+        assert client.wait(60) == 0, client.output()
+        assert len([line for line in client.lines if line.startswith("Hello sync-")]) == 3
+        assert len([line for line in client.lines if line.startswith("Hello async-")]) == 3
+        app.signal(signal.SIGTERM)  # deregisters: the next test using the Flask example finds only its own
+        wait_until(lambda: not registry.list_services("hello-flask", "1.0.0"), timeout=10)
 
