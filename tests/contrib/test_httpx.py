@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import secrets
 import signal
 import socket
@@ -243,7 +244,8 @@ def test_a_request_that_may_have_been_processed_is_resent_only_when_idempotent(
         assert set(fleet.counts(f"{method} /drop").values()) == {2}, "a retry went to an instance already tried"
 
 
-def test_a_streamed_body_is_not_resent_once_read_but_is_when_it_never_left(fleet: Fleet) -> None:
+def test_a_streamed_body_is_not_resent_once_read_but_is_when_it_never_left(
+        fleet: Fleet, caplog: pytest.LogCaptureFixture) -> None:
     for ident in "abc":
         fleet.start(ident)
     discovery = fleet.discovery()
@@ -252,10 +254,11 @@ def test_a_streamed_body_is_not_resent_once_read_but_is_when_it_never_left(fleet
         yield b"stre"
         yield b"amed"
 
-    with sync_client(discovery) as http:
+    with sync_client(discovery) as http, caplog.at_level(logging.INFO, "fyerreg.contrib.httpx"):
         with pytest.raises(httpx.RemoteProtocolError):
             http.put(fleet.url("/drop"), content=chunks())  # PUT is idempotent, but the stream is gone
         assert sum(fleet.counts("PUT /drop").values()) == 1
+    assert any("its body is a stream, already read" in r.getMessage() for r in caplog.records)
 
     async def achunks() -> Any:
         yield b"async "
