@@ -25,6 +25,12 @@ def test_importing_loads_neither_grpc_nor_the_etcd_backend(modules: str) -> None
     assert not loaded.intersection(HEAVY), sorted(loaded.intersection(HEAVY))
 
 
+def test_the_asgi_integration_loads_no_server_framework_nor_grpc() -> None:
+    loaded = imports_in_fresh_interpreter("import fyerreg.contrib.asgi")
+    frameworks = {name for name in loaded if name.split(".")[0] in ("uvicorn", "fastapi", "starlette", "anyio")}
+    assert not frameworks and not loaded.intersection(HEAVY), sorted(frameworks | loaded.intersection(HEAVY))
+
+
 def test_the_pytest_plugin_leaves_servers_and_clusters_to_the_fixtures_that_use_them() -> None:
     loaded = imports_in_fresh_interpreter("import fyerreg.testing.plugin")
     assert not loaded.intersection({"fyerreg.testing.server", "fyerreg.testing.cluster", "fyerreg.testing.tls",

@@ -1,5 +1,5 @@
 """Integrations with the servers, clients and tools Python services already use
-(WSGI, Flask, Django, gunicorn, requests, httpx, Prometheus).
+(WSGI, ASGI, Flask, Django, gunicorn, requests, httpx, Prometheus).
 
 Each submodule imports its framework only when imported itself; install the matching extra.
 """

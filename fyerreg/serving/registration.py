@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from .. import _fork, _signals
 from .._log import instance_extra as _extra
@@ -43,7 +43,8 @@ class ServingRegistration:
     gunicorn's master), so no client is sent to a port that is not served yet, and
     retries the registration until it succeeds; without it ``start()`` registers once
     and raises the registry's error. ``stop()`` (or leaving the block) deregisters, then
-    waits the spec's ``drain_delay`` so clients learn of it before the app stops serving.
+    waits the spec's ``drain_delay`` so clients learn of it before the app stops serving;
+    ``stop_in_thread()`` does so without blocking its caller (an event loop that serves on).
     With ``handle_signals`` SIGTERM/SIGINT deregister first and then take their previous
     effect. With ``deregister_at_exit`` the interpreter's exit deregisters too, in this
     process only (never in a forked child).
@@ -103,6 +104,9 @@ class ServingRegistration:
         self._started = False
         self._thread: Optional[threading.Thread] = None
         self._restore_signals: Callable[[], None] = _no_op
+        self._stopper: Optional[threading.Thread] = None  # runs stop() for stop_in_thread()
+        self._after_stop: List[Callable[[], None]] = []
+        self._stopped_in_thread = False  # the stopper ran stop() and every callback given so far
         self.last_error: Optional[RegistryError] = None
         """The error of the last failed deregistration, if any."""
 
@@ -164,6 +168,39 @@ class ServingRegistration:
         self._restore_signals()
         if self._at_exit:
             atexit.unregister(self._exit)
+
+    def stop_in_thread(self, then: Optional[Callable[[], None]] = None, *, max_drain: Optional[float] = None) -> None:
+        """Run :meth:`stop` in a ``fyerreg-`` thread and return at once; ``then()`` runs when it has ended.
+
+        For a caller that must keep serving during the drain (an event loop, a signal
+        handler interrupting it). ``then`` runs in that thread, after the drain; a later call
+        while it runs adds its ``then``, and one after it has ended calls ``then`` at once.
+        """
+        with self._lock:
+            if self._stopper is None:
+                self._stopper = start_thread(f"stop-{self.instance.service}", self._stop_then, max_drain)
+            if not self._stopped_in_thread:
+                if then is not None:
+                    self._after_stop.append(then)
+                return
+        if then is not None:
+            then()
+
+    def _stop_then(self, max_drain: Optional[float]) -> None:
+        try:
+            self.stop(max_drain=max_drain)
+        finally:
+            while True:
+                with self._lock:
+                    if not self._after_stop:
+                        self._stopped_in_thread = True
+                        break
+                    then = self._after_stop.pop(0)
+                try:
+                    then()
+                except Exception:
+                    logger.exception("a callback after the stop of %s failed", self.instance.service,
+                                     extra=_extra(self.instance))
 
     def install_signal_handlers(self) -> None:
         """Handle SIGTERM/SIGINT (again), on top of handlers a server set after :meth:`start`.

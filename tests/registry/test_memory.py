@@ -116,6 +116,8 @@ def test_suspended_keepalive_lets_instances_expire_and_resuming_reregisters(new,
     with caplog.at_level(logging.WARNING, logger="fyerreg.registry.memory"):
         owner.resume_keepalive()
         next_snapshot(sub, lambda s: ids(s) == ["i1"])
+        # The keepalive thread logs once it has written the record, which the subscriber may see first.
+        wait_until(lambda: [r for r in caplog.records if "re-registered" in r.getMessage()], timeout=5)
     state = owner.registration_state(inst())
     assert state.registered and state.reregistrations == 1
     assert counters(owner)["lease_losses"] == 1
