@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import calls, churn, failure, footprint, grpc_calls, plots, propagation, selection, subscriber_cost
+from . import calls, churn, failure, footprint, grpc_calls, httpx_calls, plots, propagation, selection, subscriber_cost
 from .context import PROFILES, Context
 from .machine import describe, markdown
 from .report import Section, text_table, write_json, write_markdown
@@ -29,6 +29,7 @@ BENCHMARKS: List[Tuple[str, Runner]] = [
     ("footprint", lambda ctx, done: footprint.run(ctx)),
     ("failure", lambda ctx, done: failure.run(ctx, done.get("propagation"))),
     ("calls", lambda ctx, done: calls.run(ctx)),
+    ("httpx", lambda ctx, done: httpx_calls.run(ctx)),
     ("grpc", lambda ctx, done: grpc_calls.run(ctx)),
 ]
 

@@ -11,13 +11,14 @@ windows (each thread of the floor has its own connection).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib
 import json
 import multiprocessing
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _worker
 from .context import PENDING_ETCD, Context
@@ -64,18 +65,11 @@ def _throughput(threads: int, seconds: float, call: Callable[[str], Any]) -> flo
     return calls / elapsed
 
 
-def run(ctx: Context) -> Section:
-    section = Section("calls", "Calls through discovery", __doc__ or "")
-    if not ctx.has_etcd_backend:
-        section.pending = PENDING_ETCD
-        return section
-    if not api_available():
-        section.pending = "fyerreg.api (Server/Client) is not in this checkout yet"
-        return section
-    api: Any = importlib.import_module("fyerreg.api")
-    from fyerreg import Discovery
-
-    namespace = ctx.namespace("calls")
+@contextlib.contextmanager
+def greeter_process(ctx: Context, name: str) -> Iterator[Tuple[str, Any]]:
+    """A child process serving the greeter, registered in etcd under a namespace of its own:
+    yields its address and a registry on that namespace; stops both and wipes the namespace."""
+    namespace = ctx.namespace(name)
     spawn = multiprocessing.get_context("spawn")
     conn, child = spawn.Pipe()
     proc = spawn.Process(target=_worker.greeter, args=(child, ctx.endpoints, namespace), daemon=True)
@@ -86,29 +80,8 @@ def run(ctx: Context) -> Section:
         if not conn.poll(60.0):
             raise RuntimeError("the greeter process did not start")
         address = conn.recv()[1]
-        direct = _Direct(address)
         registry = ctx.registry(namespace)
-        with Discovery(registry, balancer="round_robin") as discovery, \
-                api.Client(api.ClientOptions(discovery=discovery, service_name="greeter-service",
-                                             service_version="1.0.0")) as client:
-            def through(name: str) -> Any:
-                return client.call("GreeterService", "SayHello", {"name": name})
-
-            callers: Dict[str, Callable[[str], Any]] = {"fyerreg": through, "direct": direct.call}
-            for caller in callers.values():
-                for _ in range(20):
-                    caller("warm-up")
-            latency: Dict[str, List[float]] = {name: [] for name in callers}
-            for i in range(ctx.profile.call_requests):
-                for name, caller in callers.items():
-                    t0 = time.perf_counter()
-                    caller(f"call {i}")
-                    latency[name].append(time.perf_counter() - t0)
-            done = {name: 0.0 for name in callers}
-            rounds = max(1, round(ctx.profile.churn_seconds / WINDOW))
-            for r in range(rounds):
-                for name in (list(callers) if r % 2 == 0 else list(reversed(callers))):
-                    done[name] += _throughput(THREADS, WINDOW, callers[name]) / rounds
+        yield address, registry
     finally:
         if registry is not None:
             registry.close()
@@ -122,6 +95,47 @@ def run(ctx: Context) -> Section:
             proc.join(5.0)
         conn.close()
         ctx.wipe(namespace)
+
+
+def compare(ctx: Context, callers: Dict[str, Callable[[str], Any]]) -> Tuple[Dict[str, List[float]], Dict[str, float]]:
+    """Latency of each caller (one at a time, calls alternating) and throughput (``THREADS`` threads,
+    in alternating windows), all in the same run: ``({name: [seconds]}, {name: calls/s})``."""
+    for caller in callers.values():
+        for _ in range(20):
+            caller("warm-up")
+    latency: Dict[str, List[float]] = {name: [] for name in callers}
+    for i in range(ctx.profile.call_requests):
+        for name, caller in callers.items():
+            t0 = time.perf_counter()
+            caller(f"call {i}")
+            latency[name].append(time.perf_counter() - t0)
+    done = {name: 0.0 for name in callers}
+    rounds = max(1, round(ctx.profile.churn_seconds / WINDOW))
+    for r in range(rounds):
+        for name in (list(callers) if r % 2 == 0 else list(reversed(callers))):
+            done[name] += _throughput(THREADS, WINDOW, callers[name]) / rounds
+    return latency, done
+
+
+def run(ctx: Context) -> Section:
+    section = Section("calls", "Calls through discovery", __doc__ or "")
+    if not ctx.has_etcd_backend:
+        section.pending = PENDING_ETCD
+        return section
+    if not api_available():
+        section.pending = "fyerreg.api (Server/Client) is not in this checkout yet"
+        return section
+    api: Any = importlib.import_module("fyerreg.api")
+    from fyerreg import Discovery
+
+    with greeter_process(ctx, "calls") as (address, registry), \
+            Discovery(registry, balancer="round_robin") as discovery, \
+            api.Client(api.ClientOptions(discovery=discovery, service_name="greeter-service",
+                                         service_version="1.0.0")) as client:
+        def through(name: str) -> Any:
+            return client.call("GreeterService", "SayHello", {"name": name})
+
+        latency, done = compare(ctx, {"fyerreg": through, "direct": _Direct(address).call})
     section.data = {"latency": latency, "throughput": done}
     fy, floor = summary(latency["fyerreg"]), summary(latency["direct"])
     section.add(

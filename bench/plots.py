@@ -172,14 +172,22 @@ def _failure(plt: Any, data: Dict[str, Any]) -> Any:
 
 
 def _calls(plt: Any, data: Dict[str, Any]) -> Any:
+    return _call_bars(plt, data, {"fyerreg": "api.Client.call", "direct": "http.client (floor)"}, "direct")
+
+
+def _httpx(plt: Any, data: Dict[str, Any]) -> Any:
+    return _call_bars(plt, data, {"transport": "DiscoveryTransport", "plain": "plain httpx (floor)"}, "plain")
+
+
+def _call_bars(plt: Any, data: Dict[str, Any], names_shown: Dict[str, str], floor: str) -> Any:
     if not data.get("latency"):
         return None
     from .stats import summary
 
     latency = data["latency"]
     names = list(latency)
-    labels = [{"fyerreg": "api.Client.call", "direct": "http.client (floor)"}.get(n, n) for n in names]
-    colors = [BASELINE if n == "direct" else FYERREG for n in names]
+    labels = [names_shown.get(n, n) for n in names]
+    colors = [BASELINE if n == floor else FYERREG for n in names]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     p50 = [summary(latency[n])["p50"] * 1e3 for n in names]
     p99 = [summary(latency[n])["p99"] * 1e3 for n in names]
@@ -210,4 +218,5 @@ _DRAWERS: Dict[str, Callable[[Any, Dict[str, Any]], Any]] = {
     "footprint": _footprint,
     "failure": _failure,
     "calls": _calls,
+    "httpx": _httpx,
 }

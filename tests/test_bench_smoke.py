@@ -44,7 +44,7 @@ def test_every_benchmark_reports_rows_beside_a_baseline(smoke_run: Path) -> None
         assert sections[key]["rows"], key
         assert any(row["baseline"] is not None for row in sections[key]["rows"]), key
     if etcd_backend_available():
-        for key in [*always, "failure", *(["calls"] if api_available() else []),
+        for key in [*always, "failure", *(["calls", "httpx"] if api_available() else []),
                     *(["grpc"] if grpc_available() else [])]:
             rows = sections[key]["rows"]
             assert any(row["value"] is not None and row["baseline"] is not None for row in rows), key

@@ -76,6 +76,14 @@ def test_no_instance_from_requests_is_both_a_requests_error_and_a_registry_error
     assert issubclass(NoInstanceError, errors.NoInstanceAvailableError)
 
 
+def test_no_instance_from_httpx_is_both_an_httpx_connect_error_and_a_registry_error() -> None:
+    httpx = pytest.importorskip("httpx")
+    from fyerreg.contrib.httpx import NoInstanceError
+
+    assert issubclass(NoInstanceError, httpx.ConnectError)
+    assert issubclass(NoInstanceError, errors.NoInstanceAvailableError)
+
+
 def test_every_public_exception_of_the_library_derives_from_the_root() -> None:
     found = _public_exceptions()
     assert errors.RemoteError in found and harness_errors.EtcdServerError in found
@@ -84,10 +92,10 @@ def test_every_public_exception_of_the_library_derives_from_the_root() -> None:
 
 def test_internal_control_flow_exceptions_are_not_registry_errors() -> None:
     from fyerreg.api import _app, client
-    from fyerreg.contrib import requests as contrib_requests
+    from fyerreg.contrib import _routing
     from fyerreg.registry.etcd import _errors
     from fyerreg.registry.kv import _watch
 
-    internal = [client._Undelivered, client._Lost, contrib_requests._Failed, _app._HttpError, _watch._Resync,
+    internal = [client._Undelivered, client._Lost, _routing.Failed, _app._HttpError, _watch._Resync,
                 _watch._Cancelled, _errors.TokenExpiredError]
     assert [cls for cls in internal if issubclass(cls, FyerregError)] == []

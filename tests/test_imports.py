@@ -18,6 +18,7 @@ HEAVY = HEAVY_MODULES
     "fyerreg",
     "fyerreg, fyerreg.testing.plugin",
     "fyerreg.contrib.gunicorn",
+    "fyerreg.contrib.httpx",
 ])
 def test_importing_loads_neither_grpc_nor_the_etcd_backend(modules: str) -> None:
     loaded = imports_in_fresh_interpreter(f"import {modules}")

@@ -8,19 +8,21 @@
 
 or ``fyerreg.contrib.requests.session(discovery, {"user-service": "1.0.0"})``.
 
-The host part of the URL is the service name (no port); the version comes from
-``versions`` (or ``version`` for every service). requests lowercases a URL's host, so
-the adapter maps it back to the service names it knows, with their case: the keys of
-``versions`` and the names in ``services``; a host matching none of them is used as
-the service name as it is. Each request is sent to an instance
-picked through discovery, whose outlier detection hears about every call (connection
-failures, timeouts and 5xx answers count as failures). Failover follows the same
-:class:`~fyerreg.retry.Failover` policy as ``fyerreg.api.Client``: a request that never
-reached an instance (connection refused, connect timeout) is retried on another one, up
-to ``retries`` times; one that may have reached it (the connection broke afterwards) is
-retried only for idempotent HTTP methods. Errors are requests' own exceptions; no instance at all raises
-:class:`NoInstanceError`, both a ``requests.ConnectionError`` and a
-:class:`~fyerreg.errors.NoInstanceAvailableError`.
+The host part of the URL is ``<service>`` or ``<service>.<version>`` (no port); without
+a version in the host it comes from ``versions`` (or ``version`` for every service).
+requests lowercases a URL's host, so the adapter maps it back to the service names it
+knows, with their case: the keys of ``versions`` and the names in ``services``. How a
+host with dots splits into service and version is the rule of
+:mod:`fyerreg.contrib._routing`, shared with the httpx transports. Each request is sent to
+the ``http`` endpoint of an instance picked through discovery (an instance naming no
+endpoints is reached at its address; an endpoint marked TLS is called with https), whose
+outlier detection hears about every call (connection failures, timeouts and 5xx answers
+count as failures). Failover follows the same :class:`~fyerreg.retry.Failover` policy as
+``fyerreg.api.Client``: a request that never reached an instance (connection refused,
+connect timeout) is retried on another one, up to ``retries`` times; one that may have
+reached it (the connection broke afterwards) is retried only for idempotent HTTP methods.
+Errors are requests' own exceptions; no instance at all raises :class:`NoInstanceError`,
+both a ``requests.ConnectionError`` and a :class:`~fyerreg.errors.NoInstanceAvailableError`.
 """
 
 from __future__ import annotations
@@ -37,25 +39,15 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
 from ..retry import Failover
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Router, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
 
-__all__ = ["DiscoveryAdapter", "NoInstanceError", "session"]
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
+__all__ = ["IDEMPOTENT_METHODS", "DiscoveryAdapter", "NoInstanceError", "session"]
 
 class NoInstanceError(RequestsConnectionError, NoInstanceAvailableError):
     """No instance of the service in the URL can be picked."""
-
-
-class _Failed(Exception):
-    """Raised inside a pick so discovery counts the call as failed."""
-
-    def __init__(self, outcome: Union[requests.Response, BaseException]) -> None:
-        super().__init__(repr(outcome))
-        self.outcome = outcome
 
 
 class DiscoveryAdapter(HTTPAdapter):
@@ -81,14 +73,20 @@ class DiscoveryAdapter(HTTPAdapter):
         if not isinstance(discovery, Discovery):
             raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
         failover = Failover(retries, idempotent_methods)  # raises on a bad retries or idempotent_methods
-        if isinstance(services, str):
-            raise TypeError("services must be a collection of service names, not a str")
-        self.versions = dict(versions or {})
-        self._names = _names_by_host([*self.versions, *services])
+        self._router = Router(versions, version, services)
         super().__init__(max_retries=0, **kwargs)
         self.discovery = discovery
-        self.version = version
         self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
+
+    @property
+    def versions(self) -> Dict[str, Optional[str]]:
+        """The version of each service named here (None: any version)."""
+        return self._router.versions
+
+    @property
+    def version(self) -> Optional[str]:
+        """The version of services not in :attr:`versions` (None: any version)."""
+        return self._router.version
 
     @property
     def retries(self) -> int:
@@ -105,51 +103,32 @@ class DiscoveryAdapter(HTTPAdapter):
              ) -> requests.Response:
         """Send ``request`` to an instance of the service named by its host, failing over per the rules above."""
         parts = urlsplit(request.url or "")
-        host = parts.hostname or ""
-        if parts.port is not None or not host:
-            raise ValueError(f"{request.url!r}: the host must be a service name, without a port")
-        service = self._names.get(host, host)
-        version = self.versions.get(service, self.version)
+        route = self._router.route(request.url or "", parts.hostname, parts.port)
         resend = self.failover.is_idempotent((request.method or "GET").upper())
         tried: List[Instance] = []
         while True:
             try:
-                with self.discovery.pick(service, version, exclude=tried) as inst:
+                with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
                     tried.append(inst)
                     sent = request.copy()
-                    sent.url = urlunsplit((parts.scheme, inst.address, parts.path, parts.query, parts.fragment))
+                    scheme, address = target(inst, parts.scheme)
+                    sent.url = urlunsplit((scheme, address, parts.path, parts.query, parts.fragment))
                     try:
                         response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert,
                                                 proxies=proxies)
                     except (requests.RequestException, OSError) as exc:
-                        raise _Failed(exc) from exc
-                    if response.status_code >= 500:
-                        raise _Failed(response)
+                        raise Failed[requests.Response](exc) from exc
+                    if failed_status(response.status_code):
+                        raise Failed(response)
                     return response
             except NoInstanceAvailableError as exc:
-                hint = "" if host in self._names else (
-                    " (requests lowercases URL hosts: name the service in versions= or services= "
-                    "to reach it with its case)")
-                raise NoInstanceError(f"{exc}{hint}", request=request) from exc
-            except _Failed as failed:
+                raise NoInstanceError(f"{exc}{Router.hint(route)}", request=request) from exc
+            except Failed as failed:
                 outcome = failed.outcome
                 if isinstance(outcome, requests.Response):
                     return outcome
                 if not self.failover.allows(len(tried), delivered=not _undelivered(outcome), idempotent=resend):
                     raise outcome from None
-
-
-def _names_by_host(names: Collection[str]) -> Dict[str, str]:
-    """Each service name under the lowercase host a URL naming it arrives with."""
-    by_host: Dict[str, str] = {}
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"service names must be non-empty str, got {name!r}")
-        other = by_host.setdefault(name.lower(), name)
-        if other != name:
-            raise ValueError(f"service names {other!r} and {name!r} differ only in case: "
-                             "a URL's host cannot tell them apart")
-    return by_host
 
 
 def _undelivered(exc: BaseException) -> bool:
@@ -171,9 +150,11 @@ def session(
     scheme: str = "http",
     **adapter_options: Any,
 ) -> requests.Session:
-    """A ``requests.Session`` resolving ``<scheme>://<service>/`` for each of ``services`` (name -> version)."""
+    """A ``requests.Session`` resolving ``<scheme>://<service>/`` and ``<scheme>://<service>.<version>/``
+    for each of ``services`` (name -> version)."""
     sess = requests.Session()
     adapter = DiscoveryAdapter(discovery, versions=services, **adapter_options)
     for name in services:
         sess.mount(f"{scheme}://{name}/", adapter)
+        sess.mount(f"{scheme}://{name}.", adapter)
     return sess

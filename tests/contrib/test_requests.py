@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
@@ -10,10 +11,13 @@ import requests
 from flask import Flask, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fyerreg import Instance, MemoryRegistry, NoInstanceAvailableError
+from fyerreg import Endpoint, Instance, MemoryRegistry, NoInstanceAvailableError
 from fyerreg.contrib.requests import DiscoveryAdapter, NoInstanceError, session
 from fyerreg.discovery import Discovery
 from tests.api.fakes import fake_instance, read_request
+from tests.helpers import free_port
+
+from .procs import serve_https
 
 SERVICE = "user-service"
 
@@ -125,6 +129,35 @@ def test_service_names_keep_their_case_and_their_version_mapping(apps: Apps) -> 
     http.mount("http://", DiscoveryAdapter(apps.discovery, version="1.0.0", services=["UserService"]))
     with http:
         assert http.get("http://UserService/users/1", timeout=5).json()["by"] == "old"
+
+
+def test_the_host_may_name_the_version_after_the_service(apps: Apps) -> None:
+    apps.serve("old", version="1.0.0")
+    apps.serve("new", version="2.0.0")
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        assert {http.get(f"http://{SERVICE}.2.0.0/users/1", timeout=5).json()["by"] for _ in range(4)} == {"new"}
+        assert {http.get(f"http://{SERVICE}/users/1", timeout=5).json()["by"] for _ in range(4)} == {"old"}
+
+
+def test_an_instance_naming_endpoints_is_called_at_its_http_one(apps: Apps) -> None:
+    served = apps.serve("http")  # registered at its primary address; registered again below, named endpoints
+    apps.registry.deregister(served)
+    refusing = f"127.0.0.1:{free_port()}"
+    apps.registry.register(Instance.new(SERVICE, "1.0.0", refusing, id="both",
+                                        endpoints={"grpc": refusing, "http": served.address}))
+    apps.registry.register(Instance.new(SERVICE, "1.0.0", refusing, id="grpc-only", endpoints={"grpc": refusing}))
+    with session(apps.discovery, {SERVICE: "1.0.0"}) as http:
+        answers = [http.get(f"http://{SERVICE}/users/1", timeout=5).json() for _ in range(4)]
+    assert {(a["by"], a["host"]) for a in answers} == {("http", served.address)}
+    assert all(row["errors"] == 0 for service in apps.discovery.describe()["services"] for row in service["instances"])
+
+
+def test_an_http_endpoint_marked_tls_is_called_with_https(apps: Apps, tmp_path: Path) -> None:
+    with serve_https(str(tmp_path)) as (address, ca):
+        apps.registry.register(Instance.new("secure", "1.0.0", f"127.0.0.1:{free_port()}",
+                                            endpoints={"http": Endpoint(address, tls=True)}))
+        with session(apps.discovery, {"secure": "1.0.0"}) as http:
+            assert http.get("http://secure/x", timeout=5, verify=ca).json() == {"tls": True}
 
 
 def test_service_names_that_differ_only_in_case_are_refused(apps: Apps) -> None:

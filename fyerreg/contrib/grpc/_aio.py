@@ -23,8 +23,8 @@ import grpc.aio
 
 from ...errors import NoInstanceAvailableError
 from ...naming import Endpoint, Instance
+from ._base import Routing, call_kwargs
 from ._pool import Entry
-from ._routing import Routing, call_kwargs
 from ._status import INSTANCE_FAILURES, NoInstanceError, time_left
 
 if TYPE_CHECKING:

@@ -1,0 +1,128 @@
+"""What the HTTP client adapters share: which service (and version) a URL's host names, which
+methods are idempotent, and how a failed call is marked inside a pick.
+
+Used by :mod:`fyerreg.contrib.requests` and :mod:`fyerreg.contrib.httpx`. A host is
+``<service>`` or ``<service>.<version>``; both requests and httpx lowercase it, so the
+names the router knows (the keys of ``versions`` and ``services``) give it back its case.
+Service names and versions may contain dots; the rule, in order:
+
+1. a host equal to a known service name is that service, at the version configured for
+   it (``versions[name]``, else ``version``);
+2. a host ``<known name>.<rest>`` is that service at version ``<rest>`` (the longest
+   known name wins);
+3. any other host is split at its first dot followed by a digit: ``user-service.1.0.0``
+   is ``user-service`` at ``1.0.0``, ``billing.eu`` is the service ``billing.eu`` at the
+   configured version.
+
+A version in the host arrives lowercased; name a version holding capitals in ``versions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Collection, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from ..naming import Instance
+
+__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Router", "failed_status", "target"]
+
+ENDPOINT = "http"
+"""The named endpoint of an instance the HTTP adapters pick and call."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""The HTTP methods retried on another instance even when the request may have been processed."""
+
+R = TypeVar("R")
+
+_VERSION_DOT = re.compile(r"\.(?=[0-9])")
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """Where a request goes: ``service`` at ``version`` (None: any version)."""
+
+    service: str
+    version: Optional[str]
+    known: bool
+    """True when the service name is one the router was given (so its case is right)."""
+
+
+class Router:
+    """Maps URL hosts to :class:`Route`\\ s by the module's rule.
+
+    ``versions``: service name -> version (None: any); ``version``: the version of every
+    other service; ``services``: more names to recognise (at ``version``). Raises
+    ValueError for an empty name or two names that differ only in case.
+    """
+
+    def __init__(self, versions: Optional[Mapping[str, Optional[str]]] = None, version: Optional[str] = None,
+                 services: Collection[str] = ()) -> None:
+        if isinstance(services, str):
+            raise TypeError("services must be a collection of service names, not a str")
+        if version is not None and (not isinstance(version, str) or not version):
+            raise ValueError(f"version must be a non-empty str or None, got {version!r}")
+        self.versions: Dict[str, Optional[str]] = dict(versions or {})
+        self.version = version
+        self._names = names_by_host([*self.versions, *services])
+        self._longest_first: List[str] = sorted(self._names, key=len, reverse=True)
+
+    def route(self, url: object, host: Optional[str], port: Optional[int]) -> Route:
+        """The route of a request for ``url`` (whose parsed ``host`` and ``port`` are given)."""
+        if port is not None or not host:
+            raise ValueError(f"{str(url)!r}: the host must be a service name (optionally .version), without a port")
+        host = host.lower()
+        name = self._names.get(host)
+        if name is not None:
+            return Route(name, self.versions.get(name, self.version), True)
+        for known in self._longest_first:
+            if host.startswith(known) and host[len(known):len(known) + 1] == "." and len(host) > len(known) + 1:
+                return Route(self._names[known], host[len(known) + 1:], True)
+        split = _VERSION_DOT.search(host)
+        if split is None:
+            return Route(host, self.versions.get(host, self.version), False)
+        return Route(host[:split.start()], host[split.end():], False)
+
+    @staticmethod
+    def hint(route: Route) -> str:
+        """What to add to a "no instance" message for ``route``: how to keep a name's case."""
+        if route.known:
+            return ""
+        return (" (URL hosts arrive lowercased: name the service in versions= or services= "
+                "to reach it with its case)")
+
+
+def names_by_host(names: Collection[str]) -> Dict[str, str]:
+    """Each service name under the lowercase host a URL naming it arrives with."""
+    by_host: Dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"service names must be non-empty str, got {name!r}")
+        other = by_host.setdefault(name.lower(), name)
+        if other != name:
+            raise ValueError(f"service names {other!r} and {name!r} differ only in case: "
+                             "a URL's host cannot tell them apart")
+    return by_host
+
+
+class Failed(Exception, Generic[R]):
+    """Raised inside a pick so discovery counts the call as failed; ``outcome`` is the answer
+    (a 5xx response, returned to the caller) or the transport's exception."""
+
+    def __init__(self, outcome: Union[R, BaseException]) -> None:
+        super().__init__(repr(outcome))
+        self.outcome = outcome
+
+
+def failed_status(status: int) -> bool:
+    """True for an HTTP status that counts as a failed call for balancers and ejection (5xx)."""
+    return status >= 500
+
+
+def target(inst: Instance, scheme: str) -> Tuple[str, str]:
+    """The scheme and ``host:port`` a request for ``scheme`` goes to on ``inst`` (picked with
+    ``endpoint=ENDPOINT``): its ``http`` endpoint, with https when that is marked TLS."""
+    endpoint = inst.endpoint(ENDPOINT)
+    if endpoint is None:
+        return scheme, inst.address
+    return ("https" if endpoint.tls else scheme), endpoint.address
