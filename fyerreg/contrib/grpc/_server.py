@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Any, Optional, Sequence
 
@@ -16,8 +15,6 @@ from ...serving import InstanceSpec, ServingRegistration
 from ._status import ENDPOINT
 
 __all__ = ["ServerRegistration", "AsyncServerRegistration"]
-
-logger = logging.getLogger("fyerreg.contrib.grpc")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
