@@ -10,9 +10,10 @@ Service names and versions may contain dots; the rule, in order:
    it (``versions[name]``, else ``version``);
 2. a host ``<known name>.<rest>`` is that service at version ``<rest>`` (the longest
    known name wins);
-3. any other host is split at its first dot followed by a digit: ``user-service.1.0.0``
-   is ``user-service`` at ``1.0.0``, ``billing.eu`` is the service ``billing.eu`` at the
-   configured version.
+3. any other host is split at its first dot followed by a digit, or by ``v`` and a
+   digit: ``user-service.1.0.0`` is ``user-service`` at ``1.0.0``, ``greeter.v1`` is
+   ``greeter`` at ``v1``, ``billing.eu`` is the service ``billing.eu`` at the configured
+   version.
 
 A version in the host arrives lowercased; name a version holding capitals in ``versions``.
 """
@@ -35,7 +36,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 
 R = TypeVar("R")
 
-_VERSION_DOT = re.compile(r"\.(?=[0-9])")
+_VERSION_DOT = re.compile(r"\.(?=v?[0-9])")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,9 +28,11 @@ def test_a_known_name_followed_by_a_dot_names_the_version_after_it() -> None:
     assert route(router, "api.v3") == ("api", "v3")
 
 
-def test_an_unknown_host_splits_at_its_first_dot_before_a_digit() -> None:
+def test_an_unknown_host_splits_at_its_first_dot_before_a_digit_or_a_v_and_a_digit() -> None:
     router = Router(version="1.0.0")
     assert route(router, "user-service.2.1.0") == ("user-service", "2.1.0")
+    assert route(router, "greeter.v1") == ("greeter", "v1")
+    assert route(router, "greeter.vip") == ("greeter.vip", "1.0.0")
     assert route(router, "billing.eu") == ("billing.eu", "1.0.0")
     assert route(router, "billing.eu.3") == ("billing.eu", "3")
 
