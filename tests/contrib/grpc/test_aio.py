@@ -127,3 +127,22 @@ def test_no_instance_raises_unavailable_and_streaming_requests_go_to_one_instanc
 
     assert asyncio.run(run()) is grpc.StatusCode.UNIMPLEMENTED
     assert counts(discovery)["a"] == {"calls": 2, "errors": 0}, "UNIMPLEMENTED is the application's answer"
+
+
+def test_a_response_stream_goes_elsewhere_while_nothing_arrived(setup: Tuple[MemoryRegistry, Discovery]) -> None:
+    registry, discovery = setup
+
+    async def run() -> List[List[str]]:
+        async with AsyncDiscoveryChannel(discovery, SERVICE, "1.0.0") as channel:
+            stub = greeter_pb2_grpc.GreeterStub(channel)
+            streams = []
+            for _ in range(2):  # round robin starts one or both on the dead instance
+                streams.append([r.message async for r in stub.SayHelloStream(hello("x", count=2), timeout=5)])
+            return streams
+
+    with greeters("a") as (a,):
+        registry.register(dead_instance())
+        registry.register(a.instance)
+        assert asyncio.run(run()) == [["a 0", "a 1"], ["a 0", "a 1"]]
+    assert counts(discovery)["dead"]["errors"] >= 1
+    assert counts(discovery)["a"] == {"calls": 2, "errors": 0}
