@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 PROGS = Path(__file__).parent / "progs"
 GONE_WITHIN = 1.0  # seconds after SIGTERM: the acceptance bound (the lease is 5 s or more)
-TTL = 2  # seconds, for the SIGKILL tests
+TTL = 3  # seconds, for the SIGKILL tests: a killed process's record must be gone within it
 
 
 class Closing:
@@ -124,7 +124,7 @@ def test_a_sigkilled_server_is_gone_with_its_lease(etcd_endpoints: List[str], et
     procs.append(app)
     wait_until(lambda: records(etcd_client, "asgi-killed"), timeout=30)
     app.signal(signal.SIGKILL)
-    gone_within(etcd_client, "asgi-killed", TTL + 3.0, app)
+    gone_within(etcd_client, "asgi-killed", TTL, app)
 
 
 def test_each_of_two_workers_registers_its_own_instance_and_a_killed_one_goes_with_its_lease(
@@ -140,7 +140,7 @@ def test_each_of_two_workers_registers_its_own_instance_and_a_killed_one_goes_wi
 
     for victim in workers:
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda victim=victim: victim not in pids(etcd_client, service), timeout=TTL + 3.0,  # type: ignore[misc]
+        wait_until(lambda victim=victim: victim not in pids(etcd_client, service), timeout=TTL,  # type: ignore[misc]
                    message=f"worker {victim}'s record to go with its lease")
     # uvicorn replaces each killed worker, and the replacement registers itself.
     wait_until(lambda: len(pids(etcd_client, service)) == 2 and not set(pids(etcd_client, service)) & set(workers),

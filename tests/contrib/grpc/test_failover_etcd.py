@@ -27,7 +27,6 @@ from .test_server import NOT_SERVING, SERVING, health_of
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 TTL = 3
-LEASE_TICK = 1.0  # etcd checks lease expiry every 0.5 s; the watch and a call to notice it take a little more
 DRAIN = 1.0
 SERVICE = "grpc-greeter"
 IDEMPOTENT = {"/greeter.Greeter/SayHello"}
@@ -176,9 +175,9 @@ def test_no_call_fails_while_one_server_is_killed_and_one_stopped(
             killed.proc.popen.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             for client in clients:
-                wait_until(lambda c=client: not c.knows(killed.address), timeout=TTL + LEASE_TICK + 2)
+                wait_until(lambda c=client: not c.knows(killed.address), timeout=TTL + 5)
             gone_after = time.monotonic() - killed_at
-            assert gone_after <= TTL + LEASE_TICK, f"the killed server stayed known {gone_after:.2f} s"
+            assert gone_after <= TTL, f"the killed server stayed known {gone_after:.2f} s, past its ttl"
 
             done = threading.Event()
             seen_gone = gone_times(clients, stopped.address, done)
