@@ -9,9 +9,9 @@ service with a raw put (straight to etcd) and waits until every subscriber answe
 the monotonic time the snapshot holding the change came out of its subscription.
 The figure is the time until the LAST of the N saw it (p50 / p99 over the changes);
 "first" and "median" are the first and the middle subscriber's. Changes alternate
-between the two paths, so both see the same machine. "etcd CPU per change" is etcd's
-CPU from ``/proc/<pid>/stat`` between the put and the last answer, over all changes
-of a path; "etcd watchers" is etcd's watcher gauge with every subscriber connected,
+between the two paths, so both see the same machine. "etcd CPU per change" is the run time of etcd's
+threads (``/proc/<pid>/task/*/schedstat``) from the put to the last answer, averaged
+over the changes of a path (the put's own cost included, the same on both paths); "etcd watchers" is etcd's watcher gauge with every subscriber connected,
 over that before they started: N for the direct path plus what the proxy needs.
 """
 
@@ -27,7 +27,6 @@ from fyerreg.testing import EtcdGrpcProxy
 
 from . import _scale_worker
 from ._worker import WAIT
-from .churn import process_cpu
 from .context import PENDING_ETCD, Context, fleet, record_key
 from .report import Row, Section, markdown_table
 from .stats import ms, summary
@@ -142,12 +141,12 @@ def run(ctx: Context) -> Section:
                 target, seq = targets[path], f"{path}-{i}"
                 subscribers.arm(path, target.id, seq)
                 value = target.replace(metadata={**target.metadata, "seq": seq}).to_json()
-                cpu = process_cpu(ctx.etcd_pid)
+                cpu = _scale_worker.run_time(ctx.etcd_pid)
                 t0 = time.monotonic()
                 ctx.raw.put(record_key(namespace, target), value)
                 seen = subscribers.seen()
                 if i >= WARMUP:
-                    etcd_cpu[path] += process_cpu(ctx.etcd_pid) - cpu
+                    etcd_cpu[path] += _scale_worker.run_time(ctx.etcd_pid) - cpu
                     last[path].append(seen[-1] - t0)
                     first[path].append(seen[0] - t0)
                     middle[path].append(statistics.median(seen) - t0)

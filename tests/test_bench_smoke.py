@@ -7,7 +7,10 @@ beside a baseline, and wrote BENCHMARKS.md, its plots and the raw results.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -20,6 +23,22 @@ from fyerreg.testing import EtcdBinaryNotFoundError, find_etcd_binary
 from tests.helpers import no_fyerreg_thread_left
 
 
+def etcd_children() -> List[str]:
+    """Command lines of this process's children that run an etcd binary (an etcd or a grpc-proxy)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and "etcd" in os.path.basename(cmdline.split(" ", 1)[0]):
+            found.append(cmdline)
+    return found
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
@@ -29,6 +48,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     with no_fyerreg_thread_left("the smoke run"):
         assert main(["--profile", "smoke", "--out", str(out), "--quiet"]) == 0
+    # Every subscriber process, the grpc-proxy and the run's etcd are gone.
+    assert multiprocessing.active_children() == []
+    assert etcd_children() == []
     return out
 
 
@@ -46,6 +68,15 @@ def test_every_benchmark_reports_rows_beside_a_baseline(smoke_run: Path) -> None
         for key in [*always, "failure", *(["calls"] if api_available() else [])]:
             rows = sections[key]["rows"]
             assert any(row["value"] is not None and row["baseline"] is not None for row in rows), key
+        for key in ["idle", "subscribe", "crowded", "fanout"]:
+            rows = sections[key]["rows"]
+            assert rows and all(row["value"] is not None and row["baseline"] is not None for row in rows), key
+        idle = sections["idle"]["data"]
+        for kind in ("subscriptions", "registrations"):
+            assert {"fyerreg", "raw"} <= set(idle[kind]), kind
+        fanout = sections["fanout"]["data"]
+        assert len(fanout["last"]["direct"]) == len(fanout["last"]["proxy"]) > 0
+        assert all(last >= first for last, first in zip(fanout["last"]["proxy"], fanout["first"]["proxy"]))
         kills = sections["failure"]["data"]["sigkill_removal"]["2"]
         assert kills and all(t > 0 for t in kills)
         delivered = sections["propagation"]["data"]["delivered"]
