@@ -3,16 +3,18 @@
 An ``etcd grpc-proxy start`` runs in front of this run's etcd (``EtcdGrpcProxy``).
 N fresh processes each hold two EtcdRegistry connections, one straight to etcd and
 one through the proxy, each with one subscription to a service of its own path
-(``fan-direct``, ``fan-proxy``; the idle one costs nothing). For each change this
+(``fan-direct``, ``fan-proxy``; the other path's subscription stays idle). For each change this
 process arms every subscriber, takes ``t0``, rewrites one record of that path's
 service with a raw put (straight to etcd) and waits until every subscriber answered
 the monotonic time the snapshot holding the change came out of its subscription.
 The figure is the time until the LAST of the N saw it (p50 / p99 over the changes);
 "first" and "median" are the first and the middle subscriber's. Changes alternate
-between the two paths, so both see the same machine. "etcd CPU per change" is the run time of etcd's
-threads (``/proc/<pid>/task/*/schedstat``) from the put to the last answer, averaged
-over the changes of a path (the put's own cost included, the same on both paths); "etcd watchers" is etcd's watcher gauge with every subscriber connected,
-over that before they started: N for the direct path plus what the proxy needs.
+between the two paths, so both see the same machine. "etcd CPU per change" is the
+run time of etcd's threads (``/proc/<pid>/task/*/schedstat``) from the put to the
+last answer, averaged over the changes of a path (the put's own cost included, the
+same on both paths); "etcd watchers" is etcd's watcher gauge with every subscriber
+connected, over that before they started: N for the direct path plus what the
+proxy needs.
 """
 
 from __future__ import annotations
