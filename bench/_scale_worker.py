@@ -217,7 +217,7 @@ def subscribe_many(conn: Connection, endpoints: List[str], namespace: str, servi
     watch (when its metrics are known).
     """
     names = [SERVICE.format(n) for n in range(services)]
-    result: Dict[str, List[float]] = {"fyerreg": [], "raw": [], "fyerreg_watching": [], "raw_watching": []}
+    result: Dict[str, Any] = {"fyerreg": [], "raw": [], "fyerreg_watching": [], "raw_watching": []}
     for r in range(rounds):
         for which in ("raw", "fyerreg") if r % 2 == 0 else ("fyerreg", "raw"):
             first, watching = (_subscribe_raw if which == "raw" else _subscribe_fyerreg)(
@@ -225,7 +225,33 @@ def subscribe_many(conn: Connection, endpoints: List[str], namespace: str, servi
             result[which].append(first)
             if watching is not None:
                 result[f"{which}_watching"].append(watching)
+    result["profile"] = _profiled_round(endpoints, namespace, names)
     conn.send(result)
+
+
+def _profiled_round(endpoints: List[str], namespace: str, names: List[str]) -> List[Tuple[str, float]]:
+    """One more fyerreg round under cProfile: what each ``subscribe`` calls, by cumulative seconds per service."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    registry: Any = etcd_registry(endpoints=endpoints, namespace=namespace)
+    try:
+        registry.list_services("warm-up")
+        profile.enable()
+        for name in names:
+            registry.subscribe(name).get(timeout=WAIT)
+        profile.disable()
+    finally:
+        registry.close()
+    stats: Dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    root = next((func for func in stats if func[2] == "_do_subscribe"), None)
+    if root is None:
+        return []
+    callees = [(f"{os.path.basename(func[0])}:{func[2]}", stats[func][4][root][3] / len(names))
+               for func in stats if root in stats[func][4]]
+    return [("subscribe (all of it)", stats[root][3] / len(names)),
+            *sorted(callees, key=lambda item: -item[1])[:6]]
 
 
 def _subscribe_fyerreg(endpoints: List[str], namespace: str, names: List[str],

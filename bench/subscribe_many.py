@@ -9,12 +9,13 @@ turn (``get_prefix`` then ``add_watch_prefix_callback`` each; the latter returns
 etcd created the watch). The two alternate round by round (raw first, then fyerreg
 first), each on a new client. "every watch in etcd" is the time until etcd's own
 gauge ``etcd_debugging_mvcc_watcher_total`` counts all of them (polled every 20 ms).
+A last fyerreg round runs under cProfile, to show where a subscription's time goes.
 """
 
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from . import _scale_worker
 from ._worker import run_child
@@ -40,8 +41,9 @@ def run(ctx: Context) -> Section:
         ctx.wipe(namespace)
     if error:
         raise RuntimeError(error)
-    data: Dict[str, List[float]] = dict(result)
-    section.data = {"services": services, **data}
+    data: Dict[str, Any] = dict(result)
+    profile = data.pop("profile", [])
+    section.data = {"services": services, **data, "profile": profile}
     ctx.log(f"subscribe to {services}: fyerreg {data['fyerreg']}, raw {data['raw']}")
     ours, raw = statistics.median(data["fyerreg"]), statistics.median(data["raw"])
     section.add(Row(f"subscribe to {services:,} services", ours, raw, "s", f"<= {GOAL:g}x raw", ours <= GOAL * raw,
@@ -57,4 +59,19 @@ def run(ctx: Context) -> Section:
             for name in ("fyerreg", "raw")]
     section.details.append(markdown_table(
         ["client", "rounds", "median s", "min s", "max s", "every watch in etcd s", "ms per service"], rows))
+    if profile:
+        section.details.append(
+            "Where each ``subscribe`` spends its time (one more fyerreg round under cProfile, which slows "
+            "everything; the calls ``subscribe`` makes, by cumulative time per service):\n\n" + markdown_table(
+                ["call", "ms per service", "share"],
+                [[name, f"{seconds * 1e3:.3f}", f"{seconds / profile[0][1] * 100:.0f} %"]
+                 for name, seconds in profile]))
+    if section.missed:
+        section.notes.append(
+            f"**What bounds it.** fyerreg took {ours / services * 1e3:.2f} ms per service, raw "
+            f"{raw / services * 1e3:.2f} ms. Both read the service and wait until etcd created its watch "
+            "(``load`` and ``wait_connected`` above: the two round trips the raw baseline makes too, through "
+            "fyerreg's call machinery); fyerreg also starts the subscription's own watch thread (``start``: "
+            "the design gives each subscription a thread, and starting one means waiting until it runs), "
+            "which the raw baseline, one callback thread for every watch, does not.")
     return section
