@@ -14,7 +14,7 @@ from typing import List
 
 import pytest
 
-from bench.__main__ import BENCHMARKS, main
+from bench.__main__ import BENCHMARKS, main, parse_args
 from bench.calls import api_available
 from bench.context import etcd_backend_available
 from bench.report import Row, Section, fmt, text_table
@@ -110,3 +110,11 @@ def test_percentiles_interpolate() -> None:
     assert percentile([5.0], 99) == 5.0
     s = summary([float(v) for v in range(1, 101)])
     assert s["p50"] == 50.5 and s["max"] == 100 and round(s["p99"], 2) == 99.01
+
+
+def test_fanout_processes_option_sets_the_profile_and_rejects_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--quick", "--fanout-processes", "7"]).fanout_processes == 7
+    assert parse_args([]).fanout_processes is None
+    with pytest.raises(SystemExit):
+        parse_args(["--fanout-processes", "0"])
+    assert "--fanout-processes must be at least 1" in capsys.readouterr().err
