@@ -22,7 +22,7 @@ from fyerreg.testing import raw_client
 
 from ._worker import WAIT, os_threads, rss_bytes
 from .churn import process_cpu
-from .context import default_ttl, etcd_registry, fleet, service_prefix
+from .context import default_ttl, etcd_registry, fleet, record_key, service_prefix
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SERVICE = "svc{:04d}"
@@ -171,7 +171,7 @@ def idle_cost(conn: Connection, endpoints: List[str], namespace: str, kind: str,
             if raw:
                 assert keepalive is not None
                 lease = client.lease(ttl)
-                client.put(f"/{namespace}/services/idle/1.0.0/{instances[n].id}", instances[n].to_json(), lease=lease)
+                client.put(record_key(namespace, instances[n]), instances[n].to_json(), lease=lease)
                 keepalive.leases.append(lease)
             else:
                 registry.register(instances[n])
