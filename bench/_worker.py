@@ -53,8 +53,11 @@ def _satisfied(snapshot: Sequence[Any], expect: Tuple[Any, ...]) -> bool:
 
 
 def subscriber(conn: Connection, endpoints: List[str], namespace: str, service: str, raw_prefix: str,
-               with_fyerreg: bool) -> None:
+               with_fyerreg: bool, others: int = 0) -> None:
     """Watch ``service`` with a fyerreg subscription and ``raw_prefix`` with a raw watch callback.
+
+    With ``others``, the same registry first subscribes to that many other services
+    (``idle0000``, ...), held open and idle.
 
     For each ``("expect", via, ...)`` message: answer ``"armed"``, wait until the change is
     seen, answer ``("seen", monotonic time)``. ``via`` is ``"fyerreg"`` (the time the
@@ -78,6 +81,9 @@ def subscriber(conn: Connection, endpoints: List[str], namespace: str, service: 
     latest: Sequence[Any] = []
     if with_fyerreg:
         registry = etcd_registry(endpoints=endpoints, namespace=namespace)
+        held = [registry.subscribe(f"idle{n:04d}") for n in range(others)]
+        for other in held:
+            other.get(timeout=WAIT)
         sub = registry.subscribe(service, "1.0.0")
         latest = sub.get(timeout=WAIT)
     conn.send(("ready",))

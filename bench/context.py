@@ -20,7 +20,7 @@ TXN_OPS = 100
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """How much each benchmark measures: ``full`` (the committed numbers), ``quick`` (~1 minute), ``smoke`` (tests)."""
+    """How much each benchmark measures: ``full`` (the committed numbers), ``quick`` (minutes), ``smoke`` (tests)."""
 
     name: str
     propagation_changes: int          # per kind of change (register, update, deregister) and for the floor
@@ -37,6 +37,15 @@ class Profile:
     kill_ttls: Sequence[int]
     kill_instances: int               # registered instances per killed process
     call_requests: int
+    idle_subscriptions: Sequence[int]  # idle cost: subscriptions held by one process, measured in turn
+    idle_registrations: Sequence[int]
+    idle_window: float                # seconds of each idle window with subscriptions
+    idle_registration_window: float   # ... with registrations (whole keepalive intervals at the default ttl)
+    many_services: int                # services subscribed to at once (time to subscribe; others open)
+    many_rounds: int                  # rounds of subscribing to them, alternating fyerreg and raw
+    crowded_changes: int              # registrations seen by each subscriber (none / many others open)
+    fanout_processes: int             # subscriber processes that each see one change
+    fanout_changes: int               # changes per path (direct to etcd, through the grpc-proxy)
 
 
 PROFILES = {
@@ -44,17 +53,26 @@ PROFILES = {
                     subscriber_sizes=(10, 100, 1000, 10_000), subscriber_budget=4.0, subscriber_max_samples=300,
                     select_sizes=(10, 1000, 10_000), select_calls=20_000, select_threads=8,
                     footprint_instances=(1, 100, 1000), footprint_subscriptions=(1, 10, 100),
-                    kill_ttls=(2, 5, 10), kill_instances=4, call_requests=2000),
+                    kill_ttls=(2, 5, 10), kill_instances=4, call_requests=2000,
+                    idle_subscriptions=(10, 100, 1000), idle_registrations=(10, 100, 1000), idle_window=10.0,
+                    idle_registration_window=20.0, many_services=1000, many_rounds=3, crowded_changes=500,
+                    fanout_processes=100, fanout_changes=100),
     "quick": Profile("quick", propagation_changes=200, churn_seconds=1.5, churn_threads=(1, 4, 16),
                      subscriber_sizes=(10, 100, 1000, 10_000), subscriber_budget=1.0, subscriber_max_samples=60,
                      select_sizes=(10, 1000, 10_000), select_calls=3000, select_threads=8,
                      footprint_instances=(1, 100), footprint_subscriptions=(1, 10),
-                     kill_ttls=(2,), kill_instances=3, call_requests=300),
+                     kill_ttls=(2,), kill_instances=3, call_requests=300,
+                     idle_subscriptions=(10, 100, 1000), idle_registrations=(10, 1000), idle_window=3.0,
+                     idle_registration_window=10.0, many_services=1000, many_rounds=1, crowded_changes=150,
+                     fanout_processes=20, fanout_changes=30),
     "smoke": Profile("smoke", propagation_changes=8, churn_seconds=0.3, churn_threads=(1, 2),
                      subscriber_sizes=(10, 50), subscriber_budget=0.2, subscriber_max_samples=5,
                      select_sizes=(10, 50), select_calls=50, select_threads=2,
                      footprint_instances=(1, 3), footprint_subscriptions=(1, 2),
-                     kill_ttls=(2,), kill_instances=1, call_requests=20),
+                     kill_ttls=(2,), kill_instances=1, call_requests=20,
+                     idle_subscriptions=(2, 5), idle_registrations=(2,), idle_window=0.5,
+                     idle_registration_window=0.5, many_services=20, many_rounds=1, crowded_changes=6,
+                     fanout_processes=2, fanout_changes=4),
 }
 
 
@@ -63,6 +81,13 @@ def etcd_registry(**options: Any) -> Registry:
     module: Any = importlib.import_module("fyerreg.registry.etcd")
     registry: Registry = module.EtcdRegistry(**options)
     return registry
+
+
+def default_ttl() -> int:
+    """The lease ttl (seconds) an EtcdRegistry uses unless told otherwise."""
+    module: Any = importlib.import_module("fyerreg.registry.etcd.options")
+    ttl: int = module.EtcdOptions.ttl
+    return ttl
 
 
 def etcd_backend_available() -> bool:
@@ -116,6 +141,16 @@ class Context:
         self.raw: Any = raw_client(self.endpoints, timeout=30.0)
         self._stack.callback(self.raw.close)
         self.has_etcd_backend = etcd_backend_available()
+
+    @property
+    def etcd_pid(self) -> Optional[int]:
+        """The pid of the etcd this run started (None for an etcd given by endpoints)."""
+        return self.server.pid if self.server is not None else None
+
+    @property
+    def metrics_url(self) -> Optional[str]:
+        """etcd's Prometheus page, for the etcd this run started (None otherwise)."""
+        return self.server.client_url + "/metrics" if self.server is not None else None
 
     def close(self) -> None:
         self._stack.close()

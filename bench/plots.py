@@ -210,6 +210,64 @@ def _call_bars(plt: Any, data: Dict[str, Any], names_shown: Dict[str, str], floo
     return fig
 
 
+def _idle(plt: Any, data: Dict[str, Any]) -> Any:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, kind in zip(axes, ("subscriptions", "registrations")):
+        for source, color, name in (("raw", BASELINE, "raw python-etcd3"), ("fyerreg", FYERREG, "fyerreg")):
+            series = data.get(kind, {}).get(source)
+            if not series:
+                continue
+            counts = [count for count, _ in series["points"]]
+            ax.plot(counts, [point["cpu"] * 100 for _, point in series["points"]], "o-", color=color,
+                    label=f"{name}: this process")
+            ax.plot(counts, [point["etcd_cpu"] * 100 for _, point in series["points"]], "s:", color=color,
+                    label=f"{name}: etcd")
+        goal = 1.0 if kind == "subscriptions" else 2.0
+        ax.axhline(goal, color=OTHER, linestyle="--", linewidth=1, label=f"goal at 1,000: {goal:g} % (this process)")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"idle {kind} held")
+        ax.set_ylabel("CPU, % of one core")
+        ax.set_title(f"Idle cost of {kind}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def _cdf(ax: Any, values: List[float], color: str, label: str) -> float:
+    ordered = sorted(v * 1e3 for v in values)
+    n = len(ordered)
+    ax.plot(ordered, [(i + 1) / n for i in range(n)], color=color, label=f"{label} (n={n})", linewidth=1.8)
+    return ordered[min(n - 1, int(n * 0.99))] if n else 0.0
+
+
+def _crowded(plt: Any, data: Dict[str, Any]) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    top = max(_cdf(ax, data["latency"]["none"], BASELINE, "register, no other subscriptions"),
+              _cdf(ax, data["latency"]["many"], FYERREG, f"register, {data['others']:,} others open"))
+    ax.set_xlim(0, top * 1.1 or 1)
+    ax.set_xlabel("register -> snapshot in the subscriber's process (ms)")
+    ax.set_ylabel("fraction of changes")
+    ax.set_title("Propagation with many other subscriptions open (CDF)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _fanout(plt: Any, data: Dict[str, Any]) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    top = 0.0
+    for path, color, label in (("direct", BASELINE, "direct to etcd"), ("proxy", FYERREG, "through grpc-proxy")):
+        top = max(top, _cdf(ax, data["last"][path], color, f"last of {data['processes']}, {label}"))
+        _cdf(ax, data["first"][path], "#f4a582" if path == "direct" else "#9ecae1", f"first, {label}")
+    ax.set_xlim(0, top * 1.1 or 1)
+    ax.set_xlabel("change -> seen by the first / the last subscriber process (ms)")
+    ax.set_ylabel("fraction of changes")
+    ax.set_title(f"Fan-out to {data['processes']} subscriber processes (CDF)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
 _DRAWERS: Dict[str, Callable[[Any, Dict[str, Any]], Any]] = {
     "propagation": _propagation,
     "churn": _churn,
@@ -219,4 +277,7 @@ _DRAWERS: Dict[str, Callable[[Any, Dict[str, Any]], Any]] = {
     "failure": _failure,
     "calls": _calls,
     "httpx": _httpx,
+    "idle": _idle,
+    "crowded": _crowded,
+    "fanout": _fanout,
 }

@@ -35,14 +35,19 @@ DEREGISTER_P99_GOAL = 0.050
 class _Child:
     """A subscriber process (see ``_worker.subscriber``)."""
 
-    def __init__(self, ctx: Context, namespace: str, raw_prefix: str, with_fyerreg: bool) -> None:
+    def __init__(self, ctx: Context, namespace: str, raw_prefix: str, with_fyerreg: bool, *,
+                 service: str = "prop", others: int = 0) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.conn, child = spawn.Pipe()
         self.proc = spawn.Process(target=_worker.subscriber, daemon=True, args=(
-            child, ctx.endpoints, namespace, "prop", raw_prefix, with_fyerreg))
+            child, ctx.endpoints, namespace, service, raw_prefix, with_fyerreg, others))
         self.proc.start()
         child.close()
-        self._expect("ready", 60.0)
+        try:
+            self._expect("ready", 60.0 + others * 0.05)
+        except BaseException:
+            self.close()
+            raise
 
     def _expect(self, what: str, timeout: float) -> Tuple[Any, ...]:
         if not self.conn.poll(timeout):
