@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -301,3 +302,23 @@ def imports_in_fresh_interpreter(code: str) -> Set[str]:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return set(result.stdout.split())
+
+
+async def loop_ticks_while(awaitable: Any) -> int:
+    """How many 10 ms ticks the running event loop made while ``awaitable`` was pending (few: it was blocked)."""
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.ensure_future(ticker())
+    try:
+        await awaitable
+    finally:
+        done.set()
+        await task
+    return ticks

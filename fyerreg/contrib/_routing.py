@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Collection, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Collection, Dict, FrozenSet, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ..naming import Instance
+from ..retry import Failover
 
-__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Router", "failed_status", "target"]
+if TYPE_CHECKING:
+    from ..discovery import Discovery
+
+__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Routed", "Router", "failed_status", "target"]
 
 ENDPOINT = "http"
 """The named endpoint of an instance the HTTP adapters pick and call."""
@@ -91,6 +95,44 @@ class Router:
             return ""
         return (" (URL hosts arrive lowercased: name the service in versions= or services= "
                 "to reach it with its case)")
+
+
+class Routed:
+    """What both HTTP adapters are configured with: the ``discovery`` they pick through, the
+    :class:`Router` of URL hosts, and their :attr:`failover` policy (the one
+    :class:`~fyerreg.retry.Failover`, its methods upper-cased). Raises before anything is kept
+    when an option is bad."""
+
+    def __init__(self, discovery: Discovery, versions: Optional[Mapping[str, Optional[str]]], version: Optional[str],
+                 services: Collection[str], retries: int, idempotent_methods: Collection[str]) -> None:
+        from ..discovery import Discovery
+
+        if not isinstance(discovery, Discovery):
+            raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
+        failover = Failover(retries, idempotent_methods)  # raises on a bad retries or idempotent_methods
+        self._router = Router(versions, version, services)
+        self.discovery = discovery
+        self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
+
+    @property
+    def versions(self) -> Dict[str, Optional[str]]:
+        """The version of each service named here (None: any version)."""
+        return self._router.versions
+
+    @property
+    def version(self) -> Optional[str]:
+        """The version of services not in :attr:`versions` (None: any version)."""
+        return self._router.version
+
+    @property
+    def retries(self) -> int:
+        """How many more instances a failed request may be sent to."""
+        return self.failover.retries
+
+    @property
+    def idempotent_methods(self) -> FrozenSet[str]:
+        """The HTTP methods retried elsewhere even when the request may have been processed."""
+        return self.failover.idempotent_methods
 
 
 def names_by_host(names: Collection[str]) -> Dict[str, str]:

@@ -38,7 +38,6 @@ from typing import (
     AsyncIterator,
     Collection,
     Dict,
-    FrozenSet,
     Iterator,
     List,
     Mapping,
@@ -50,8 +49,7 @@ import httpx
 
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ..retry import Failover
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Router, failed_status, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -73,47 +71,19 @@ class NoInstanceError(httpx.ConnectError, NoInstanceAvailableError):
         self.service, self.version, self.reason = service, version, reason
 
 
-class _Routing:
+class _Routing(Routed):
     """What both transports share: the route of a request, its copy for an instance, when to fail over."""
 
     def __init__(self, discovery: Discovery, versions: Optional[Mapping[str, Optional[str]]], version: Optional[str],
                  services: Collection[str], retries: int, idempotent_methods: Collection[str]) -> None:
-        from ..discovery import Discovery
-
-        if not isinstance(discovery, Discovery):
-            raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
-        failover = Failover(retries, idempotent_methods)  # raises on a bad retries or idempotent_methods
-        self._router = Router(versions, version, services)
-        self.discovery = discovery
-        self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
+        super().__init__(discovery, versions, version, services, retries, idempotent_methods)
         self._urls: Dict[Tuple[str, str, bytes], httpx.URL] = {}
-
-    @property
-    def versions(self) -> Dict[str, Optional[str]]:
-        """The version of each service named here (None: any version)."""
-        return self._router.versions
-
-    @property
-    def version(self) -> Optional[str]:
-        """The version of services not in :attr:`versions` (None: any version)."""
-        return self._router.version
-
-    @property
-    def retries(self) -> int:
-        """How many more instances a failed request may be sent to."""
-        return self.failover.retries
-
-    @property
-    def idempotent_methods(self) -> FrozenSet[str]:
-        """The HTTP methods retried elsewhere even when the request may have been processed."""
-        return self.failover.idempotent_methods
 
     def _route(self, request: httpx.Request) -> Route:
         return self._router.route(request.url, request.url.host, request.url.port)
 
-    @staticmethod
-    def _no_instance(exc: NoInstanceAvailableError, route: Route, request: httpx.Request) -> NoInstanceError:
-        return NoInstanceError(f"{exc}{Router.hint(route)}", request=request, service=exc.service,
+    def _no_instance(self, exc: NoInstanceAvailableError, route: Route, request: httpx.Request) -> NoInstanceError:
+        return NoInstanceError(f"{exc}{self._router.hint(route)}", request=request, service=exc.service,
                                version=exc.version, reason=exc.reason)
 
     def _for_instance(self, request: httpx.Request, inst: Instance, stream: Any) -> httpx.Request:

@@ -27,7 +27,7 @@ both a ``requests.ConnectionError`` and a :class:`~fyerreg.errors.NoInstanceAvai
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Dict, FrozenSet, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Collection, List, Mapping, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -38,8 +38,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ..retry import Failover
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Router, failed_status, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -50,7 +49,7 @@ class NoInstanceError(RequestsConnectionError, NoInstanceAvailableError):
     """No instance of the service in the URL can be picked."""
 
 
-class DiscoveryAdapter(HTTPAdapter):
+class DiscoveryAdapter(Routed, HTTPAdapter):
     """Sends requests for ``http://<service>/...`` to instances picked through ``discovery``.
 
     ``retries`` and ``idempotent_methods`` make its :attr:`failover` policy (a
@@ -68,35 +67,8 @@ class DiscoveryAdapter(HTTPAdapter):
         idempotent_methods: Collection[str] = IDEMPOTENT_METHODS,
         **kwargs: Any,
     ) -> None:
-        from ..discovery import Discovery
-
-        if not isinstance(discovery, Discovery):
-            raise TypeError(f"discovery must be a fyerreg Discovery, got {type(discovery).__name__}")
-        failover = Failover(retries, idempotent_methods)  # raises on a bad retries or idempotent_methods
-        self._router = Router(versions, version, services)
-        super().__init__(max_retries=0, **kwargs)
-        self.discovery = discovery
-        self.failover = Failover(retries, {method.upper() for method in failover.idempotent_methods})
-
-    @property
-    def versions(self) -> Dict[str, Optional[str]]:
-        """The version of each service named here (None: any version)."""
-        return self._router.versions
-
-    @property
-    def version(self) -> Optional[str]:
-        """The version of services not in :attr:`versions` (None: any version)."""
-        return self._router.version
-
-    @property
-    def retries(self) -> int:
-        """How many more instances a failed request may be sent to."""
-        return self.failover.retries
-
-    @property
-    def idempotent_methods(self) -> FrozenSet[str]:
-        """The HTTP methods retried elsewhere even when the request may have been processed."""
-        return self.failover.idempotent_methods
+        Routed.__init__(self, discovery, versions, version, services, retries, idempotent_methods)
+        HTTPAdapter.__init__(self, max_retries=0, **kwargs)
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
              verify: Union[bool, str] = True, cert: Any = None, proxies: Optional[Mapping[str, str]] = None
@@ -122,7 +94,7 @@ class DiscoveryAdapter(HTTPAdapter):
                         raise Failed(response)
                     return response
             except NoInstanceAvailableError as exc:
-                raise NoInstanceError(f"{exc}{Router.hint(route)}", request=request) from exc
+                raise NoInstanceError(f"{exc}{self._router.hint(route)}", request=request) from exc
             except Failed as failed:
                 outcome = failed.outcome
                 if isinstance(outcome, requests.Response):

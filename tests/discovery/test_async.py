@@ -12,7 +12,7 @@ import pytest
 from fyerreg import Discovery, MemoryRegistry, MemoryStore, Subscription
 from fyerreg.errors import NoInstanceAvailableError
 from fyerreg.registry import etcd as etcd_backend
-from tests.helpers import make_instance, no_fyerreg_thread_left, wait_until
+from tests.helpers import loop_ticks_while, make_instance, no_fyerreg_thread_left, wait_until
 
 
 class CountingRegistry(etcd_backend.EtcdRegistry):
@@ -25,26 +25,6 @@ class CountingRegistry(etcd_backend.EtcdRegistry):
     def subscribe(self, service: str, version: Optional[str] = None, **kwargs: Any) -> Subscription:
         self.subscribers.append(threading.current_thread().name)
         return super().subscribe(service, version, **kwargs)
-
-
-async def _ticks_while(awaitable: Any) -> int:
-    """How many 10 ms ticks the loop ran while ``awaitable`` was pending (the loop is free if many)."""
-    ticks = 0
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.ensure_future(ticker())
-    try:
-        await awaitable
-    finally:
-        done.set()
-        await task
-    return ticks
 
 
 @pytest.mark.etcd
@@ -61,7 +41,7 @@ def test_a_first_aselect_on_a_hung_etcd_never_blocks_the_loop_and_a_cancel_leave
                         with pytest.raises(asyncio.TimeoutError):
                             await asyncio.wait_for(discovery.aselect("hung", "v1"), 0.5)
 
-                    ticks = asyncio.run(_ticks_while(cancelled_first_pick()))
+                    ticks = asyncio.run(loop_ticks_while(cancelled_first_pick()))
                 finally:
                     etcd_server.resume()
                 assert ticks >= 20, f"the loop ran {ticks} ticks of 10 ms in 0.5 s: it was blocked"

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import grpc
 from pyetcd import etcdrpc
@@ -23,13 +22,13 @@ from pyetcd import etcdrpc
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryClosedError, RegistryUnavailableError
 from ._endpoints import Conn
+from ._stream import RequestSide
 
 __all__ = ["KeepAliveStream"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
 Metadata = Optional[Tuple[Tuple[str, str], ...]]
-_END = object()
 
 
 class _Waiter:
@@ -46,20 +45,13 @@ class _Shared:
 
     def __init__(self, conn: Conn, metadata: Metadata) -> None:
         self.conn = conn
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._requests = RequestSide()
         self._lock = threading.Lock()
         self._waiting: Dict[int, Deque[_Waiter]] = {}
         self.broken: Optional[BaseException] = None
         self._closing = False
 
-        def requests() -> Iterator[Any]:
-            while True:
-                item = self._requests.get()
-                if item is _END:
-                    return
-                yield item
-
-        self._call = conn.lease.LeaseKeepAlive(requests(), metadata=metadata)
+        self._call = conn.lease.LeaseKeepAlive(iter(self._requests), metadata=metadata)
         self._thread = start_thread("etcd-keepalives", self._read)
 
     def send(self, lease_id: int) -> _Waiter:
@@ -101,7 +93,7 @@ class _Shared:
                 self.broken = error
             waiting: List[_Waiter] = [w for ws in self._waiting.values() for w in ws]
             self._waiting.clear()
-        self._requests.put(_END)
+        self._requests.close()
         try:
             self._call.cancel()
         except Exception:

@@ -27,7 +27,7 @@ from ..kv._ops import WatchBatch
 from ._convert import watch_batch, watch_request
 from ._endpoints import Conn
 
-__all__ = ["WatchHub", "WatchStream"]
+__all__ = ["RequestSide", "WatchHub", "WatchStream"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -37,6 +37,30 @@ Metadata = Optional[Tuple[Tuple[str, str], ...]]
 
 _END = object()
 """Put in a queue: the request side closes (the stream's) or the iteration ends (a watch's)."""
+
+
+class RequestSide:
+    """The request side of a long-lived gRPC stream: what is :meth:`put` is sent, in order.
+
+    Iterated by gRPC's sending thread, which blocks on it without a timeout while there is
+    nothing to send; the side stays open (closing it ends the stream) until :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def put(self, request: Any) -> None:
+        self._queue.put(request)
+
+    def close(self) -> None:
+        self._queue.put(_END)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item
 
 
 class WatchStream:
@@ -93,23 +117,15 @@ class _Shared:
     def __init__(self, conn: Conn, metadata: Metadata, translate: Translate) -> None:
         self.conn = conn
         self._translate = translate
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._requests = RequestSide()
         self._lock = threading.Lock()
         self._pending: Deque[WatchStream] = collections.deque()  # creates sent or to send, in order
         self._watches: Dict[int, WatchStream] = {}
         self.broken: Optional[RegistryError] = None
         self._closing = False
 
-        def requests() -> Iterator[Any]:
-            # Blocks without a timeout; the request side stays open (closing it ends the stream) until told.
-            while True:
-                item = self._requests.get()
-                if item is _END:
-                    return
-                yield item
-
         try:
-            self._call = conn.watch.Watch(requests(), metadata=metadata)
+            self._call = conn.watch.Watch(iter(self._requests), metadata=metadata)
         except ValueError as exc:
             raise RegistryUnavailableError(f"cannot watch at {conn.netloc}: {exc}") from None
         self._thread = start_thread("etcd-watches", self._read)
@@ -191,7 +207,7 @@ class _Shared:
             streams = [*self._pending, *self._watches.values()]
             self._pending.clear()
             self._watches.clear()
-        self._requests.put(_END)
+        self._requests.close()
         if streams and not isinstance(error, RegistryClosedError):
             log.warning("the etcd watch stream at %s broke; its %d watches resume: %s", self.conn.netloc,
                         len(streams), error, extra={"endpoint": self.conn.netloc})
@@ -202,7 +218,7 @@ class _Shared:
     def close(self, timeout: float) -> None:
         """End the stream and every watch on it; join the reader."""
         self._closing = True
-        self._requests.put(_END)
+        self._requests.close()
         try:
             self._call.cancel()
         except Exception:

@@ -19,7 +19,7 @@ from fyerreg.contrib.grpc import AsyncServerRegistration, ServerRegistration
 from fyerreg.naming import Endpoint
 from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.serving import InstanceSpec
-from tests.helpers import no_fyerreg_thread_left, wait_until
+from tests.helpers import loop_ticks_while, no_fyerreg_thread_left, wait_until
 
 from ..procs import some_thread_inside
 from .servers import Greeter, hello
@@ -98,26 +98,6 @@ def test_a_spec_naming_other_endpoints_registers_its_address_as_the_grpc_one() -
         assert dict(listed.endpoints) == {"http": Endpoint("127.0.0.1:8080"), "grpc": Endpoint(f"127.0.0.1:{port}")}
 
 
-async def _ticks_while(awaitable: Any) -> int:
-    """How many 10 ms ticks the loop ran while ``awaitable`` was pending."""
-    ticks = 0
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.ensure_future(ticker())
-    try:
-        await awaitable
-    finally:
-        done.set()
-        await task
-    return ticks
-
-
 def test_an_aio_server_has_the_same_lifecycle() -> None:
     async def run(registry: MemoryRegistry) -> List[Any]:
         seen: List[Any] = []
@@ -135,7 +115,7 @@ def test_an_aio_server_has_the_same_lifecycle() -> None:
         stopping = asyncio.ensure_future(registration.stop())
         await asyncio.to_thread(wait_until, lambda: registry.list_services("greeter") == [], 5)
         seen.append(await asyncio.to_thread(health_of, port))
-        seen.append(await _ticks_while(stopping))
+        seen.append(await loop_ticks_while(stopping))
         seen.append(await asyncio.to_thread(health_of, port))
         return [port, *seen]
 
@@ -159,7 +139,7 @@ def test_an_aio_server_on_a_hung_etcd_never_blocks_the_loop(etcd_server: Any) ->
         etcd_server.pause()
         await registration.start(port)
         await asyncio.to_thread(wait_until, lambda: some_thread_inside("register"), 5)  # the attempt hangs
-        return await _ticks_while(registration.stop())
+        return await loop_ticks_while(registration.stop())
 
     with no_fyerreg_thread_left("stop, then the registry's close"):
         try:
