@@ -66,13 +66,14 @@ def _throughput(threads: int, seconds: float, call: Callable[[str], Any]) -> flo
 
 
 @contextlib.contextmanager
-def greeter_process(ctx: Context, name: str) -> Iterator[Tuple[str, Any]]:
-    """A child process serving the greeter, registered in etcd under a namespace of its own:
-    yields its address and a registry on that namespace; stops both and wipes the namespace."""
+def greeter_process(ctx: Context, name: str, serve: Callable[..., None] = _worker.greeter) -> Iterator[Tuple[str, Any]]:
+    """A child process running ``serve(conn, endpoints, namespace)`` (by default the greeter over
+    ``api.Server``), registered in etcd under a namespace of its own: yields the address it sent
+    back and a registry on that namespace; stops both and wipes the namespace."""
     namespace = ctx.namespace(name)
     spawn = multiprocessing.get_context("spawn")
     conn, child = spawn.Pipe()
-    proc = spawn.Process(target=_worker.greeter, args=(child, ctx.endpoints, namespace), daemon=True)
+    proc = spawn.Process(target=serve, args=(child, ctx.endpoints, namespace), daemon=True)
     proc.start()
     child.close()
     registry: Any = None

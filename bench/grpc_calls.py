@@ -14,17 +14,14 @@ of the direct one.
 from __future__ import annotations
 
 import importlib
-import multiprocessing
-import time
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, List
 
+from .calls import THREADS, compare, greeter_process
 from .context import PENDING_ETCD, Context, etcd_registry
 from .report import Row, Section, markdown_table
-from .stats import summary, timed_threads
+from .stats import summary
 
-THREADS = 8
-WINDOW = 0.5
 METHOD = "/bench.Greeter/SayHello"
 GOAL = 1.15
 SERVICE = "bench-grpc-greeter"
@@ -67,15 +64,10 @@ def serve(conn: Connection, endpoints: List[str], namespace: str) -> None:
         registration.stop()
 
 
-def _with_timeout(multicallable: Any) -> Callable[[bytes], Any]:
-    def call(request: bytes) -> Any:
-        return multicallable(request, timeout=5.0)
+def _with_timeout(multicallable: Any) -> Callable[[str], Any]:
+    def call(text: str) -> Any:
+        return multicallable(text.encode(), timeout=5.0)
     return call
-
-
-def _throughput(seconds: float, call: Callable[[bytes], Any]) -> float:
-    calls, elapsed, _ = timed_threads(THREADS, seconds, lambda t, n: call(b"t%d" % t))
-    return calls / elapsed
 
 
 def run(ctx: Context) -> Section:
@@ -91,53 +83,13 @@ def run(ctx: Context) -> Section:
     from fyerreg import Discovery
     from fyerreg.contrib.grpc import DiscoveryChannel
 
-    namespace = ctx.namespace("grpc")
-    spawn = multiprocessing.get_context("spawn")
-    conn, child = spawn.Pipe()
-    proc = spawn.Process(target=serve, args=(child, ctx.endpoints, namespace), daemon=True)
-    proc.start()
-    child.close()
-    registry: Any = None
-    try:
-        if not conn.poll(60.0):
-            raise RuntimeError("the gRPC greeter process did not start")
-        address = conn.recv()[1]
-        registry = ctx.registry(namespace)
-        with Discovery(registry, balancer="round_robin") as discovery, \
-                DiscoveryChannel(discovery, SERVICE, "1.0.0") as through, \
-                grpc.insecure_channel(address) as direct:
-            callers: Dict[str, Callable[[bytes], Any]] = {
-                name: _with_timeout(channel.unary_unary(METHOD, _registered_method=True))
-                for name, channel in (("fyerreg", through), ("direct", direct))
-            }
-            for caller in callers.values():
-                for _ in range(50):
-                    caller(b"warm-up")
-            latency: Dict[str, List[float]] = {name: [] for name in callers}
-            for i in range(ctx.profile.call_requests):
-                for name, caller in callers.items():
-                    request = b"call %d" % i
-                    t0 = time.perf_counter()
-                    caller(request)
-                    latency[name].append(time.perf_counter() - t0)
-            done = {name: 0.0 for name in callers}
-            rounds = max(1, round(ctx.profile.churn_seconds / WINDOW))
-            for r in range(rounds):
-                for name in (list(callers) if r % 2 == 0 else list(reversed(callers))):
-                    done[name] += _throughput(WINDOW, callers[name]) / rounds
-    finally:
-        if registry is not None:
-            registry.close()
-        try:
-            conn.send(("stop",))
-        except OSError:
-            pass
-        proc.join(15.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5.0)
-        conn.close()
-        ctx.wipe(namespace)
+    with greeter_process(ctx, "grpc", serve) as (address, registry), \
+            Discovery(registry, balancer="round_robin") as discovery, \
+            DiscoveryChannel(discovery, SERVICE, "1.0.0") as through, \
+            grpc.insecure_channel(address) as direct:
+        callers = {name: _with_timeout(channel.unary_unary(METHOD, _registered_method=True))
+                   for name, channel in (("fyerreg", through), ("direct", direct))}
+        latency, done = compare(ctx, callers)
     section.data = {"latency": latency, "throughput": done}
     fy, floor = summary(latency["fyerreg"]), summary(latency["direct"])
     p50_ratio = fy["p50"] / floor["p50"] if floor["p50"] else float("inf")
