@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fyerreg import Endpoint, Instance, InvalidInstanceError, Status
 from fyerreg.naming import DEFAULT_WEIGHT, MAX_RECORD_BYTES, MAX_WEIGHT
-from fyerreg.registry.kv._keys import KeyLayout
+from fyerreg.registry.layouts import FyerRpcLayout
 
 
 def valid(**changes: Any) -> Instance:
@@ -249,7 +249,7 @@ def test_a_segment_that_validates_cannot_leave_its_key_prefix(field: str, value:
     except InvalidInstanceError as exc:
         assert exc.field == field
         return
-    layout = KeyLayout("fyerrpc")
+    layout = FyerRpcLayout("fyerrpc")
     key = layout.instance_key(inst)
     raw = key.encode("utf-8")  # what etcd stores: bytes, compared byte-wise for prefixes
     assert raw.split(b"/") == [b"", b"fyerrpc", b"services", *(s.encode() for s in inst.key)]

@@ -43,9 +43,10 @@ def open_registry(args: argparse.Namespace, **extra: Any) -> Any:
     """
     options = connection_options(args)
     from ..registry.etcd import EtcdRegistry
+    from ..registry.layouts import layout_named
 
     try:
-        return EtcdRegistry(**options, **extra)
+        return EtcdRegistry(**options, layout=layout_named(args.layout, args.namespace), **extra)
     except (AuthenticationError, PermissionDeniedError, RegistryUnavailableError):
         raise
     except RegistryError as exc:

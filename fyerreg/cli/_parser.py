@@ -11,6 +11,7 @@ import importlib.metadata
 import sys
 from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
+from ..registry.layouts import LAYOUTS
 from ._errors import EXIT_USAGE
 
 __all__ = [
@@ -25,6 +26,7 @@ ENV_DEFAULTS: Dict[str, Tuple[str, Any, str]] = {
     "endpoints": ("FYERREG_ENDPOINTS", "127.0.0.1:2379",
                   "etcd endpoints, host:port or http(s)://host:port, comma-separated or repeated"),
     "namespace": ("FYERREG_NAMESPACE", "fyerrpc", "key namespace: keys are /NAMESPACE/services/..."),
+    "layout": ("FYERREG_LAYOUT", "fyer-rpc", "how records sit in etcd (see fyerreg.registry.layouts)"),
     "user": ("FYERREG_USER", None, "etcd user name"),
     "password": ("FYERREG_PASSWORD", None, "etcd password (prefer the environment variable: argv is visible)"),
     "cacert": ("FYERREG_CACERT", None, "CA certificate file: connect with TLS and verify the server"),
@@ -34,7 +36,7 @@ ENV_DEFAULTS: Dict[str, Tuple[str, Any, str]] = {
     "log_format": ("FYERREG_LOG_FORMAT", "text", "log lines on stderr as text or JSON"),
     "log_level": ("FYERREG_LOG_LEVEL", None, "debug, info, warning or error (default: per command)"),
 }
-_CONNECTION = ("endpoints", "namespace", "user", "password", "cacert", "cert", "key", "dial_timeout")
+_CONNECTION = ("endpoints", "namespace", "layout", "user", "password", "cacert", "cert", "key", "dial_timeout")
 _LOGGING = ("log_format", "log_level")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -100,6 +102,7 @@ def _connection_parent() -> argparse.ArgumentParser:
                        help=_help("endpoints"))
     for dest in ("namespace", "user", "password", "cacert", "cert", "key"):
         group.add_argument(_flag(dest), metavar=dest.upper(), default=argparse.SUPPRESS, help=_help(dest))
+    group.add_argument("--layout", choices=sorted(LAYOUTS), default=argparse.SUPPRESS, help=_help("layout"))
     group.add_argument("--dial-timeout", metavar="SECONDS", default=argparse.SUPPRESS, help=_help("dial_timeout"))
     return parent
 
@@ -141,6 +144,8 @@ def apply_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> N
             value = default
         elif dest == "endpoints":
             value = [value]
+        elif dest == "layout" and value not in LAYOUTS:
+            raise argparse.ArgumentTypeError(f"${env}={value!r}: expected one of {', '.join(sorted(LAYOUTS))}")
         elif dest == "log_format" and value not in ("text", "json"):
             raise argparse.ArgumentTypeError(f"${env}={value!r}: expected text or json")
         elif dest == "log_level" and value.lower() not in _LOG_LEVELS:

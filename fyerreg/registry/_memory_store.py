@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
 from .._threads import join_thread, start_thread
 from ..naming import Instance
-from .kv._keys import KeyLayout
 from .kv._ops import (
     Compare,
     Delete,
@@ -28,6 +27,7 @@ from .kv._ops import (
 )
 from .kv._records import lease_hex
 from .kv._surface import LeaseNotFoundError
+from .layouts import FyerRpcLayout
 
 if TYPE_CHECKING:
     from ._memory_client import MemoryClient
@@ -36,7 +36,7 @@ __all__ = ["MemoryStore", "LAYOUT"]
 
 log = logging.getLogger("fyerreg.registry.memory")
 
-LAYOUT = KeyLayout("fyerrpc")
+LAYOUT = FyerRpcLayout("fyerrpc")
 """Where MemoryRegistry keeps its records in a store: etcd's default layout."""
 
 _JOIN_TIMEOUT = 5.0

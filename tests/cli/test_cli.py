@@ -48,6 +48,7 @@ def test_defaults_without_environment() -> None:
     assert args.dial_timeout == 5.0
     assert args.user is None and args.password is None
     assert args.log_format == "text"
+    assert args.layout == "fyer-rpc"
 
 
 def test_environment_variables_fill_every_connection_option() -> None:
@@ -62,8 +63,10 @@ def test_environment_variables_fill_every_connection_option() -> None:
         "FYERREG_DIAL_TIMEOUT": "1.5",
         "FYERREG_LOG_FORMAT": "json",
         "FYERREG_LOG_LEVEL": "DEBUG",
+        "FYERREG_LAYOUT": "fyer-rpc",
     }
     args = _parse(["services"], env)
+    assert args.layout == "fyer-rpc"
     assert args.endpoints == ["10.0.0.1:2379", "10.0.0.2:2379"]
     assert args.log_format == "json" and args.log_level == "debug"
     assert connection_options(args) == {
@@ -95,6 +98,8 @@ def test_command_line_wins_over_environment_before_or_after_the_command() -> Non
         (["list", "s", "--dial-timeout", "-1"], {}, "--dial-timeout"),
         (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "--dial-timeout"),
         (["list", "s"], {"FYERREG_LOG_LEVEL": "loud"}, "FYERREG_LOG_LEVEL"),
+        (["--layout", "consul", "services"], {}, "consul"),
+        (["services"], {"FYERREG_LAYOUT": "consul"}, "FYERREG_LAYOUT"),
         (["list", "s", "--endpoints", ","], {}, "endpoint"),
         (["list", "s", "--password", "p"], {}, "--user"),
         (["list", "s", "--cert", "c.pem"], {}, "--key"),

@@ -54,10 +54,7 @@ def list_records(
     result = registry._client.get_prefix(prefix, deadline=Deadline(timeout))
     records = []
     for kv in result.kvs:
-        try:
-            kv_service = layout.split(kv.key)[0]
-        except InvalidInstanceError:
-            kv_service = service or ""
+        kv_service = layout.service_of(kv.key) or service or ""
         instance = registry._decoder.decode(kv, kv_service, version)
         if instance is not None:
             records.append(InstanceRecord(instance, kv.key, kv.lease, kv.mod_revision))

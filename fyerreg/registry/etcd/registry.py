@@ -7,10 +7,10 @@ import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..kv._cache import ServiceCache
-from ..kv._keys import KeyLayout
 from ..kv._leased import LeasedRegistry
 from ..kv._registration import Registration
 from ..kv._watch import PrefixWatch
+from ..layouts import FyerRpcLayout, Layout
 from ..subscription import Subscription
 from ._client import EtcdClient
 from .options import EtcdOptions
@@ -30,7 +30,8 @@ class EtcdRegistry(LeasedRegistry):
     Keyword arguments are the fields of :class:`EtcdOptions` (``endpoints``,
     ``dial_timeout``, ``ttl``, ``namespace``, ``max_retry``, ``retry_interval``,
     ``username``/``password``, ``tls``, ``auto_sync_interval``, ``dial_keepalive``,
-    ``cache``), or ``options=EtcdOptions(...)``. Construction connects: an unreachable
+    ``cache``), or ``options=EtcdOptions(...)``; ``layout`` is how records sit in etcd
+    (default: :class:`~fyerreg.registry.layouts.FyerRpcLayout` of ``namespace``). Construction connects: an unreachable
     etcd raises :class:`~fyerreg.errors.RegistryUnavailableError` within
     ``dial_timeout``, rejected credentials :class:`~fyerreg.errors.AuthenticationError`.
 
@@ -39,13 +40,16 @@ class EtcdRegistry(LeasedRegistry):
     its own watch thread. ``close()`` removes every instance it registered.
     """
 
-    def __init__(self, *, options: Optional[EtcdOptions] = None, **kwargs: Any) -> None:
+    def __init__(self, *, options: Optional[EtcdOptions] = None, layout: Optional[Layout] = None,
+                 **kwargs: Any) -> None:
         if options is not None and kwargs:
             raise TypeError("pass either options=EtcdOptions(...) or keyword options, not both")
+        if layout is not None and not isinstance(layout, Layout):
+            raise TypeError(f"layout must be a fyerreg Layout (fyerreg.registry.layouts), got {type(layout).__name__}")
         self.options = options if options is not None else EtcdOptions.from_kwargs(**kwargs)
         opts = self.options
-        super().__init__(EtcdClient(opts), KeyLayout(opts.namespace), ttl=opts.ttl, call_wait=opts.dial_timeout,
-                         close_budget=opts.dial_timeout * 2, spare_leases=True)
+        super().__init__(EtcdClient(opts), layout or FyerRpcLayout(opts.namespace), ttl=opts.ttl,
+                         call_wait=opts.dial_timeout, close_budget=opts.dial_timeout * 2, spare_leases=True)
         self._client: EtcdClient
         self._cache = self._new_cache()
         self._forked = False

@@ -10,7 +10,7 @@ from typing import Dict, Iterable, Optional, Tuple
 from ...errors import InvalidInstanceError
 from ...metrics import Metrics
 from ...naming import Instance
-from ._keys import KeyLayout
+from ..layouts import Layout
 from ._ops import KeyValue
 
 __all__ = ["RecordDecoder"]
@@ -23,7 +23,7 @@ _REMEMBERED = 4096
 class RecordDecoder:
     """Decodes records; an invalid one is skipped with one warning per (key, revision) and counted."""
 
-    def __init__(self, layout: KeyLayout, metrics: Metrics) -> None:
+    def __init__(self, layout: Layout, metrics: Metrics) -> None:
         self.layout = layout
         self.metrics = metrics
         self._seen: collections.OrderedDict[Tuple[str, int], None] = collections.OrderedDict()
@@ -37,6 +37,8 @@ class RecordDecoder:
             self._skip(kv, str(exc), service, version)
             return None
         if instance.service != service or (version is not None and instance.version != version):
+            if instance.service == service and not self.layout.versioned:
+                return None  # another version's record: they share one prefix in this layout
             self._skip(kv, f"key is not a record of {service}/{version or '*'}", service, version)
             return None
         return instance

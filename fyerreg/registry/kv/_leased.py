@@ -18,10 +18,10 @@ from ...errors import NotRegisteredError, RegistryClosedError, RegistryError
 from ...metrics import Metrics, Stats, StatsBuilder
 from ...naming import Instance
 from ..base import STATS_COUNTERS, RegistrationState, Registry
+from ..layouts import Layout
 from ..subscription import Snapshot, Subscription
 from ._cache import ServiceCache
 from ._decode import RecordDecoder
-from ._keys import KeyLayout
 from ._ops import Deadline
 from ._records import RecordWriter, instance_extra
 from ._registration import Registration
@@ -50,7 +50,7 @@ class LeasedRegistry(Registry):
     subscribe() waits for its watch; ``close_budget`` is close()'s default timeout.
     """
 
-    def __init__(self, client: KVClient, layout: KeyLayout, *, ttl: float, call_wait: float,
+    def __init__(self, client: KVClient, layout: Layout, *, ttl: float, call_wait: float,
                  close_budget: float, spare_leases: bool = False) -> None:
         super().__init__()
         self._metrics = Metrics()

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from ..._log import instance_extra as log_fields
 from ...errors import AlreadyRegisteredError, RegistryError
 from ...naming import Instance
-from ._keys import KeyLayout
+from ..layouts import Layout
 from ._ops import Compare, Deadline, Delete, Get, KeyValue, Put, Txn, TxnResult
 from ._spare import SpareLease
 from ._surface import KVClient
@@ -77,7 +77,7 @@ class RecordWriter:
     when needed.
     """
 
-    def __init__(self, client: KVClient, layout: KeyLayout, ttl: float, spare: Optional[SpareLease] = None) -> None:
+    def __init__(self, client: KVClient, layout: Layout, ttl: float, spare: Optional[SpareLease] = None) -> None:
         self.client = client
         self.layout = layout
         self.ttl = ttl
@@ -91,7 +91,7 @@ class RecordWriter:
     def stamp(self, instance: Instance) -> Tuple[Instance, bytes]:
         """The instance as written now (``updated_at`` set) and its wire bytes."""
         stamped = instance.replace(updated_at=_now_ms())
-        return stamped, stamped.to_json().encode("utf-8")
+        return stamped, self.layout.encode(stamped)
 
     def revoke_quietly(self, lease_id: int, deadline: Optional[Deadline]) -> None:
         """Revoke a lease, logging (not raising) failures: an unrevoked lease expires anyway."""

@@ -1,0 +1,26 @@
+"""Key layouts: how a registry's records sit in etcd, so fyerreg can share an etcd with registries
+of other families. :class:`FyerRpcLayout` (Go fyer-rpc's, the default) is the only one shipped
+so far; :func:`layout_named` builds one by the name the CLI's ``--layout`` takes."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from .base import Layout
+from .fyerrpc import FyerRpcLayout
+
+__all__ = ["Layout", "FyerRpcLayout", "layout_named", "LAYOUTS"]
+
+LAYOUTS: Dict[str, Callable[[str], Layout]] = {
+    FyerRpcLayout.name: FyerRpcLayout,
+}
+"""Each layout's name and a factory taking the namespace (which layouts without one ignore)."""
+
+
+def layout_named(name: str, namespace: str = "fyerrpc") -> Layout:
+    """The layout called ``name`` (see :data:`LAYOUTS`); ValueError naming the known ones otherwise."""
+    try:
+        factory = LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
+    return factory(namespace)
