@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from ..kv._cache import ServiceCache
 from ..kv._leased import LeasedRegistry
 from ..kv._registration import Registration
 from ..kv._watch import PrefixWatch
-from ..layouts import FyerRpcLayout, Layout
+from ..layouts import FyerRpcLayout, Layout, layout_named
 from ..subscription import Subscription
 from ._client import EtcdClient
 from .options import EtcdOptions
@@ -30,8 +30,9 @@ class EtcdRegistry(LeasedRegistry):
     Keyword arguments are the fields of :class:`EtcdOptions` (``endpoints``,
     ``dial_timeout``, ``ttl``, ``namespace``, ``max_retry``, ``retry_interval``,
     ``username``/``password``, ``tls``, ``auto_sync_interval``, ``dial_keepalive``,
-    ``cache``), or ``options=EtcdOptions(...)``; ``layout`` is how records sit in etcd
-    (default: :class:`~fyerreg.registry.layouts.FyerRpcLayout` of ``namespace``). Construction connects: an unreachable
+    ``cache``), or ``options=EtcdOptions(...)``; ``layout`` is how records sit in etcd: a
+    :class:`~fyerreg.registry.layouts.Layout` or its name (default:
+    :class:`~fyerreg.registry.layouts.FyerRpcLayout` of ``namespace``). Construction connects: an unreachable
     etcd raises :class:`~fyerreg.errors.RegistryUnavailableError` within
     ``dial_timeout``, rejected credentials :class:`~fyerreg.errors.AuthenticationError`.
 
@@ -40,14 +41,17 @@ class EtcdRegistry(LeasedRegistry):
     its own watch thread. ``close()`` removes every instance it registered.
     """
 
-    def __init__(self, *, options: Optional[EtcdOptions] = None, layout: Optional[Layout] = None,
+    def __init__(self, *, options: Optional[EtcdOptions] = None, layout: Union[Layout, str, None] = None,
                  **kwargs: Any) -> None:
         if options is not None and kwargs:
             raise TypeError("pass either options=EtcdOptions(...) or keyword options, not both")
-        if layout is not None and not isinstance(layout, Layout):
-            raise TypeError(f"layout must be a fyerreg Layout (fyerreg.registry.layouts), got {type(layout).__name__}")
+        if layout is not None and not isinstance(layout, (Layout, str)):
+            raise TypeError(f"layout must be a fyerreg Layout (fyerreg.registry.layouts) or its name, "
+                            f"got {type(layout).__name__}")
         self.options = options if options is not None else EtcdOptions.from_kwargs(**kwargs)
         opts = self.options
+        if isinstance(layout, str):
+            layout = layout_named(layout, opts.namespace)
         super().__init__(EtcdClient(opts), layout or FyerRpcLayout(opts.namespace), ttl=opts.ttl,
                          call_wait=opts.dial_timeout, close_budget=opts.dial_timeout * 2, spare_leases=True)
         self._client: EtcdClient

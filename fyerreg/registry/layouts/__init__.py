@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from .base import Layout
+from .base import NO_VERSION, Layout
 from .fyerrpc import FyerRpcLayout
 
-__all__ = ["Layout", "FyerRpcLayout", "layout_named", "LAYOUTS"]
+__all__ = ["Layout", "FyerRpcLayout", "layout_named", "LAYOUTS", "NO_VERSION"]
 
 LAYOUTS: Dict[str, Callable[[str], Layout]] = {
     FyerRpcLayout.name: FyerRpcLayout,

@@ -7,7 +7,10 @@ from typing import ClassVar, Optional
 
 from ...naming import Instance
 
-__all__ = ["Layout"]
+__all__ = ["Layout", "NO_VERSION"]
+
+NO_VERSION = "-"
+"""The version of an instance read from a layout whose records carry none."""
 
 
 class Layout(abc.ABC):

@@ -97,4 +97,11 @@ def test_the_default_layout_is_fyer_rpcs_of_the_namespace(etcd_endpoints):
     with pytest.raises(ValueError, match="unknown layout 'consul'; known: fyer-rpc"):
         layout_named("consul")
     with pytest.raises(TypeError, match="layout must be a fyerreg Layout"):
-        EtcdRegistry(endpoints=etcd_endpoints, layout="fyer-rpc")  # type: ignore[arg-type]
+        EtcdRegistry(endpoints=etcd_endpoints, layout=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown layout 'consul'"):
+        EtcdRegistry(endpoints=etcd_endpoints, layout="consul")
+    named = EtcdRegistry(endpoints=etcd_endpoints, namespace="ns3", layout="fyer-rpc")
+    try:
+        assert named._layout.root == "/ns3/services/"
+    finally:
+        named.close()
