@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 __all__ = ["parse_endpoint", "raw_client"]
 
 # Keepalive plus a ping timeout, so a frozen (SIGSTOPped) member fails a stream instead of
-# stalling it forever; and never through an HTTP proxy taken from the environment.
+# stalling it forever; pings only under a call, as etcd answers pings on an idle connection,
+# or more often than its --grpc-keepalive-min-time (5 s), with GOAWAY "too_many_pings"; and
+# never through an HTTP proxy taken from the environment.
 _GRPC_OPTIONS: List[Tuple[str, Union[int, str]]] = [
-    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_time_ms", 10000),
     ("grpc.keepalive_timeout_ms", 2000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.ping_timeout_ms", 2000),
     ("grpc.enable_http_proxy", 0),
 ]
