@@ -36,9 +36,6 @@ log = logging.getLogger("fyerreg.registry.etcd")
 
 T = TypeVar("T")
 
-MIN_LEASE_TTL = 2
-"""etcd's shortest lease, in seconds (shorter requests are granted this long)."""
-
 _NOT_CALLED = (ValueError, etcd_exceptions.Etcd3Exception)
 """Raised instead of a call being made (grpc: "Cannot invoke RPC on closed channel!")."""
 
@@ -262,12 +259,8 @@ class EtcdClient:
         return self.call("txn", run, deadline=deadline)
 
     def grant(self, ttl: float, *, deadline: Optional[Deadline] = None) -> int:
-        """A new lease whose keys are gone within ``ttl`` seconds once it is no longer refreshed; its id.
-
-        etcd revokes expired leases on a half-second tick, so the lease is granted one second
-        shorter (whole seconds: etcd's unit), and never under etcd's floor of 2 seconds.
-        """
-        request = etcdrpc.LeaseGrantRequest(TTL=max(MIN_LEASE_TTL, int(ttl) - 1), ID=0)
+        """A new lease of ``ttl`` seconds (whole seconds: etcd's unit); its id."""
+        request = etcdrpc.LeaseGrantRequest(TTL=int(ttl), ID=0)
 
         def run(conn: Conn, timeout: float, md: Any) -> int:
             resp = conn.lease.LeaseGrant(request, timeout, metadata=md)

@@ -5,8 +5,10 @@ stream per refresh costs a stream set-up and a gRPC sender thread each time, and
 etcd's grpc-proxy cancels such one-request streams ("context canceled"). Each
 caller sends its lease id and waits (bounded by its timeout) for the answer etcd
 gives for that id, which the reader thread ``fyerreg-etcd-keepalives`` hands over. A
-stream that breaks, or leaves a refresh unanswered past its timeout, is dropped: its
-callers get the error and the next refresh opens a new one.
+stream that breaks, or answers nothing at all for as long as a refresh's timeout, is
+dropped: its callers get the error and the next refresh opens a new one. A refresh left
+unanswered on a stream that answers others (etcd slow, not gone) fails alone, and its
+late answer is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import grpc
@@ -32,12 +35,13 @@ Metadata = Optional[Tuple[Tuple[str, str], ...]]
 
 
 class _Waiter:
-    __slots__ = ("done", "ttl", "error")
+    __slots__ = ("done", "ttl", "error", "abandoned")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.ttl = 0
         self.error: Optional[BaseException] = None
+        self.abandoned = False  # its caller gave up: the answer, when it comes, is dropped
 
 
 class _Shared:
@@ -50,6 +54,7 @@ class _Shared:
         self._waiting: Dict[int, Deque[_Waiter]] = {}
         self.broken: Optional[BaseException] = None
         self._closing = False
+        self.last_answer = time.monotonic()
 
         self._call = conn.lease.LeaseKeepAlive(iter(self._requests), metadata=metadata)
         self._thread = start_thread("etcd-keepalives", self._read)
@@ -63,18 +68,26 @@ class _Shared:
         self._requests.put(etcdrpc.LeaseKeepAliveRequest(ID=lease_id))
         return waiter
 
+    def give_up(self, waiter: _Waiter, *, silent_for: float) -> bool:
+        """``waiter``'s caller stops waiting; True when the stream has answered nothing for
+        ``silent_for`` seconds (it is stuck: end it). An answer still on its way is dropped."""
+        with self._lock:
+            waiter.abandoned = True
+            return time.monotonic() - self.last_answer >= silent_for
+
     def _read(self) -> None:
         error: BaseException
         try:
             for resp in self._call:
                 with self._lock:
+                    self.last_answer = time.monotonic()
                     waiters = self._waiting.get(int(resp.ID))
                     waiter = waiters.popleft() if waiters else None
                     if waiters is not None and not waiters:
                         del self._waiting[int(resp.ID)]
-                if waiter is not None:
-                    waiter.ttl = int(resp.TTL)
-                    waiter.done.set()
+                    if waiter is not None and not waiter.abandoned:
+                        waiter.ttl = int(resp.TTL)
+                        waiter.done.set()
         except grpc.RpcError as exc:
             error = exc  # raised in the refreshing thread, where the client classifies it
         except Exception as exc:  # a bug must not leave the waiters hanging until their timeouts
@@ -136,8 +149,10 @@ class KeepAliveStream:
         if not waiter.done.wait(timeout):
             unanswered = RegistryUnavailableError(
                 f"etcd lease keepalive at {conn.netloc} failed: no answer within {timeout:.1f}s")
-            shared.end(unanswered)
-            if not waiter.done.is_set():  # its answer is being handed over this instant: not to be trusted
+            stuck = shared.give_up(waiter, silent_for=timeout)
+            if not waiter.done.is_set():  # (set before give_up took the lock: answered after all)
+                if stuck:
+                    shared.end(unanswered)  # not a word from the stream meanwhile
                 raise unanswered
         if waiter.error is not None:
             raise waiter.error

@@ -15,7 +15,19 @@ from ..subscription import Subscription
 from ._client import EtcdClient
 from .options import EtcdOptions
 
-__all__ = ["EtcdRegistry"]
+__all__ = ["EtcdRegistry", "lease_seconds"]
+
+MIN_LEASE_TTL = 2
+"""etcd's shortest lease, in seconds (shorter requests are granted this long)."""
+
+
+def lease_seconds(ttl: float) -> int:
+    """The lease to grant so that a record is gone within ``ttl`` seconds of its last refresh.
+
+    etcd revokes expired leases on a half-second tick: one second shorter (whole seconds,
+    etcd's unit), never under etcd's floor of 2 seconds. Heartbeats come every third of it.
+    """
+    return max(MIN_LEASE_TTL, int(ttl) - 1)
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -52,7 +64,7 @@ class EtcdRegistry(LeasedRegistry):
         opts = self.options
         if isinstance(layout, str):
             layout = layout_named(layout, opts.namespace)
-        super().__init__(EtcdClient(opts), layout or FyerRpcLayout(opts.namespace), ttl=opts.ttl,
+        super().__init__(EtcdClient(opts), layout or FyerRpcLayout(opts.namespace), ttl=lease_seconds(opts.ttl),
                          call_wait=opts.dial_timeout, close_budget=opts.dial_timeout * 2, spare_leases=True)
         self._client: EtcdClient
         self._cache = self._new_cache()
