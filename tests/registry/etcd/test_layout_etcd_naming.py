@@ -34,7 +34,7 @@ from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.registry.etcd.admin import list_records
 from fyerreg.registry.layouts import NO_VERSION, EtcdNamingLayout, layout_named
 from fyerreg.testing.binary import find_etcd_binary
-from tests.helpers import free_port, ids, next_snapshot, wait_until
+from tests.helpers import free_port, ids, next_snapshot
 
 pytestmark = pytest.mark.etcd
 
