@@ -81,12 +81,13 @@ def _as_endpoints(value: Any) -> Optional[Dict[str, Endpoint]]:
 
 def _go_fields(data: Mapping[str, Any]) -> Dict[str, Any]:
     """The fields of ``internal.Update`` as Go's ``json.Unmarshal`` fills them: a key matches a
-    field exactly or case-insensitively, the last match wins, other keys are ignored."""
+    field whatever its case, the last match wins, other keys are ignored."""
+    by_case = {field.lower(): field for field in _FIELDS}
     fields: Dict[str, Any] = {}
     for name, value in data.items():
-        for field in _FIELDS:
-            if name == field or name.lower() == field.lower():
-                fields[field] = value
+        field = by_case.get(name.lower())
+        if field is not None:
+            fields[field] = value
     return fields
 
 
