@@ -1,18 +1,20 @@
 """Key layouts: how a registry's records sit in etcd, so fyerreg can share an etcd with registries
-of other families. :class:`FyerRpcLayout` (Go fyer-rpc's, the default) is the only one shipped
-so far; :func:`layout_named` builds one by the name the CLI's ``--layout`` takes."""
+of other families: :class:`FyerRpcLayout` (Go fyer-rpc's, the default), :class:`EtcdNamingLayout`
+(etcd's gRPC naming); :func:`layout_named` builds one by the name the CLI's ``--layout`` takes."""
 
 from __future__ import annotations
 
 from typing import Callable, Dict
 
 from .base import NO_VERSION, Layout
+from .etcd_naming import EtcdNamingLayout
 from .fyerrpc import FyerRpcLayout
 
-__all__ = ["Layout", "FyerRpcLayout", "layout_named", "LAYOUTS", "NO_VERSION"]
+__all__ = ["Layout", "FyerRpcLayout", "EtcdNamingLayout", "layout_named", "LAYOUTS", "NO_VERSION"]
 
 LAYOUTS: Dict[str, Callable[[str], Layout]] = {
     FyerRpcLayout.name: FyerRpcLayout,
+    EtcdNamingLayout.name: lambda namespace: EtcdNamingLayout(),  # targets at the top of the keyspace
 }
 """Each layout's name and a factory taking the namespace (which layouts without one ignore)."""
 

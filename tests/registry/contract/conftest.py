@@ -12,6 +12,8 @@ test share one backend (and nothing with other tests). For etcd that entry is::
     BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease)
 
 ``lose_lease`` ends an instance's lease from outside the registry (the lease-loss tests).
+Capabilities a backend lacks are said by flags on its ``_Spec`` (``ids_per_version=False``:
+its keys have no version), and only the tests that need them skip it.
 
 The suite itself only uses the public Registry API and waits by polling with a deadline,
 so asynchronous backends pass it unchanged.
@@ -34,11 +36,13 @@ LoseLease = Callable[[pytest.FixtureRequest, Registry, Instance], None]
 
 class _Spec:
     def __init__(self, connect: Callable[[pytest.FixtureRequest], Callable[..., Registry]],
-                 marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True) -> None:
+                 marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True,
+                 ids_per_version: bool = True) -> None:
         self.connect = connect
         self.marks = tuple(marks)
         self.lose_lease = lose_lease
         self.keepalive = keepalive  # False: nothing refreshes leases, a lost one returns on the next write
+        self.ids_per_version = ids_per_version  # False: one id is one record whatever its version
 
 
 def _memory_lose_lease(request: pytest.FixtureRequest, registry: Registry, instance: Instance) -> None:
@@ -77,12 +81,24 @@ def _etcd_proxy(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
 
 
+def _etcd_naming(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+    from fyerreg.registry.layouts import EtcdNamingLayout
+
+    endpoints = request.getfixturevalue("etcd_endpoints")
+    layout = EtcdNamingLayout(root=f"contract-{uuid.uuid4().hex}/")
+    return functools.partial(EtcdRegistry, endpoints=endpoints, layout=layout, ttl=3)
+
+
 BACKENDS: Dict[str, _Spec] = {
     "memory": _Spec(_memory, lose_lease=_memory_lose_lease, keepalive=False),
     "memory-ttl": _Spec(_memory_ttl, lose_lease=_memory_lose_lease),
     "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
     # etcd's grpc-proxy in front of the same etcd (leases are lost from outside on etcd itself).
     "etcd-grpc-proxy": _Spec(_etcd_proxy, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
+    # etcd's gRPC naming layout: <target>/<id> keys, the version in the record.
+    "etcd-naming": _Spec(_etcd_naming, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease,
+                         ids_per_version=False),
 }
 
 
@@ -103,6 +119,16 @@ class Backend(Registries):
         super().__init__(factory, name)
         self._spec = spec
         self._request = request
+
+    @property
+    def ids_per_version(self) -> bool:
+        """True when the same id in two versions is two instances (the keys have versions)."""
+        return self._spec.ids_per_version
+
+    def needs_ids_per_version(self) -> None:
+        """Skip the test on a backend whose keys have no versions."""
+        if not self.ids_per_version:
+            pytest.skip(f"{self.name}: an id is one record whatever its version")
 
     @property
     def keepalive(self) -> bool:
