@@ -34,11 +34,14 @@ LoseLease = Callable[[pytest.FixtureRequest, Registry, Instance], None]
 
 class _Spec:
     def __init__(self, connect: Callable[[pytest.FixtureRequest], Callable[..., Registry]],
-                 marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True) -> None:
+                 marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True,
+                 ids_per_version: bool = True) -> None:
         self.connect = connect
         self.marks = tuple(marks)
         self.lose_lease = lose_lease
         self.keepalive = keepalive  # False: nothing refreshes leases, a lost one returns on the next write
+        # False: one id names one instance of a service whatever its version (keys without versions)
+        self.ids_per_version = ids_per_version
 
 
 def _memory_lose_lease(request: pytest.FixtureRequest, registry: Registry, instance: Instance) -> None:
@@ -77,12 +80,24 @@ def _etcd_proxy(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
 
 
+def _etcd_kratos(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+    from fyerreg.registry.layouts import KratosLayout
+
+    endpoints = request.getfixturevalue("etcd_endpoints")
+    layout = KratosLayout(f"/contract-{uuid.uuid4().hex}")
+    return functools.partial(EtcdRegistry, endpoints=endpoints, layout=layout, ttl=3)
+
+
 BACKENDS: Dict[str, _Spec] = {
     "memory": _Spec(_memory, lose_lease=_memory_lose_lease, keepalive=False),
     "memory-ttl": _Spec(_memory_ttl, lose_lease=_memory_lose_lease),
     "etcd": _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
     # etcd's grpc-proxy in front of the same etcd (leases are lost from outside on etcd itself).
     "etcd-grpc-proxy": _Spec(_etcd_proxy, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
+    # Kratos' layout: keys without versions, versions in the records.
+    "etcd-kratos": _Spec(_etcd_kratos, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease,
+                         ids_per_version=False),
 }
 
 
@@ -108,6 +123,11 @@ class Backend(Registries):
     def keepalive(self) -> bool:
         """True when registries refresh leases themselves (and so repair a lost one unasked)."""
         return self._spec.keepalive
+
+    @property
+    def ids_per_version(self) -> bool:
+        """True when one id may name an instance in each version (else versions share the ids of a service)."""
+        return self._spec.ids_per_version
 
     def lose_lease(self, registry: Registry, instance: Instance) -> None:
         """End the lease ``registry`` holds for ``instance`` now, as an expiry would."""

@@ -107,8 +107,9 @@ def test_kratos_records_are_listed_with_their_endpoints_named_by_scheme(registry
         "127.0.0.2:8000", {"http": Endpoint("127.0.0.2:8000")}, NO_VERSION, 100)
     assert k2.endpoint("grpc") is None  # it does not speak gRPC
     assert k3.address == "127.0.0.3:9443"
-    assert dict(k3.endpoints) == {"grpc": Endpoint("127.0.0.3:9443", tls=True), "http": Endpoint("127.0.0.3:8443", True),
-                                  "ws": Endpoint("127.0.0.3:81", True), "tcp": Endpoint("127.0.0.3:82")}
+    assert dict(k3.endpoints) == {"grpc": Endpoint("127.0.0.3:9443", tls=True),
+                                  "http": Endpoint("127.0.0.3:8443", tls=True),
+                                  "ws": Endpoint("127.0.0.3:81", tls=True), "tcp": Endpoint("127.0.0.3:82")}
     assert registry.list_services(SERVICE, "v1.0.0") == [k1, k3]
 
 
@@ -122,9 +123,10 @@ def test_kratos_records_are_watched_and_picked_by_endpoint(registry, kratos):
     with Discovery(registry) as discovery:
         grpc_picks = set()
         http_picks = set()
-        for _ in range(20):
+        for _ in range(10):
             with discovery.pick(SERVICE, endpoint="grpc") as inst:
                 grpc_picks.add(inst.endpoint("grpc").address)
+        for _ in range(10):
             with discovery.pick(SERVICE, endpoint="http") as inst:
                 http_picks.add(inst.endpoint("http").address)
         assert grpc_picks == {"127.0.0.1:9000"}  # k2 serves no gRPC: never picked for it
@@ -240,3 +242,10 @@ def test_the_layout_is_kratos_by_name_under_its_namespace(etcd_endpoints):
         KratosLayout("/microservices/")
     with EtcdRegistry(endpoints=etcd_endpoints, layout="kratos") as reg:
         assert reg._layout.root == "/microservices/"
+
+
+def test_one_id_names_one_instance_of_a_service_whatever_its_version(registry, etcd_client, namespace):
+    registry.register(Instance.new(SERVICE, "v1", "127.0.0.1:7000", id="same"))
+    registry.register(Instance.new(SERVICE, "v2", "127.0.0.1:7001", id="same"))
+    assert [(i.id, i.version) for i in registry.list_services(SERVICE)] == [("same", "v2")]
+    assert json.loads(etcd_client.get(f"{namespace}/{SERVICE}/same")[0])["version"] == "v2"
