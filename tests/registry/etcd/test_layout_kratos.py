@@ -94,6 +94,14 @@ def kratos(etcd_client: Any, namespace: str) -> Iterator[Kratos]:
         lease.revoke()
 
 
+def test_the_records_are_byte_for_byte_what_kratos_marshals():
+    assert kratos_json("k1", metadata={"zone": "a", "region": "eu"}) == (
+        b'{"id":"k1","name":"helloworld","version":"v1.0.0","metadata":{"region":"eu","zone":"a"},'
+        b'"endpoints":["grpc://127.0.0.1:9000","http://127.0.0.1:8000"]}')
+    assert kratos_json("k2", version="", endpoints=None) == (
+        b'{"id":"k2","name":"helloworld","version":"","metadata":null,"endpoints":null}')
+
+
 def test_kratos_records_are_listed_with_their_endpoints_named_by_scheme(registry, kratos):
     kratos.register("k1", metadata={"region": "eu", "weight": "30"})
     kratos.register("k2", endpoints=["http://127.0.0.2:8000"], version="")
@@ -249,3 +257,14 @@ def test_one_id_names_one_instance_of_a_service_whatever_its_version(registry, e
     registry.register(Instance.new(SERVICE, "v2", "127.0.0.1:7001", id="same"))
     assert [(i.id, i.version) for i in registry.list_services(SERVICE)] == [("same", "v2")]
     assert json.loads(etcd_client.get(f"{namespace}/{SERVICE}/same")[0])["version"] == "v2"
+
+
+def test_what_kratos_metadata_and_uris_mean_to_fyerreg():
+    layout = KratosLayout()
+    read = layout.decode("/microservices/s/a", kratos_json(
+        "a", "s", metadata={"weight": "heavy", "fyerreg.status": "0"},
+        endpoints=["GRPC://10.0.0.1:9000", "grpcs://10.0.0.2:9000", "http://user@10.0.0.1:8000/api"]))
+    assert read.weight == 100 and dict(read.metadata) == {"weight": "heavy"}  # no integer: Kratos ignores it too
+    assert read.status == Status.DISABLED
+    assert dict(read.endpoints) == {"grpc": Endpoint("10.0.0.1:9000"), "http": Endpoint("10.0.0.1:8000")}
+    assert layout.decode("/microservices/s/a", kratos_json("a", "s", metadata={"weight": "+20000"})).weight == 10_000
