@@ -16,7 +16,8 @@ How a record maps onto an :class:`~fyerreg.naming.Instance`:
 
 Written, an instance names each endpoint as such a URI (TLS ``grpc``/``http`` as ``grpcs``/
 ``https``, any other with ``?isSecure=true``); one that names none is announced at its
-address under the layout's ``scheme`` (``grpc`` unless told). Two fields Go ignores keep
+address under the layout's ``scheme`` (``grpc`` unless told); an endpoint *named* ``grpcs`` or
+``https`` therefore reads back as ``grpc``/``http`` with TLS. Two fields Go ignores keep
 what Kratos' record has no place for: ``updated_at``, and ``address`` where the endpoints
 alone do not give it back.
 """
