@@ -90,6 +90,15 @@ def _etcd_naming(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     return functools.partial(EtcdRegistry, endpoints=endpoints, layout=layout, ttl=3)
 
 
+def _etcd_kratos(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+    from fyerreg.registry.layouts import KratosLayout
+
+    endpoints = request.getfixturevalue("etcd_endpoints")
+    layout = KratosLayout(f"/contract-{uuid.uuid4().hex}")
+    return functools.partial(EtcdRegistry, endpoints=endpoints, layout=layout, ttl=3)
+
+
 BACKENDS: Dict[str, _Spec] = {
     "memory": _Spec(_memory, lose_lease=_memory_lose_lease, keepalive=False),
     "memory-ttl": _Spec(_memory_ttl, lose_lease=_memory_lose_lease),
@@ -98,6 +107,9 @@ BACKENDS: Dict[str, _Spec] = {
     "etcd-grpc-proxy": _Spec(_etcd_proxy, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease),
     # etcd's gRPC naming layout: <target>/<id> keys, the version in the record.
     "etcd-naming": _Spec(_etcd_naming, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease,
+                         ids_per_version=False),
+    # Kratos' layout: keys without versions, versions in the records.
+    "etcd-kratos": _Spec(_etcd_kratos, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease,
                          ids_per_version=False),
 }
 
