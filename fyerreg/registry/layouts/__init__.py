@@ -8,11 +8,13 @@ from typing import Callable, Dict
 
 from .base import NO_VERSION, Layout
 from .fyerrpc import FyerRpcLayout
+from .gozero import GoZeroLayout
 
-__all__ = ["Layout", "FyerRpcLayout", "layout_named", "LAYOUTS", "NO_VERSION"]
+__all__ = ["Layout", "FyerRpcLayout", "GoZeroLayout", "layout_named", "LAYOUTS", "NO_VERSION"]
 
 LAYOUTS: Dict[str, Callable[[str], Layout]] = {
     FyerRpcLayout.name: FyerRpcLayout,
+    GoZeroLayout.name: lambda namespace: GoZeroLayout(),
 }
 """Each layout's name and a factory taking the namespace (which layouts without one ignore)."""
 
