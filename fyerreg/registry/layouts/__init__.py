@@ -1,6 +1,6 @@
 """Key layouts: how a registry's records sit in etcd, so fyerreg can share an etcd with registries
-of other families. :class:`FyerRpcLayout` (Go fyer-rpc's, the default) is the only one shipped
-so far; :func:`layout_named` builds one by the name the CLI's ``--layout`` takes."""
+of other families: :class:`FyerRpcLayout` (Go fyer-rpc's, the default), :class:`GoZeroLayout`
+(go-zero's ``core/discov``); :func:`layout_named` builds one by the name the CLI's ``--layout`` takes."""
 
 from __future__ import annotations
 
