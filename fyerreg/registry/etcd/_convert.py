@@ -6,7 +6,7 @@ no call is made and no connection is known.
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Tuple
 
 import pyetcd
 from pyetcd import etcdrpc
@@ -56,6 +56,13 @@ def prefix_end(prefix: bytes) -> bytes:
     return bytes(pyetcd.utils.prefix_range_end(prefix))
 
 
+def prefix_range(prefix: str) -> Tuple[bytes, bytes]:
+    """The key and range end covering every key under ``prefix``; ``""`` (a layout whose keys share no
+    root) covers every key, which etcd spells ``\\0`` to ``\\0``."""
+    key = encode(prefix)
+    return (key, prefix_end(key)) if key else (b"\0", b"\0")
+
+
 def range_request(key: str) -> Any:
     """A read of one key."""
     return etcdrpc.RangeRequest(key=encode(key))
@@ -63,8 +70,8 @@ def range_request(key: str) -> Any:
 
 def prefix_request(prefix: str, *, count_only: bool = False) -> Any:
     """A read of every key under ``prefix`` (only their number with ``count_only``)."""
-    key = encode(prefix)
-    return etcdrpc.RangeRequest(key=key, range_end=prefix_end(key), count_only=count_only)
+    key, end = prefix_range(prefix)
+    return etcdrpc.RangeRequest(key=key, range_end=end, count_only=count_only)
 
 
 def _compare(cmp: Compare) -> Any:
@@ -96,9 +103,8 @@ def _op(op: Op) -> Any:
 
 def watch_request(prefix: str, start_revision: int) -> Any:
     """The request that creates a watch of every key under ``prefix`` from ``start_revision``."""
-    key = encode(prefix)
-    create = etcdrpc.WatchCreateRequest(
-        key=key, range_end=prefix_end(key), start_revision=start_revision, progress_notify=True)
+    key, end = prefix_range(prefix)
+    create = etcdrpc.WatchCreateRequest(key=key, range_end=end, start_revision=start_revision, progress_notify=True)
     return etcdrpc.WatchRequest(create_request=create)
 
 

@@ -29,6 +29,7 @@ from fyerreg import Instance, InvalidInstanceError
 from fyerreg.discovery import Discovery
 from fyerreg.registry.etcd import EtcdRegistry
 from fyerreg.registry.layouts import NO_VERSION, GoZeroLayout, layout_named
+from tests.cli.support import cli_env, run_cli
 from tests.helpers import free_port, ids, next_snapshot, no_fyerreg_thread_left, wait_until
 
 pytestmark = pytest.mark.etcd
@@ -160,6 +161,19 @@ def test_a_key_ending_in_a_configured_id_or_a_name_reads_with_that_id(registry, 
     etcd_client.put(f"{key}/host-b", b"127.0.0.1:9002", lease=lease)
     assert [(i.id, i.address) for i in registry.list_services(key)] == [("42", "127.0.0.1:9001"),
                                                                         ("host-b", "127.0.0.1:9002")]
+
+
+def test_the_cli_lists_go_zeros_instances_and_services(etcd_endpoints, etcd_client, key):
+    lease_id = publish(etcd_client, key, "127.0.0.1:9001")
+    env = cli_env(etcd_endpoints, "unused", FYERREG_LAYOUT="go-zero")
+    listed = run_cli("list", key, env=env)
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line.split() for line in listed.stdout.splitlines() if line.startswith(str(lease_id))]
+    assert row[:3] == [str(lease_id), NO_VERSION, "127.0.0.1:9001"]
+    # go-zero's keys share no root: every key is read, the others' records skipped.
+    services = run_cli("--layout", "go-zero", "services", env=cli_env(etcd_endpoints, "unused"))
+    assert services.returncode == 0, services.stderr
+    assert [key, NO_VERSION, "1", "1"] in [line.split() for line in services.stdout.splitlines()]
 
 
 def test_the_layout_maps_keys_and_values_as_go_zero_does():
