@@ -123,12 +123,30 @@ def test_a_lost_lease_re_registers_under_the_new_leases_key_and_the_old_key_is_g
     assert (meta.key.decode(), meta.lease_id, value) == (f"{key}/{new:d}", new, b"127.0.0.1:8080")
     assert ids(next_snapshot(sub, lambda s: ids(s) == [str(new)])) == [str(new)]
 
-    # Its heartbeat checks the new key: an update lands there, the record stays alone under the key.
+    # Its heartbeat checks the new key: deleted from outside, the record is written there again.
+    etcd_client.delete(f"{key}/{new:d}")
+    wait_until(lambda: [(m.key.decode(), m.lease_id) for _, m in etcd_client.get_prefix(f"{key}/")]
+               == [(f"{key}/{new:d}", new)], message="the heartbeat repaired the record at the new lease's key")
+    assert registry.registration_state(inst).lease_id == new
     registry.update_service(inst.replace(address="127.0.0.1:8081"))
     assert [(m.key.decode(), v) for v, m in etcd_client.get_prefix(f"{key}/")] == [(f"{key}/{new:d}",
                                                                                      b"127.0.0.1:8081")]
     registry.deregister(inst)
     assert list(etcd_client.get_prefix(f"{key}/")) == []
+
+
+def test_the_same_id_from_two_registries_is_two_records_each_removed_by_its_owner(registry, etcd_endpoints,
+                                                                                    etcd_client, key):
+    inst = Instance(id="py-1", service=key, version="1.0.0", address="127.0.0.1:8080")
+    with EtcdRegistry(endpoints=etcd_endpoints, ttl=3, layout="go-zero") as other:
+        registry.register(inst)
+        other.register(inst.replace(address="127.0.0.1:8081"), exclusive=True)  # its own key: no conflict
+        leases = sorted([registry.registration_state(inst).lease_id, other.registration_state(inst).lease_id])
+        assert ids(registry.list_services(key)) == [str(lease) for lease in leases]
+        assert sorted(m.lease_id for _, m in etcd_client.get_prefix(f"{key}/")) == leases
+        other.deregister(inst)
+        assert [i.address for i in registry.list_services(key)] == ["127.0.0.1:8080"]
+        assert registry.registration_state(inst).registered and registry.stats()["counters"]["takeovers"] == 0
 
 
 def test_garbage_under_the_prefix_is_skipped_with_one_warning_each(registry, etcd_client, key, caplog):
