@@ -56,10 +56,11 @@ def prefix_end(prefix: bytes) -> bytes:
     return bytes(pyetcd.utils.prefix_range_end(prefix))
 
 
-def _prefix_range(prefix: str) -> Tuple[bytes, bytes]:
+def prefix_range(prefix: str) -> Tuple[bytes, bytes]:
+    """The key and range end covering every key under ``prefix``; ``""`` (a layout whose keys share no
+    root) covers every key, which etcd spells ``\\0`` to ``\\0``."""
     key = encode(prefix)
-    # etcd has no empty key: "\0" to "\0" is its range of every key (the empty prefix).
-    return (key, prefix_end(key)) if key else (b"\x00", b"\x00")
+    return (key, prefix_end(key)) if key else (b"\0", b"\0")
 
 
 def range_request(key: str) -> Any:
@@ -69,7 +70,7 @@ def range_request(key: str) -> Any:
 
 def prefix_request(prefix: str, *, count_only: bool = False) -> Any:
     """A read of every key under ``prefix`` (only their number with ``count_only``)."""
-    key, end = _prefix_range(prefix)
+    key, end = prefix_range(prefix)
     return etcdrpc.RangeRequest(key=key, range_end=end, count_only=count_only)
 
 
@@ -102,7 +103,7 @@ def _op(op: Op) -> Any:
 
 def watch_request(prefix: str, start_revision: int) -> Any:
     """The request that creates a watch of every key under ``prefix`` from ``start_revision``."""
-    key, end = _prefix_range(prefix)
+    key, end = prefix_range(prefix)
     create = etcdrpc.WatchCreateRequest(key=key, range_end=end, start_revision=start_revision, progress_notify=True)
     return etcdrpc.WatchRequest(create_request=create)
 

@@ -99,7 +99,7 @@ class LeasedRegistry(Registry):
         interval = self._ttl / 3.0 if self._ttl > 0 else None
         # A heartbeat stuck on a frozen member must give up in time for the next one.
         call_timeout = min(self._call_wait, max(1.0, interval)) if interval is not None else self._call_wait
-        return Registration(instance, self._layout.instance_key(instance), self._writer, self._metrics,
+        return Registration(instance, self._writer, self._metrics,
                             interval=interval, retry=self._client.retry, call_timeout=call_timeout,
                             thread_name=self._keepalive_name(instance), heartbeat_gate=self._heartbeat_gate)
 
@@ -136,7 +136,7 @@ class LeasedRegistry(Registry):
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is None:
-            raise NotRegisteredError(f"{self._layout.instance_key(instance)} was not registered through this registry")
+            raise NotRegisteredError(f"{self._writer.key_of(instance, 0)} was not registered through this registry")
         self._wrote(instance, reg.update(instance, deadline=Deadline(timeout)))
 
     def _do_deregister(self, instance: Instance, *, timeout: Optional[float]) -> None:
@@ -144,7 +144,7 @@ class LeasedRegistry(Registry):
         with self._lock:
             reg = self._regs.get(instance.key)
         if reg is None:
-            log.debug("deregister of %s: not registered through this registry", self._layout.instance_key(instance))
+            log.debug("deregister of %s: not registered through this registry", self._writer.key_of(instance, 0))
             return
         deadline = Deadline(timeout)
         try:

@@ -88,6 +88,13 @@ class RecordWriter:
             return self.spare.take(deadline=deadline)
         return self.client.grant(self.ttl, deadline=deadline)
 
+    def key_of(self, instance: Instance, lease_id: int) -> str:
+        """The key of ``instance``'s record bound to ``lease_id``. Where the layout's keys name the
+        lease and there is none yet (0), a name for messages only, no key."""
+        if lease_id or not self.layout.lease_in_key:
+            return self.layout.instance_key(instance, lease_id)
+        return f"{self.layout.prefix(instance.service, instance.version)}<lease of {instance.id}>"
+
     def stamp(self, instance: Instance) -> Tuple[Instance, bytes]:
         """The instance as written now (``updated_at`` set) and its wire bytes."""
         stamped = instance.replace(updated_at=_now_ms())
@@ -111,8 +118,8 @@ class RecordWriter:
         nothing written. Otherwise another holder is taken over (the outcome's
         ``previous`` names it).
         """
-        key = self.layout.instance_key(instance)
         lease_id = self._new_lease(deadline)
+        key = self.key_of(instance, lease_id)
         try:
             stamped, value = self.stamp(instance)
             if exclusive:
@@ -167,18 +174,36 @@ class RecordWriter:
 
     def replace_lease(self, key: str, instance: Instance, old_lease: int, *,
                       deadline: Optional[Deadline]) -> Tuple[int, Instance, WriteOutcome]:
-        """Grant a new lease and write ``instance`` bound to it where ``old_lease`` held the key
-        (:meth:`guarded_put`); the new lease is revoked again when nothing was written."""
+        """Grant a new lease and write ``instance`` bound to it where ``old_lease`` held ``key``
+        (:meth:`guarded_put`), or, where the key names the lease, at the new lease's key, deleting
+        ``key`` while still ``old_lease``'s; the new lease is revoked again when nothing was written."""
         new = self._new_lease(deadline)
         try:
             stamped, value = self.stamp(instance)
-            outcome = self.guarded_put(key, value, owner_lease=old_lease, put_lease=new, deadline=deadline)
+            new_key = self.key_of(instance, new)
+            if new_key == key:
+                outcome = self.guarded_put(key, value, owner_lease=old_lease, put_lease=new, deadline=deadline)
+            else:
+                outcome = self._move(key, new_key, value, old_lease=old_lease, new_lease=new, deadline=deadline)
         except BaseException:
             self.revoke_quietly(new, deadline=cleanup_deadline(deadline))
             raise
         if not outcome.written:
             self.revoke_quietly(new, deadline=cleanup_deadline(deadline))
         return new, stamped, outcome
+
+    def _move(self, old_key: str, new_key: str, value: bytes, *, old_lease: int, new_lease: int,
+              deadline: Optional[Deadline]) -> WriteOutcome:
+        """Write ``value`` at ``new_key`` (a key no one else writes: it names our new lease) and delete
+        ``old_key`` while bound to ``old_lease``, in one transaction."""
+        drop_old = Txn([Compare(old_key, "lease", old_lease)], [Delete(old_key)], [])
+        result = self.client.txn(
+            Txn([Compare(new_key, "create", 0)], [Put(new_key, value, new_lease), drop_old], [Get(new_key)]),
+            deadline=deadline)
+        holder = None if result.succeeded else _kv(result, 0)
+        if holder is None or holder.lease == new_lease:  # a retried transaction may find its own first attempt
+            return WriteOutcome(True, result.revision)
+        return WriteOutcome(False, result.revision, holder=holder)
 
     def withdraw(self, key: str, lease_id: int, *, ours: bool, deadline: Optional[Deadline]) -> Optional[int]:
         """Remove what a registration holds: the record when ``ours`` (else another registry took

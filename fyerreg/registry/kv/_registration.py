@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional
 
-from ..._threads import join_thread, start_thread
 from ...errors import NotRegisteredError, RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
+from ._keepalives import KeepaliveThreads
 from ._ops import Deadline, KeyValue
 from ._records import RecordWriter, cleanup_deadline, instance_extra
 from ._surface import LeaseNotFoundError
@@ -46,17 +46,15 @@ class Registration:
     the key over (``taken_over_by`` its lease) or once it is finished.
     """
 
-    def __init__(self, instance: Instance, key: str, writer: RecordWriter, metrics: Metrics, *,
+    def __init__(self, instance: Instance, writer: RecordWriter, metrics: Metrics, *,
                  interval: Optional[float], retry: Retry, call_timeout: float, thread_name: str,
                  heartbeat_gate: Callable[[], bool] = lambda: True) -> None:
         self.instance = instance
-        self.key = key
         self._writer = writer
         self._metrics = metrics
         self._interval = interval
         self._retry = retry
         self._call_timeout = call_timeout
-        self._thread_name = thread_name
         self._gate = heartbeat_gate
         self._lock = threading.RLock()
         self._turn_free = threading.Condition(self._lock)
@@ -70,9 +68,12 @@ class Registration:
         self._last_error: Optional[str] = None
         self._failures = 0
         self._lost_lease = 0
-        # Every keepalive thread started, with its stop event; all but the last were stopped by a
-        # takeover (registering again starts a new one) and may still be ending.
-        self._keepalives: List[Tuple[threading.Event, threading.Thread]] = []
+        self._keepalives = KeepaliveThreads(thread_name)
+
+    @property
+    def key(self) -> str:
+        """The key of its record (where the layout's keys name the lease: the current lease's)."""
+        return self._writer.key_of(self.instance, self.lease_id)
 
     # -- what the registry calls ------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class Registration:
             lease_id, active = self.lease_id, self.active and self._finished is None
         if not active:
             return
-        _, current = self._writer.client.get(self.key, deadline=deadline)
+        _, current = self._writer.client.get(self._writer.key_of(self.instance, lease_id), deadline=deadline)
         if current is not None and current.lease != lease_id:
             self._taken_over(current, deadline=deadline)
 
@@ -171,11 +172,7 @@ class Registration:
 
     def join(self, timeout: float) -> bool:
         """Wait for every keepalive thread it started to end (stopping them first); True when all have."""
-        self._signal_stop()
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            threads = [thread for _, thread in self._keepalives]
-        return all([join_thread(thread, max(0.0, deadline - time.monotonic())) for thread in threads])
+        return self._keepalives.join(timeout)
 
     @property
     def finished(self) -> bool:
@@ -255,8 +252,7 @@ class Registration:
             self._failures = 0
             if self._finished is None and self._interval is not None:  # else _end_write withdraws it
                 # Under the lock: whoever finishes it sees this thread to stop and join.
-                stop = threading.Event()
-                self._keepalives.append((stop, start_thread(self._thread_name, self._run, stop)))
+                self._keepalives.start(self._run)
         if outcome.previous is not None:
             log.warning("Took over %s, held by lease %x, with lease %x (a restarted process took over its own "
                         "record, or two processes share one id)", self.key, outcome.previous.lease, lease_id,
@@ -277,7 +273,8 @@ class Registration:
         # lease fails the write (LeaseNotFoundError), and the heartbeat follows it.
         revision: Optional[int] = None
         try:
-            stamped, outcome = self._writer.rewrite(self.key, instance, lease_id, deadline=deadline)
+            stamped, outcome = self._writer.rewrite(self._writer.key_of(instance, lease_id), instance, lease_id,
+                                                    deadline=deadline)
         except LeaseNotFoundError:
             revision = self._recover(instance, deadline=deadline, reason=lost)
         else:
@@ -299,7 +296,8 @@ class Registration:
     def _withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
         with self._lock:
             ours, self.active, lease_id = self.active, False, self.lease_id
-        return self._writer.withdraw(self.key, lease_id, ours=ours, deadline=deadline)
+        return self._writer.withdraw(self._writer.key_of(self.instance, lease_id), lease_id, ours=ours,
+                                     deadline=deadline)
 
     def _withdraw_quietly(self, deadline: Optional[Deadline]) -> None:
         """:meth:`_withdraw` by :func:`cleanup_deadline`, logging (not raising) failures: the lease expires anyway."""
@@ -312,9 +310,7 @@ class Registration:
     # -- the keepalive thread ---------------------------------------------------------------
 
     def _signal_stop(self) -> None:
-        with self._lock:
-            for stop, _ in self._keepalives:
-                stop.set()
+        self._keepalives.signal_stop()
 
     def _run(self, stop: threading.Event) -> None:
         assert self._interval is not None
@@ -345,7 +341,8 @@ class Registration:
         ttl = self._writer.client.refresh(lease_id, deadline=deadline, retry=_ONE_TRY)
         current: Optional[KeyValue] = None
         if ttl > 0:
-            _, current = self._writer.client.get(self.key, deadline=deadline, retry=_ONE_TRY)
+            key = self._writer.key_of(self.instance, lease_id)
+            _, current = self._writer.client.get(key, deadline=deadline, retry=_ONE_TRY)
             if current is not None and current.lease == lease_id:
                 if self._current(lease_id, stop):
                     self._note_success()
@@ -394,7 +391,8 @@ class Registration:
         with self._lock:
             lease_id, instance = self.lease_id, self.instance
         try:
-            stamped, outcome = self._writer.rewrite(self.key, instance, lease_id, deadline=deadline)
+            stamped, outcome = self._writer.rewrite(self._writer.key_of(instance, lease_id), instance, lease_id,
+                                                    deadline=deadline)
         except LeaseNotFoundError:
             self._recover(instance, deadline=deadline, reason=f"lease {lease_id:x} was lost")
             return
@@ -420,7 +418,8 @@ class Registration:
         if first_report:  # count and report a loss once, however long the repair takes
             self._metrics.inc("lease_losses")
             log.warning("%s: %s; registering it again", self.key, reason, extra=instance_extra(instance, old))
-        new, stamped, outcome = self._writer.replace_lease(self.key, instance, old, deadline=deadline)
+        new, stamped, outcome = self._writer.replace_lease(self._writer.key_of(instance, old), instance, old,
+                                                           deadline=deadline)
         if not outcome.written:
             self._taken_over(outcome.holder, deadline=deadline)
             return None

@@ -12,8 +12,10 @@ test share one backend (and nothing with other tests). For etcd that entry is::
     BACKENDS["etcd"] = _Spec(_etcd, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease)
 
 ``lose_lease`` ends an instance's lease from outside the registry (the lease-loss tests).
-Capabilities a backend lacks are said by flags on its ``_Spec`` (``ids_per_version=False``:
-its keys have no version), and only the tests that need them skip it.
+Capabilities a backend lacks are said by flags on its ``_Spec``, and only the tests that need
+them skip it: ``ids_per_version=False``, its keys have no version; ``keeps_ids=False``, its
+records do not keep what a writer chose (go-zero's layout: a key names its lease, the value the
+address only): the tests marked ``chosen_ids`` are skipped there.
 
 The suite itself only uses the public Registry API and waits by polling with a deadline,
 so asynchronous backends pass it unchanged.
@@ -37,12 +39,13 @@ LoseLease = Callable[[pytest.FixtureRequest, Registry, Instance], None]
 class _Spec:
     def __init__(self, connect: Callable[[pytest.FixtureRequest], Callable[..., Registry]],
                  marks: Sequence[Any] = (), *, lose_lease: LoseLease, keepalive: bool = True,
-                 ids_per_version: bool = True) -> None:
+                 ids_per_version: bool = True, keeps_ids: bool = True) -> None:
         self.connect = connect
         self.marks = tuple(marks)
         self.lose_lease = lose_lease
         self.keepalive = keepalive  # False: nothing refreshes leases, a lost one returns on the next write
         self.ids_per_version = ids_per_version  # False: one id is one record whatever its version
+        self.keeps_ids = keeps_ids
 
 
 def _memory_lose_lease(request: pytest.FixtureRequest, registry: Registry, instance: Instance) -> None:
@@ -72,6 +75,15 @@ def _etcd(request: pytest.FixtureRequest) -> Callable[..., Registry]:
     endpoints = request.getfixturevalue("etcd_endpoints")
     # ttl=3: a takeover is noticed by the old owner's next heartbeat, a second later.
     return functools.partial(EtcdRegistry, endpoints=endpoints, namespace=f"contract-{uuid.uuid4().hex}", ttl=3)
+
+
+def _etcd_go_zero(request: pytest.FixtureRequest) -> Callable[..., Registry]:
+    from fyerreg.registry.etcd import EtcdRegistry
+    from fyerreg.registry.layouts import GoZeroLayout
+
+    endpoints = request.getfixturevalue("etcd_endpoints")
+    root = f"contract-{uuid.uuid4().hex}/"  # go-zero keys have no namespace: a root of their own
+    return functools.partial(EtcdRegistry, endpoints=endpoints, layout=GoZeroLayout(root=root), ttl=3)
 
 
 def _etcd_proxy(request: pytest.FixtureRequest) -> Callable[..., Registry]:
@@ -111,6 +123,8 @@ BACKENDS: Dict[str, _Spec] = {
     # Kratos' layout: keys without versions, versions in the records.
     "etcd-kratos": _Spec(_etcd_kratos, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease,
                          ids_per_version=False),
+    # go-zero's layout: instance ids read back are lease ids, records hold the address only.
+    "etcd-go-zero": _Spec(_etcd_go_zero, marks=(pytest.mark.etcd,), lose_lease=_etcd_lose_lease, keeps_ids=False),
 }
 
 
@@ -152,6 +166,11 @@ class Backend(Registries):
         self._spec.lose_lease(self._request, registry, instance)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chosen_ids: reads back the ids, versions and fields a writer chose "
+                                       "(skipped on backends whose records do not keep them)")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Read at collection time, so an entry added anywhere in this module counts.
     if "backend" in metafunc.fixturenames:
@@ -165,6 +184,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """A backend shared by the registries of one test, parametrized over BACKENDS."""
     spec = BACKENDS[request.param]
+    if not spec.keeps_ids and request.node.get_closest_marker("chosen_ids") is not None:
+        pytest.skip(f"{request.param}'s records do not keep the ids, versions and fields a writer chose "
+                    "(its keys name leases, its values hold the address only)")
     b = Backend(request.param, spec.connect(request), spec, request)
     with no_fyerreg_thread_left("every registry was closed"):
         try:

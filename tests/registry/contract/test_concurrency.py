@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from typing import List
 
+import pytest
+
 from fyerreg import Snapshot
 from tests.helpers import ids, wait_until
 from tests.registry.contract.support import SERVICE, make_instance
+
+pytestmark = pytest.mark.chosen_ids  # every test here reads back the ids it chose
 
 THREADS = 16
 ROUNDS = 12

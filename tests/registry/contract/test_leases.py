@@ -10,6 +10,8 @@ from fyerreg import NotRegisteredError
 from tests.helpers import ids, next_snapshot, wait_until
 from tests.registry.contract.support import SERVICE, make_instance, unstamped
 
+pytestmark = pytest.mark.chosen_ids  # every test here reads back the ids it chose
+
 
 def _counters(registry):
     return registry.stats()["counters"]

@@ -18,6 +18,7 @@ from tests.helpers import ids, next_snapshot, no_fyerreg_thread_left, wait_until
 from tests.registry.contract.support import SERVICE, make_instance, unstamped
 
 
+@pytest.mark.chosen_ids
 def test_register_list_deregister_round_trip(backend):
     writer, reader = backend.new(), backend.new()
     b = make_instance("b-2", port=8002, weight=7, status=Status.DISABLED, metadata={"zone": "eu-1", "città": "Zürich"})
@@ -39,6 +40,7 @@ def test_register_list_deregister_round_trip(backend):
     assert reader.list_services(SERVICE) == []
 
 
+@pytest.mark.chosen_ids
 def test_list_filters_by_service_and_version(backend):
     registry = backend.new()
     x2 = "x" if backend.ids_per_version else "x2"  # else the same id in v2 would replace v1's
@@ -63,6 +65,7 @@ def test_list_filters_by_service_and_version(backend):
     assert ids(registry.list_services(SERVICE + "-other")) == ["x"]
 
 
+@pytest.mark.chosen_ids
 def test_same_id_in_two_versions_are_two_instances(backend):
     backend.needs_ids_per_version()
     registry = backend.new()
@@ -73,6 +76,7 @@ def test_same_id_in_two_versions_are_two_instances(backend):
     assert unstamped(registry.list_services(SERVICE)) == [v2]
 
 
+@pytest.mark.chosen_ids
 def test_update_service_changes_record_in_place(backend):
     writer, reader = backend.new(), backend.new()
     inst = make_instance("u")
@@ -86,6 +90,7 @@ def test_update_service_changes_record_in_place(backend):
     assert writer.registration_state(changed).registered
 
 
+@pytest.mark.chosen_ids
 def test_reregistering_own_instance_updates_it(backend):
     registry = backend.new()
     inst = make_instance("r")
@@ -107,6 +112,7 @@ def test_deregister_is_idempotent(backend):
     assert not registry.registration_state(inst).registered
 
 
+@pytest.mark.chosen_ids
 def test_deregister_leaves_alone_an_instance_another_registry_holds(backend):
     owner, stranger = backend.new(), backend.new()
     inst = make_instance("held", metadata={"by": "owner"})
@@ -130,6 +136,7 @@ def test_close_is_idempotent_and_deregisters(backend):
     assert other.list_services(SERVICE) == []
 
 
+@pytest.mark.chosen_ids
 def test_context_manager_closes(backend):
     other = backend.new()
     with backend.new() as registry:
@@ -158,6 +165,7 @@ _INVALID: List[Tuple[str, Dict[str, Any]]] = [
 ]
 
 
+@pytest.mark.chosen_ids
 def test_invalid_instances_are_rejected_before_any_write(backend):
     writer, watcher = backend.new(), backend.new()
     sub = watcher.subscribe(SERVICE)
@@ -184,6 +192,7 @@ def test_invalid_instances_are_rejected_before_any_write(backend):
     assert writer.registration_state(valid).registered
 
 
+@pytest.mark.chosen_ids
 def test_update_service_requires_registration_here(backend):
     owner, stranger = backend.new(), backend.new()
     inst = make_instance("n")
@@ -199,6 +208,7 @@ def test_update_service_requires_registration_here(backend):
     assert stranger.list_services(SERVICE) == []
 
 
+@pytest.mark.chosen_ids
 def test_exclusive_register_refuses_an_instance_held_elsewhere(backend):
     first, second = backend.new(), backend.new()
     inst = make_instance("e", port=1)
@@ -210,6 +220,7 @@ def test_exclusive_register_refuses_an_instance_held_elsewhere(backend):
     assert not second.registration_state(inst).registered
 
 
+@pytest.mark.chosen_ids
 def test_register_takes_over_an_instance_held_elsewhere(backend):
     first, second = backend.new(), backend.new()
     old = make_instance("t", port=1)
@@ -252,6 +263,7 @@ def test_closed_registry_raises_for_every_call(backend):
     assert items and items[-1] is None and items.count(None) == 1
 
 
+@pytest.mark.chosen_ids
 def test_no_library_thread_outlives_close(backend):
     with no_fyerreg_thread_left():
         registry, other = backend.new(), backend.new()

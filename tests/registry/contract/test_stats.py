@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import pytest
+
 from tests.helpers import next_snapshot, wait_until
 from tests.registry.contract.support import SERVICE, make_instance
 
@@ -44,6 +46,7 @@ def test_stats_name_the_same_counters_and_gauges_on_every_backend(backend):
     assert (done["gauges"]["instances_registered"], done["gauges"]["subscriptions"]) == (0, 0)
 
 
+@pytest.mark.chosen_ids
 def test_taking_over_an_instance_of_another_registry_is_counted(backend):
     first, second = backend.new(), backend.new()
     first.register(make_instance("shared"))

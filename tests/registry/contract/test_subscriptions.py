@@ -5,9 +5,13 @@ from __future__ import annotations
 import queue
 from typing import List, Optional
 
+import pytest
+
 from fyerreg import Snapshot, Status, Subscription
 from tests.helpers import ids, next_snapshot, pending, wait_until
 from tests.registry.contract.support import SERVICE, make_instance, unstamped
+
+pytestmark = pytest.mark.chosen_ids  # every test here reads back the ids it chose
 
 
 def _take_all(sub: Subscription) -> List[Optional[Snapshot]]:

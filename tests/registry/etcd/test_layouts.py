@@ -94,7 +94,7 @@ def test_the_default_layout_is_fyer_rpcs_of_the_namespace(etcd_endpoints):
     finally:
         registry.close()
     assert layout_named("fyer-rpc", "ns2").root == "/ns2/services/"
-    with pytest.raises(ValueError, match="unknown layout 'consul'; known: etcd-naming, fyer-rpc, kratos"):
+    with pytest.raises(ValueError, match="unknown layout 'consul'; known: etcd-naming, fyer-rpc, go-zero, kratos"):
         layout_named("consul")
     with pytest.raises(TypeError, match="layout must be a fyerreg Layout"):
         EtcdRegistry(endpoints=etcd_endpoints, layout=3)  # type: ignore[arg-type]
