@@ -2,7 +2,8 @@
 an EtcdRegistry on that layout, called by name through DiscoveryChannel over another one.
 
 Its record is what etcd's resolver reads for ``etcd:///<target>`` (``<target>/<id>`` holding
-``{"Op":0,"Addr":...}``, lease-bound); a gRPC-Go client itself is not run here (no Go toolchain).
+``{"Op":0,"Addr":...}``, lease-bound); a gRPC-Go client dialing it through etcd's resolver is
+``test_etcd_naming_go_client.py``.
 """
 
 from __future__ import annotations
