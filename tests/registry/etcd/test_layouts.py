@@ -105,3 +105,14 @@ def test_the_default_layout_is_fyer_rpcs_of_the_namespace(etcd_endpoints):
         assert named._layout.root == "/ns3/services/"
     finally:
         named.close()
+
+
+def test_the_integrations_take_a_layout_by_name_in_their_registry_options(etcd_endpoints):
+    from fyerreg.contrib._integration import build_registry
+    from fyerreg.registry.layouts import KratosLayout
+
+    registry = build_registry({"endpoints": etcd_endpoints, "layout": "kratos"})
+    try:
+        assert isinstance(registry._layout, KratosLayout)  # Flask's and Django's REGISTRY, gunicorn's registry=
+    finally:
+        registry.close()
