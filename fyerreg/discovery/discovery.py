@@ -11,6 +11,7 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Se
 
 from .. import _fork
 from .._threads import join_thread, start_thread
+from .._wakers import waker
 from ..errors import RegistryClosedError, RegistryError, RegistryUnavailableError
 from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
@@ -214,7 +215,7 @@ class Discovery:
             return view
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
-        opening.add_callback(lambda: _wake(loop, woken))
+        opening.add_callback(waker(loop, woken))
         if first:
             self._start_opener(service, version, opening)
         await woken  # cancelled: the subscribe goes on in its thread and serves later picks
@@ -411,14 +412,3 @@ class _Opening:
     def wait(self) -> None:
         """Wait for the subscribe (bounded by its own timeout)."""
         self._done.wait()
-
-
-def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
-    def resolve() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    try:
-        loop.call_soon_threadsafe(resolve)
-    except RuntimeError:
-        pass  # the loop is closed: nobody waits any more

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator, List, Optional
 
+from .._wakers import waker
 from ..naming import Instance
 
 __all__ = ["Snapshot", "Subscription", "DEFAULT_SUBSCRIPTION_SIZE"]
@@ -295,7 +296,7 @@ class Subscription:
                 if self._queue.ended:
                     return
                 arrived: asyncio.Future[None] = loop.create_future()
-                wake = _waker(loop, arrived)
+                wake = waker(loop, arrived)
                 if not self._queue.wake_when_ready(wake):
                     continue
                 try:
@@ -334,17 +335,3 @@ class Subscription:
     def __repr__(self) -> str:
         return (f"<Subscription {self.service}/{self.version or '*'} pending={self.qsize()} "
                 f"closed={self.closed}>")
-
-
-def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
-    def resolve() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    def wake() -> None:
-        try:
-            loop.call_soon_threadsafe(resolve)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
-
-    return wake
