@@ -48,9 +48,12 @@ class SpareLease:
                 if self._thread is None:
                     self._thread = start_thread("spare-lease", self._run)
                 self._wanted.set()
-        if spare is not None and time.monotonic() - spare[1] < self._ttl / 3.0:
+        if spare is not None and self._young(spare):
             return spare[0]
         return self._client.grant(self._ttl, deadline=deadline)
+
+    def _young(self, spare: Tuple[int, float]) -> bool:
+        return time.monotonic() - spare[1] < self._ttl / 3.0
 
     def _run(self) -> None:
         while True:
@@ -59,6 +62,8 @@ class SpareLease:
                 self._wanted.clear()
                 if self._stopped:
                     return
+                if self._spare is not None and self._young(self._spare):
+                    continue  # asked again before the last one was taken: it still serves
             granted_at = time.monotonic()
             try:
                 lease_id = self._client.grant(self._ttl, deadline=Deadline(self._grant_timeout))
@@ -66,11 +71,15 @@ class SpareLease:
                 log.debug("granting a spare lease failed (the next registration grants its own): %s", exc)
                 continue
             with self._lock:
-                stale, self._spare = self._spare, (lease_id, granted_at)
-                stopped = self._stopped
-            if stale is not None or stopped:
-                # A spare nobody took: it expires by itself, but need not live that long.
-                self._revoke((stale or (lease_id, 0.0))[0], Deadline(self._grant_timeout))
+                if self._stopped:
+                    unused: Optional[int] = lease_id
+                else:
+                    unused = self._spare[0] if self._spare is not None else None
+                    self._spare = (lease_id, granted_at)
+            if unused is not None:
+                # A spare nobody will take (too old, or the registry is closing): it expires by
+                # itself, but need not live that long.
+                self._revoke(unused, Deadline(self._grant_timeout))
 
     def stop(self, *, revoke: bool = True, deadline: Optional[Deadline]) -> None:
         """Stop granting and (with ``revoke``) revoke the unused spare within ``deadline``."""
