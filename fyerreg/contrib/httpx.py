@@ -99,6 +99,17 @@ class _Routing(Routed):
             url = self._urls[key] = httpx.URL(f"{scheme}://{address}{request.url.raw_path.decode('ascii')}")
         return httpx.Request(request.method, url, headers=headers, stream=stream, extensions=request.extensions)
 
+    def _settle(self, failed: Failed[httpx.Response], request: httpx.Request, tried: int,
+                body_read: bool) -> Optional[httpx.Response]:
+        """After a failed attempt on ``tried`` instances: the 5xx response to return, or None to try
+        another instance; the transport's error is raised when the request goes nowhere else."""
+        outcome = failed.outcome
+        if isinstance(outcome, httpx.Response):
+            return outcome
+        if not isinstance(outcome, httpx.TransportError) or not self._again(outcome, request, tried, body_read):
+            raise outcome from None
+        return None
+
     def _again(self, exc: httpx.TransportError, request: httpx.Request, tried: int, body_read: bool) -> bool:
         """True when the request that failed with ``exc`` on ``tried`` instances goes to another."""
         delivered = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
@@ -185,12 +196,9 @@ class DiscoveryTransport(_Routing, httpx.BaseTransport):
             except NoInstanceAvailableError as exc:
                 raise self._no_instance(exc, route, request) from exc
             except Failed as failed:
-                outcome = failed.outcome
-                if isinstance(outcome, httpx.Response):
-                    return outcome
-                if not isinstance(outcome, httpx.TransportError) or not self._again(
-                        outcome, request, len(tried), once is not None and once.read):
-                    raise outcome from None
+                answer = self._settle(failed, request, len(tried), once is not None and once.read)
+                if answer is not None:
+                    return answer
 
     def close(self) -> None:
         """Close the inner transport (not the discovery)."""
@@ -245,12 +253,9 @@ class AsyncDiscoveryTransport(_Routing, httpx.AsyncBaseTransport):
             except NoInstanceAvailableError as exc:
                 raise self._no_instance(exc, route, request) from exc
             except Failed as failed:
-                outcome = failed.outcome
-                if isinstance(outcome, httpx.Response):
-                    return outcome
-                if not isinstance(outcome, httpx.TransportError) or not self._again(
-                        outcome, request, len(tried), once is not None and once.read):
-                    raise outcome from None
+                answer = self._settle(failed, request, len(tried), once is not None and once.read)
+                if answer is not None:
+                    return answer
 
     async def aclose(self) -> None:
         """Close the inner transport (not the discovery)."""
