@@ -27,7 +27,7 @@ from . import _convert
 from ._endpoints import Conn, EndpointPool
 from ._errors import LeaseNotFoundError, TokenExpiredError, classify
 from ._keepalive import KeepAliveStream
-from ._stream import WatchHub, WatchStream
+from ._stream import Deliver, WatchHub, WatchStream
 from .options import Endpoint, EtcdOptions
 
 __all__ = ["EtcdClient"]
@@ -319,6 +319,11 @@ class EtcdClient:
         """Open a watch of every key under ``prefix`` from ``start_revision`` (no retries), on the
         client's one watch stream."""
         return self._watches.watch(prefix, start_revision)
+
+    def watch_key(self, key: str, start_revision: int, on_batch: Deliver) -> Callable[[], None]:
+        """Watch ``key`` alone from ``start_revision`` on the client's watch stream, handing each
+        response (or the stream's error, which ends it) to ``on_batch``; returns what cancels it."""
+        return self._watches.watch(key, start_revision, exact=True, on_deliver=on_batch).cancel
 
     @property
     def watch_streams(self) -> int:

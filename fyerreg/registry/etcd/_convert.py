@@ -101,10 +101,12 @@ def _op(op: Op) -> Any:
     return etcdrpc.RequestOp(request_txn=txn_request(op))
 
 
-def watch_request(prefix: str, start_revision: int) -> Any:
-    """The request that creates a watch of every key under ``prefix`` from ``start_revision``."""
-    key, end = prefix_range(prefix)
-    create = etcdrpc.WatchCreateRequest(key=key, range_end=end, start_revision=start_revision, progress_notify=True)
+def watch_request(prefix: str, start_revision: int, *, exact: bool = False) -> Any:
+    """The request that creates a watch of every key under ``prefix`` from ``start_revision``
+    (with ``exact``: of the key ``prefix`` alone, with no progress notifications)."""
+    key, end = (encode(prefix), b"") if exact else prefix_range(prefix)
+    create = etcdrpc.WatchCreateRequest(key=key, range_end=end, start_revision=start_revision,
+                                        progress_notify=not exact)
     return etcdrpc.WatchRequest(create_request=create)
 
 

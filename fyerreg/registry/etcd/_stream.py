@@ -27,7 +27,7 @@ from ..kv._ops import WatchBatch
 from ._convert import watch_batch, watch_request
 from ._endpoints import Conn
 
-__all__ = ["RequestSide", "WatchHub", "WatchStream"]
+__all__ = ["Deliver", "RequestSide", "WatchHub", "WatchStream"]
 
 log = logging.getLogger("fyerreg.registry.etcd")
 
@@ -63,17 +63,23 @@ class RequestSide:
             yield item
 
 
+Deliver = Callable[[Union[WatchBatch, RegistryError]], None]
+"""Takes each response of a watch (or the stream's error) in the reader thread; must not block."""
+
+
 class WatchStream:
     """One watch of a key prefix on a shared stream, iterated by the thread that opened it.
 
     Iterating yields :class:`WatchBatch` until :meth:`cancel` (then it just ends) or until
     the shared stream breaks, which raises a fyerreg error (:class:`RegistryUnavailableError`
-    for a lost connection).
+    for a lost connection). A watch opened with ``on_deliver`` is not iterated: the reader
+    thread hands it each response (and the error) instead.
     """
 
-    def __init__(self, shared: _Shared, request: Any) -> None:
+    def __init__(self, shared: _Shared, request: Any, on_deliver: Optional[Deliver] = None) -> None:
         self._shared = shared
         self.request = request
+        self._on_deliver = on_deliver
         self.watch_id: Optional[int] = None
         self._inbox: queue.SimpleQueue[Union[WatchBatch, RegistryError, object]] = queue.SimpleQueue()
         self._cancelled = False
@@ -90,7 +96,13 @@ class WatchStream:
 
     def deliver(self, item: Union[WatchBatch, RegistryError]) -> None:
         """Hand a response (or the stream's error) to the reading thread."""
-        self._inbox.put(item)
+        if self._on_deliver is None:
+            self._inbox.put(item)
+        elif not self._cancelled:
+            try:
+                self._on_deliver(item)
+            except Exception:  # the reader serves every other watch: it must go on
+                log.exception("a watch's delivery failed")
 
     def __iter__(self) -> Iterator[WatchBatch]:
         while True:
@@ -136,9 +148,10 @@ class _Shared:
         with self._lock:
             return len(self._watches) + len(self._pending)
 
-    def add(self, prefix: str, start_revision: int) -> WatchStream:
-        """A new watch of ``prefix`` from ``start_revision`` on this stream."""
-        stream = WatchStream(self, watch_request(prefix, start_revision))
+    def add(self, prefix: str, start_revision: int, *, exact: bool = False,
+            on_deliver: Optional[Deliver] = None) -> WatchStream:
+        """A new watch of ``prefix`` (with ``exact``: of that key alone) from ``start_revision`` on this stream."""
+        stream = WatchStream(self, watch_request(prefix, start_revision, exact=exact), on_deliver)
         with self._lock:
             if self.broken is not None:
                 raise self.broken
@@ -237,8 +250,10 @@ class WatchHub:
         self._shared: Optional[_Shared] = None
         self._closed = False
 
-    def watch(self, prefix: str, start_revision: int) -> WatchStream:
-        """Watch every key under ``prefix`` from ``start_revision`` on the shared stream (no retries)."""
+    def watch(self, prefix: str, start_revision: int, *, exact: bool = False,
+              on_deliver: Optional[Deliver] = None) -> WatchStream:
+        """Watch every key under ``prefix`` (with ``exact``: the key ``prefix``) from ``start_revision``
+        on the shared stream (no retries); ``on_deliver`` takes its responses instead of an iteration."""
         with self._lock:
             if self._closed:
                 raise RegistryClosedError("the etcd client is closed")
@@ -246,7 +261,7 @@ class WatchHub:
             if shared is None or shared.broken is not None:
                 # Opening a stream sends nothing and waits for nothing: safe under the lock.
                 shared = self._shared = _Shared(self._acquire(), self._metadata(), self._translate)
-            return shared.add(prefix, start_revision)
+            return shared.add(prefix, start_revision, exact=exact, on_deliver=on_deliver)
 
     @property
     def streams(self) -> int:

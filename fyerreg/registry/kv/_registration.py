@@ -22,7 +22,8 @@ from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..base import RegistrationState
-from ._keepalives import KeepaliveThreads
+from ._guard import RecordGuard
+from ._keepalives import KeepaliveThreads, heartbeat_wait
 from ._ops import Deadline, KeyValue
 from ._records import RecordWriter, cleanup_deadline, instance_extra
 from ._surface import LeaseNotFoundError
@@ -42,9 +43,8 @@ class Registration:
     while ``heartbeat_gate()`` is true; ``interval`` None: no keepalive thread (leases
     that never expire).
 
-    ``active``: the record is ours and kept alive; False once another registry took
-    the key over (``taken_over_by`` its lease) or once it is finished.
-    """
+    ``active``: the record is ours and kept alive; False once another registry took the key
+    over (``taken_over_by`` its lease) or once it is finished."""
 
     def __init__(self, instance: Instance, writer: RecordWriter, metrics: Metrics, *,
                  interval: Optional[float], retry: Retry, call_timeout: float, thread_name: str,
@@ -69,6 +69,7 @@ class Registration:
         self._failures = 0
         self._lost_lease = 0
         self._keepalives = KeepaliveThreads(thread_name)
+        self._guard = RecordGuard(writer.client)
 
     @property
     def key(self) -> str:
@@ -112,11 +113,10 @@ class Registration:
     def remove(self, *, deadline: Deadline) -> Optional[int]:
         """Deregister: stop the keepalive and delete the record (while ours) and the lease.
 
-        Returns the store revision of the delete (None when there was nothing of ours to
-        delete, or another remove() or abandon() does it). When a write in flight outlasts
-        ``deadline``, it removes what it holds when it ends and RegistryUnavailableError
-        says so. The threads are joined by :meth:`join`.
-        """
+        Returns the store revision of the delete (None when there was nothing of ours to delete,
+        or another remove() or abandon() does it). When a write in flight outlasts ``deadline``,
+        it removes what it holds when it ends and RegistryUnavailableError says so. The threads
+        are joined by :meth:`join`."""
         self._signal_stop()  # a heartbeat in flight writes nothing once told
         turn = self._begin_write(deadline)
         if turn is Turn.FINISHED:
@@ -137,18 +137,14 @@ class Registration:
         """Finish it for close(): no write starts after this and the keepalive is told to stop.
 
         True when a write is in flight, which then removes what it holds when it ends;
-        otherwise :meth:`withdraw` is the caller's to run.
-        """
+        otherwise :meth:`withdraw` is the caller's to run."""
         in_flight = self._finish(Finish.CLOSED)
         self._signal_stop()
         return in_flight
 
     def withdraw(self, *, deadline: Optional[Deadline]) -> Optional[int]:
-        """Remove what it holds in etcd: its record while still ours, and its lease.
-
-        Marks it inactive first. Returns the store revision of the delete (None when
-        there was no record of ours to delete).
-        """
+        """Remove what it holds in etcd: its record while still ours, and its lease; marks it inactive
+        first. Returns the store revision of the delete (None when there was no record of ours)."""
         revision = self._withdraw(deadline=deadline)
         self._metrics.inc("deregistrations")
         log.info("deregistered %s (lease %x revoked)", self.key, self.lease_id,
@@ -311,10 +307,11 @@ class Registration:
 
     def _signal_stop(self) -> None:
         self._keepalives.signal_stop()
+        self._guard.disarm()
 
     def _run(self, stop: threading.Event) -> None:
         assert self._interval is not None
-        wait = self._interval
+        wait = heartbeat_wait(self._interval)
         while not stop.wait(wait):
             if not self._gate():
                 continue
@@ -330,7 +327,7 @@ class Registration:
                 self._note_failure(exc)
             with self._lock:
                 failures = self._failures
-            wait = min(self._interval, self._retry.wait_time(failures)) if failures else self._interval
+            wait = min(self._interval, self._retry.wait_time(failures)) if failures else heartbeat_wait(self._interval)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         """Refresh the lease; repair a lost lease or a missing record."""
@@ -342,8 +339,13 @@ class Registration:
         current: Optional[KeyValue] = None
         if ttl > 0:
             key = self._writer.key_of(self.instance, lease_id)
-            _, current = self._writer.client.get(key, deadline=deadline, retry=_ONE_TRY)
-            if current is not None and current.lease == lease_id:
+            vouched = self._guard.vouches(key, lease_id)  # else read the record, and watch it from there
+            if not vouched:
+                revision, current = self._writer.client.get(key, deadline=deadline, retry=_ONE_TRY)
+                if current is not None and current.lease == lease_id:
+                    vouched = True
+                    self._guard.arm(key, lease_id, revision)
+            if vouched:
                 if self._current(lease_id, stop):
                     self._note_success()
                 return
