@@ -14,6 +14,7 @@ import traceback
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .. import logging as fyerreg_logging
+from .._grpc_quiet import quiet_grpc
 from ..errors import (
     AuthenticationError,
     InvalidInstanceError,
@@ -39,6 +40,7 @@ _COMMANDS: List[Tuple[AddParser, bool]] = [
 
 def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    quiet_grpc()  # before any command imports grpc: the variable is read then, and only then
     env = os.environ if environ is None else environ
     parser = build_parser(_COMMANDS)
     try:

@@ -25,7 +25,7 @@ from ...retry import Retry
 from ..kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from . import _convert
 from ._endpoints import Conn, EndpointPool
-from ._errors import LeaseNotFoundError, TokenExpiredError, classify
+from ._errors import LeaseNotFoundError, TokenExpiredError, classify, untrusted_server_hint
 from ._keepalive import KeepAliveStream
 from ._stream import WatchHub, WatchStream
 from .options import Endpoint, EtcdOptions
@@ -115,7 +115,10 @@ class EtcdClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 names = ", ".join(ep.netloc for ep in self.options.endpoints)
-                raise RegistryUnavailableError(f"etcd at {names} unreachable within dial_timeout={dial:g}s: {last}")
+                tls = self.options.tls
+                hint = untrusted_server_hint(str(last), tls.ca if tls is not None else None)
+                raise RegistryUnavailableError(f"etcd at {names} unreachable within dial_timeout={dial:g}s: "
+                                               + (f"{hint} ({last})" if hint else str(last)))
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.5)
 
