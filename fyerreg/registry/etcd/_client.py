@@ -273,6 +273,20 @@ class EtcdClient:
 
         return self.call("lease grant", run, deadline=deadline)
 
+    def granted_ttl(self, ttl: int, *, deadline: Optional[Deadline] = None) -> int:
+        """The TTL etcd grants when asked for ``ttl`` seconds (it raises one below its minimum); revoked at once."""
+        request = etcdrpc.LeaseGrantRequest(TTL=int(ttl), ID=0)
+
+        def run(conn: Conn, timeout: float, md: Any) -> Tuple[int, int]:
+            resp = conn.lease.LeaseGrant(request, timeout, metadata=md)
+            if resp.error:
+                raise RegistryError(f"etcd refused a lease: {resp.error}")
+            return int(resp.ID), int(resp.TTL)
+
+        lease_id, granted = self.call("lease grant", run, deadline=deadline)
+        self.revoke(lease_id, deadline=deadline)
+        return granted
+
     def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None,
                 retry: Optional[Retry] = None) -> int:
         """Refresh a lease on the client's one keepalive stream; its remaining TTL, 0 when etcd no
