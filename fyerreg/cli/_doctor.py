@@ -151,8 +151,8 @@ def _namespace(registry: Any, args: argparse.Namespace, checks: List[Check]) -> 
     details: Dict[str, Any] = {"layout": layout.name, "root": layout.root, "records": len(scan.records),
                                "services": services}
     if scan.records:
-        checks.append(Check("namespace", "ok", f"{len(scan.records)} records of {len(services)} services under "
-                            f"{layout.root!r} (layout {layout.name})", details))
+        summary = f"{_count(len(scan.records), 'record')} of {_count(len(services), 'service')}"
+        checks.append(Check("namespace", "ok", f"{summary} under {layout.root!r} (layout {layout.name})", details))
     else:
         elsewhere: Dict[str, int] = {}
         for name, factory in sorted(LAYOUTS.items()):
@@ -163,7 +163,8 @@ def _namespace(registry: Any, args: argparse.Namespace, checks: List[Check]) -> 
             if found:
                 elsewhere[name] = found
         details["other_layouts"] = elsewhere
-        hint = "; ".join(f"{n} records read as layout {name} (--layout {name})" for name, n in elsewhere.items())
+        hint = "; ".join(f"{_count(n, 'record')} read as layout {name} (--layout {name})"
+                         for name, n in elsewhere.items())
         checks.append(Check("namespace", "warn", f"no records under {layout.root!r} (layout {layout.name})"
                             + (f"; {hint}" if hint else ""), details))
     unleased = [r.key for r in scan.records if not r.lease_id]
@@ -173,14 +174,19 @@ def _namespace(registry: Any, args: argparse.Namespace, checks: List[Check]) -> 
     if scan.invalid:
         shown = "; ".join(f"{key} ({why})" for key, why in scan.invalid[:_SHOWN_INVALID])
         more = f" and {len(scan.invalid) - _SHOWN_INVALID} more" if len(scan.invalid) > _SHOWN_INVALID else ""
-        problems.append(f"{len(scan.invalid)} keys are not valid records: {shown}{more}")
+        problems.append(f"{_count(len(scan.invalid), 'key')} not a valid record: {shown}{more}")
     if unleased:
-        problems.append(f"{len(unleased)} records are bound to no lease and never expire (e.g. {unleased[0]})")
+        problems.append(f"{_count(len(unleased), 'record')} bound to no lease, never expiring "
+                        f"(e.g. {unleased[0]})")
     if problems:
         checks.append(Check("records", "warn", "; ".join(problems), record_details))
     else:
         checks.append(Check("records", "ok", f"every key under {layout.root!r} is a valid record bound to a lease",
                             record_details))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _clock(registry: Any, args: argparse.Namespace, checks: List[Check]) -> None:

@@ -43,7 +43,7 @@ def test_a_healthy_namespace_is_ok_on_every_line_and_exits_0(registry: Any, env:
     lines = _lines(result.stdout)
     assert list(lines) == CHECKS
     assert all(status == "ok" for status, _ in lines.values()), result.stdout
-    assert "1 records of 1 services" in lines["namespace"][1]
+    assert "1 record of 1 service under" in lines["namespace"][1]
     assert "etcd's clock agrees" in lines["clock"][1]
 
     result, checks = _doctor_json(env=env)
@@ -94,7 +94,7 @@ def test_invalid_and_unleased_records_are_counted_and_named(
     assert records["status"] == "warn"
     assert sorted(i["key"] for i in records["invalid"]) == [f"{root}/orders/v1/broken", f"{root}/orders/v1/half"]
     assert records["without_lease"] == [f"{root}/orders/v1/ghost"]
-    assert "2 keys are not valid records" in records["message"]
+    assert "2 keys not a valid record" in records["message"]
     assert checks["namespace"]["records"] == 2  # a and ghost
 
     text = _lines(run_cli("doctor", env=env).stdout)
