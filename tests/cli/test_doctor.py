@@ -13,7 +13,7 @@ import pytest
 
 from fyerreg.cli._clock import read_server_clock, skew_bounds
 from fyerreg.naming import Instance
-from fyerreg.testing import EtcdServer, enable_auth
+from fyerreg.testing import EtcdServer, TLSEtcdServer, enable_auth, make_certificates
 
 from .support import cli_env, run_cli
 
@@ -147,6 +147,18 @@ def test_rejected_credentials_fail_auth_and_exit_3() -> None:
         right = run_cli("doctor", env=dict(base, FYERREG_PASSWORD="al1ce-pw"))
         assert right.returncode == 0, right.stdout
         assert _lines(right.stdout)["auth"] == ["ok", "authenticated as 'alice'; may read '/A/services/'"]
+
+
+def test_over_mutual_tls_every_check_runs_and_the_clock_is_read_over_https(tmp_path: Any) -> None:
+    pytest.importorskip("cryptography")
+    certs = make_certificates(str(tmp_path / "pki"))
+    with TLSEtcdServer(certs) as server:  # a client certificate is required, for HTTP too
+        env = cli_env([server.tls_endpoint], "tls", FYERREG_CACERT=certs.ca, FYERREG_CERT=certs.client_cert,
+                      FYERREG_KEY=certs.client_key)
+        result, checks = _doctor_json(env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert checks["connect"]["tls"] is True
+        assert checks["clock"]["status"] == "ok" and checks["clock"]["etcd_version"]
 
 
 class _SkewedHandler(http.server.BaseHTTPRequestHandler):
