@@ -127,9 +127,9 @@ def _connect(args: argparse.Namespace, checks: List[Check]) -> Optional[Any]:
             raise
         checks.append(Check("connect", "fail", str(exc), {"endpoints": list(args.endpoints)}))
         return None
-    from ..registry.etcd.admin import endpoint_in_use
+    from ..registry.etcd.admin import current_endpoint
 
-    netloc, secure = endpoint_in_use(registry)
+    netloc, secure = current_endpoint(registry)
     checks.append(Check("connect", "ok", f"etcd answered at {netloc}{' over TLS' if secure else ''}",
                         {"endpoint": netloc, "tls": secure}))
     root = registry._layout.root
@@ -190,9 +190,9 @@ def _count(n: int, word: str) -> str:
 
 
 def _clock(registry: Any, args: argparse.Namespace, checks: List[Check]) -> None:
-    from ..registry.etcd.admin import endpoint_in_use
+    from ..registry.etcd.admin import current_endpoint
 
-    netloc, secure = endpoint_in_use(registry)
+    netloc, secure = current_endpoint(registry)
     try:
         clock = read_server_clock(netloc, secure=secure, tls=registry.options.tls, timeout=args.dial_timeout)
     except (OSError, http.client.HTTPException, ValueError) as exc:

@@ -20,7 +20,7 @@ from ..layouts import Layout
 from .registry import EtcdRegistry
 
 __all__ = ["InstanceRecord", "NamespaceScan", "list_records", "lease_ttls", "remove", "scan_namespace",
-           "count_records", "granted_ttl", "endpoint_in_use"]
+           "count_records", "granted_ttl", "current_endpoint"]
 
 log = logging.getLogger("fyerreg.registry.etcd.admin")
 
@@ -161,7 +161,7 @@ def granted_ttl(registry: EtcdRegistry, ttl: int, *, timeout: Optional[float] = 
     return registry._client.granted_ttl(ttl, deadline=Deadline(timeout))
 
 
-def endpoint_in_use(registry: EtcdRegistry) -> Tuple[str, bool]:
+def current_endpoint(registry: EtcdRegistry) -> Tuple[str, bool]:
     """The ``host:port`` of the etcd member calls go to now, and whether it is reached over TLS."""
     options = registry.options
     netloc = registry._client.endpoint
