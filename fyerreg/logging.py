@@ -12,6 +12,8 @@ import sys
 import unicodedata
 from typing import Any, Dict, Optional, TextIO, Union
 
+from ._grpc_quiet import quiet_grpc
+
 __all__ = ["configure", "reset", "escape_control", "STRUCTURED_FIELDS"]
 
 LOGGER_NAME = "fyerreg"
@@ -135,6 +137,9 @@ def configure(
     appended as ``key=value``. Only the ``"fyerreg"`` logger is touched; calling again
     replaces the handler an earlier call installed. ``propagate`` False (the default)
     keeps the records from also reaching the root logger's handlers.
+    gRPC's own log lines, written by its C core to stderr, are kept at ERROR and above
+    unless ``GRPC_VERBOSITY`` is set (this works when grpc has not been imported yet;
+    see :mod:`fyerreg._grpc_quiet`).
     Returns the installed handler.
     """
     if isinstance(level, str):
@@ -150,6 +155,7 @@ def configure(
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = propagate
+    quiet_grpc()
     return handler
 
 

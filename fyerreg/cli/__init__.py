@@ -14,6 +14,7 @@ import traceback
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .. import logging as fyerreg_logging
+from .._grpc_quiet import quiet_grpc
 from ..errors import (
     AuthenticationError,
     InvalidInstanceError,
@@ -21,7 +22,7 @@ from ..errors import (
     RegistryError,
     RegistryUnavailableError,
 )
-from . import _etcd, _query, _sidecar, _watch
+from . import _doctor, _etcd, _query, _sidecar, _watch
 from ._errors import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._parser import AddParser, apply_environment, build_parser
 
@@ -34,11 +35,13 @@ _COMMANDS: List[Tuple[AddParser, bool]] = [
     (_sidecar.add_register_parser, True),
     (_sidecar.add_deregister_parser, True),
     (_etcd.add_parser, False),
+    (_doctor.add_parser, True),
 ]
 
 
 def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    quiet_grpc()  # before any command imports grpc: the variable is read then, and only then
     env = os.environ if environ is None else environ
     parser = build_parser(_COMMANDS)
     try:

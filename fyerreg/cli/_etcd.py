@@ -8,7 +8,8 @@ import threading
 from typing import Any, List
 
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
-from ._output import emit
+from ._json import add_json_option
+from ._output import emit, emit_json
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
 __all__ = ["add_parser", "run"]
@@ -37,6 +38,8 @@ def add_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
     parser.add_argument("--port", type=_port, default=2379,
                         help="client port (default 2379, fyerreg's default endpoint; 0 picks a free port); "
                         "a port in use ends the command at once with exit status 1")
+    add_json_option(parser, 'one JSON object per line: {"event": "listening", "endpoint": ..., ...}, then '
+                    '{"event": "stopped"}')
     parser.set_defaults(func=run, default_log_level="info")
 
 
@@ -66,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
                 tail = server.log_tail()
                 reason = f"etcd at {server.client_url} did not start" if tail.strip() else str(exc)
                 raise CommandError(_with_last_words(reason, tail), EXIT_NOT_FOUND) from None
-            emit(f"etcd listening on {server.client_url} (data dir {server.data_dir}, log {server.log_path})")
-            emit(f"use it with: export FYERREG_ENDPOINTS={server.endpoint}")
-            emit("press Ctrl-C to stop")
+            if args.json:
+                emit_json({"event": "listening", "endpoint": server.endpoint, "client_url": server.client_url,
+                           "data_dir": server.data_dir, "log": server.log_path})
+            else:
+                emit(f"etcd listening on {server.client_url} (data dir {server.data_dir}, log {server.log_path})")
+                emit(f"use it with: export FYERREG_ENDPOINTS={server.endpoint}")
+                emit("press Ctrl-C to stop")
             while server.is_running:
                 idle.wait(_POLL_SECONDS)
             raise CommandError(_with_last_words("etcd exited unexpectedly", server.log_tail()), EXIT_NOT_FOUND)
@@ -77,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         with ignore_interrupts():
             server.close()
-    emit("etcd stopped")
+    if args.json:
+        emit_json({"event": "stopped"})
+    else:
+        emit("etcd stopped")
     return EXIT_OK
 
 

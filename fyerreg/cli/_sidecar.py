@@ -14,7 +14,8 @@ from ..serving import InstanceSpec, ServingRegistration
 from ..serving.address import advertise_address, is_unspecified, split_host_port
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-from ._output import emit
+from ._json import add_json_option
+from ._output import emit, emit_json, instance_dict
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
 __all__ = ["add_register_parser", "add_deregister_parser", "run_register", "run_deregister", "parse_metadata",
@@ -64,6 +65,7 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
                         help="metadata entries (repeatable)")
     parser.add_argument("--ttl", type=_lease_ttl, default=None,
                         help=f"lease TTL in seconds, 2 to {MAX_TTL} (default 30)")
+    add_json_option(parser, 'one JSON object per line: {"event": "registered" or "deregistered", "instance": ...}')
     parser.set_defaults(func=run_register, default_log_level="info")
 
 
@@ -77,6 +79,7 @@ def add_deregister_parser(subparsers: Any, parents: List[argparse.ArgumentParser
         "--service, --version and --id are required.",
     )
     required.add_argument("--id", required=True, help="instance id (the ID column of 'fyerreg list SERVICE')")
+    add_json_option(parser, "a JSON array of the instance removed ([] when there was none)")
     parser.set_defaults(func=run_deregister)
 
 
@@ -131,7 +134,10 @@ def run_register(args: argparse.Namespace) -> int:
                                                deregister_timeout=_SHUTDOWN_TIMEOUT)
             registration.start()
             registered = True
-            emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
+            if args.json:
+                emit_json({"event": "registered", "instance": instance_dict(registration.instance)})
+            else:
+                emit(f"registered {name} at {instance.address}; Ctrl-C or SIGTERM deregisters it")
             lost = _wait_until_lost(registry, instance)
             registered = False
             sys.stderr.write(f"fyerreg: {name} is no longer registered by this sidecar "
@@ -143,7 +149,7 @@ def run_register(args: argparse.Namespace) -> int:
         if registry is not None:
             with ignore_interrupts():
                 if registered and registration is not None:
-                    code = _deregister(registration, name)
+                    code = _deregister(registration, name, args.json)
                 registry.close(timeout=_SHUTDOWN_TIMEOUT)
     return code
 
@@ -161,7 +167,7 @@ def _wait_until_lost(registry: Any, instance: Instance) -> str:
             return state.last_error or "its registration was lost"
 
 
-def _deregister(registration: ServingRegistration, name: str) -> int:
+def _deregister(registration: ServingRegistration, name: str, as_json: bool) -> int:
     if not registration.registry.registration_state(registration.instance).registered:
         sys.stderr.write(f"fyerreg: {name} is not registered by this process any more "
                          "(taken over by another, or its lease was lost); nothing to remove\n")
@@ -171,7 +177,10 @@ def _deregister(registration: ServingRegistration, name: str) -> int:
         sys.stderr.write(f"fyerreg: could not deregister {name} ({escape_control(str(registration.last_error))}); "
                          "its lease expires on its own\n")
         return EXIT_UNAVAILABLE
-    emit(f"deregistered {name}")
+    if as_json:
+        emit_json({"event": "deregistered", "instance": instance_dict(registration.instance)})
+    else:
+        emit(f"deregistered {name}")
     return EXIT_OK
 
 
@@ -185,9 +194,12 @@ def run_deregister(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     name = f"{args.service}/{args.version}/{args.id}"
+    if args.json:  # also when nothing was removed: a script reading stdout always gets JSON
+        emit_json([instance_dict(removed.instance)] if removed is not None else [], indent=2)
     if removed is None:
         raise CommandError(f"no instance {name} in namespace {args.namespace!r}", EXIT_NOT_FOUND)
-    emit(f"deregistered {name} ({removed.instance.address})")
+    if not args.json:
+        emit(f"deregistered {name} ({removed.instance.address})")
     if removed.lease_id:
         sys.stderr.write("fyerreg: note: a process still running with this instance registers it again "
                          "within a third of its TTL; stop that process to remove it for good\n")

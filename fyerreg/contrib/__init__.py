@@ -3,3 +3,7 @@
 
 Each submodule imports its framework only when imported itself; install the matching extra.
 """
+
+from .._grpc_quiet import quiet_grpc
+
+quiet_grpc()  # every integration is imported through here, before it (or its registry) imports grpc

@@ -123,7 +123,7 @@ def test_usage_errors_exit_2_with_one_line(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"], {}) == 0
     out = capsys.readouterr().out
-    for command in ("services", "list", "watch", "register", "deregister", "etcd"):
+    for command in ("services", "list", "watch", "register", "deregister", "etcd", "doctor"):
         assert command in out
     assert "FYERREG_PASSWORD" in out
 
@@ -159,7 +159,7 @@ def test_readme_operating_section_shows_every_command_and_variable() -> None:
     start = readme.index("\n## Operating fyerreg\n")
     end = readme.find("\n## ", start + 1)
     section = readme[start:] if end < 0 else readme[start:end]
-    for command in ("etcd", "register", "services", "list", "watch", "deregister"):
+    for command in ("etcd", "register", "services", "list", "watch", "deregister", "doctor"):
         assert f"$ fyerreg {command}" in section, command
     for env, _, _ in ENV_DEFAULTS.values():
         assert f"`{env}`" in section, env

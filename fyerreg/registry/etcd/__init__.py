@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..._grpc_quiet import quiet_grpc
 from ..._lazy import lazy_exports
 from .options import CacheOptions, EtcdOptions, TLSOptions
+
+quiet_grpc()  # before this package's modules import grpc: its core reads the variable once, at load
 
 if TYPE_CHECKING:
     from .registry import EtcdRegistry

@@ -25,7 +25,7 @@ from ...retry import Retry
 from ..kv._ops import Deadline, KeyValue, RangeResult, Txn, TxnResult
 from . import _convert
 from ._endpoints import Conn, EndpointPool
-from ._errors import LeaseNotFoundError, TokenExpiredError, classify
+from ._errors import LeaseNotFoundError, TokenExpiredError, classify, untrusted_server_hint
 from ._keepalive import KeepAliveStream
 from ._stream import Deliver, WatchHub, WatchStream
 from .options import Endpoint, EtcdOptions
@@ -115,7 +115,10 @@ class EtcdClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 names = ", ".join(ep.netloc for ep in self.options.endpoints)
-                raise RegistryUnavailableError(f"etcd at {names} unreachable within dial_timeout={dial:g}s: {last}")
+                tls = self.options.tls
+                hint = untrusted_server_hint(str(last), tls.ca if tls is not None else None)
+                raise RegistryUnavailableError(f"etcd at {names} unreachable within dial_timeout={dial:g}s: "
+                                               + (f"{hint} ({last})" if hint else str(last)))
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.5)
 
@@ -269,6 +272,20 @@ class EtcdClient:
             return int(resp.ID)
 
         return self.call("lease grant", run, deadline=deadline)
+
+    def granted_ttl(self, ttl: int, *, deadline: Optional[Deadline] = None) -> int:
+        """The TTL etcd grants when asked for ``ttl`` seconds (it raises one below its minimum); revoked at once."""
+        request = etcdrpc.LeaseGrantRequest(TTL=int(ttl), ID=0)
+
+        def run(conn: Conn, timeout: float, md: Any) -> Tuple[int, int]:
+            resp = conn.lease.LeaseGrant(request, timeout, metadata=md)
+            if resp.error:
+                raise RegistryError(f"etcd refused a lease: {resp.error}")
+            return int(resp.ID), int(resp.TTL)
+
+        lease_id, granted = self.call("lease grant", run, deadline=deadline)
+        self.revoke(lease_id, deadline=deadline)
+        return granted
 
     def refresh(self, lease_id: int, *, deadline: Optional[Deadline] = None,
                 retry: Optional[Retry] = None) -> int:

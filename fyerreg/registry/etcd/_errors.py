@@ -18,7 +18,8 @@ from pyetcd import exceptions as etcd_exceptions
 from ...errors import AuthenticationError, PermissionDeniedError, RegistryError, RegistryUnavailableError
 from ..kv._surface import LeaseNotFoundError
 
-__all__ = ["LeaseNotFoundError", "TokenExpiredError", "ErrorType", "Rule", "RULES", "Failure", "rule_for", "classify"]
+__all__ = ["LeaseNotFoundError", "TokenExpiredError", "ErrorType", "Rule", "RULES", "Failure", "rule_for", "classify",
+           "untrusted_server_hint"]
 
 
 class TokenExpiredError(Exception):
@@ -132,3 +133,18 @@ def classify(exc: BaseException, *, has_credentials: bool) -> Failure:
     if rule is None:
         return Failure(RegistryError, details, False)
     return Failure(rule.error, details, rule.blames_endpoint)
+
+
+# What BoringSSL says (inside gRPC's "Tls handshake failed") when the server's certificate
+# does not chain to a trusted CA.
+_UNTRUSTED = ("certificate_verify_failed", "certificate signature failure", "bad_signature",
+              "unable to get local issuer", "self signed certificate", "self-signed certificate")
+
+
+def untrusted_server_hint(details: str, ca: Optional[str]) -> Optional[str]:
+    """A sentence naming the CA problem when ``details`` say etcd's TLS certificate was not trusted; else None."""
+    lowered = details.lower()
+    if "handshake" not in lowered or not any(mark in lowered for mark in _UNTRUSTED):
+        return None
+    trusted = f"the CA in tls.ca={ca!r}" if ca else "this system's trusted CAs (no tls.ca given)"
+    return f"etcd's TLS certificate is not trusted: it is not signed by {trusted}"

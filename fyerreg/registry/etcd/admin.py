@@ -1,7 +1,9 @@
 """Operator reads and repairs on an :class:`EtcdRegistry`'s namespace, beyond the Registry contract.
 
 What the ``fyerreg`` command needs: every record of the namespace with its lease, the
-time left on a lease, and removing a record another process registered.
+time left on a lease, removing a record another process registered, and for ``fyerreg
+doctor`` the keys that are no valid record, how many records another layout would read,
+and the lease TTL etcd actually grants.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from ...errors import InvalidInstanceError
 from ...naming import Instance, _check_segment
 from ..kv._ops import Compare, Deadline, Delete, Txn
 from ..kv._records import lease_hex
+from ..layouts import Layout
 from .registry import EtcdRegistry
 
-__all__ = ["InstanceRecord", "list_records", "lease_ttls", "remove"]
+__all__ = ["InstanceRecord", "NamespaceScan", "list_records", "lease_ttls", "remove", "scan_namespace",
+           "count_records", "granted_ttl", "current_endpoint"]
 
 log = logging.getLogger("fyerreg.registry.etcd.admin")
 
@@ -108,3 +112,61 @@ def remove(
     log.info("removed %s (lease %x) by operator request", key, kv.lease,
                 extra={"service": service, "version": version, "instance_id": id, "lease_id": lease_hex(kv.lease)})
     return InstanceRecord(instance, key, kv.lease, kv.mod_revision)
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespaceScan:
+    """Every key under the registry's layout root: the valid ``records`` (sorted by key) and
+    the ``invalid`` ones as ``(key, why)``, read at store ``revision``."""
+
+    records: List[InstanceRecord]
+    invalid: List[Tuple[str, str]]
+    revision: int
+
+
+def scan_namespace(registry: EtcdRegistry, *, timeout: Optional[float] = None) -> NamespaceScan:
+    """Read every key under the layout's root once and sort valid records from invalid ones (nothing is logged)."""
+    registry._check_open()
+    layout = registry._layout
+    result = registry._client.get_prefix(layout.root, deadline=Deadline(timeout))
+    records: List[InstanceRecord] = []
+    invalid: List[Tuple[str, str]] = []
+    for kv in result.kvs:
+        try:
+            instance = layout.decode(kv.key, kv.value)
+        except InvalidInstanceError as exc:
+            invalid.append((kv.key, str(exc)))
+            continue
+        records.append(InstanceRecord(instance, kv.key, kv.lease, kv.mod_revision))
+    return NamespaceScan(sorted(records, key=lambda r: r.key), sorted(invalid), result.revision)
+
+
+def count_records(registry: EtcdRegistry, layout: Layout, *, timeout: Optional[float] = None) -> int:
+    """How many keys under ``layout``'s root are valid records of that layout (read with this registry's client)."""
+    registry._check_open()
+    result = registry._client.get_prefix(layout.root, deadline=Deadline(timeout))
+    count = 0
+    for kv in result.kvs:
+        try:
+            layout.decode(kv.key, kv.value)
+        except InvalidInstanceError:
+            continue
+        count += 1
+    return count
+
+
+def granted_ttl(registry: EtcdRegistry, ttl: int, *, timeout: Optional[float] = None) -> int:
+    """The TTL etcd grants a lease asked for ``ttl`` seconds (it raises one below its minimum); revoked at once."""
+    registry._check_open()
+    return registry._client.granted_ttl(ttl, deadline=Deadline(timeout))
+
+
+def current_endpoint(registry: EtcdRegistry) -> Tuple[str, bool]:
+    """The ``host:port`` of the etcd member calls go to now, and whether it is reached over TLS."""
+    options = registry.options
+    netloc = registry._client.endpoint
+    for endpoint in options.endpoints:
+        if endpoint.netloc == netloc:
+            return netloc, options.endpoint_is_secure(endpoint)
+    return netloc, options.tls is not None  # a member learnt from the cluster
+
