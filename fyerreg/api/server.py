@@ -76,6 +76,8 @@ class ServerOptions:
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) \
                 or self.max_connections < 1:
             raise ValueError(f"max_connections must be an int >= 1, got {self.max_connections!r}")
+        if self.probes and not self.enable_registry:
+            raise ValueError("probes answer from the registration: set enable_registry (and registry) too")
         check_path("healthz_path", self.healthz_path)
         check_path("readyz_path", self.readyz_path)
         if self.unready_delay is not None and not self.unready_delay >= 0:

@@ -53,7 +53,8 @@ class ProbeRelay:
             with conn:
                 try:
                     conn.settimeout(1.0)
-                    which = conn.makefile("rb").readline(100).decode("ascii", "replace").strip()
+                    with conn.makefile("rb") as lines:
+                        which = lines.readline(100).decode("ascii", "replace").strip()
                     if which not in _PROBES:
                         continue
                     answer = self._probes.healthz() if which == "healthz" else self._probes.readyz()
@@ -100,7 +101,8 @@ class RegistrarProbes:
                 conn.settimeout(self.timeout)
                 conn.connect(self.path)
                 conn.sendall(which.encode() + b"\n")
-                line = conn.makefile("rb").readline(_MAX_LINE)
+                with conn.makefile("rb") as lines:
+                    line = lines.readline(_MAX_LINE)
             if line:
                 return ProbeAnswer.from_dict(json.loads(line))
             error = "the registrar closed the connection"

@@ -21,6 +21,7 @@ import json
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Union
 
+from ..errors import RegistryError
 from ..naming import Status
 from ..registry.base import Registry
 from .registration import ServingRegistration
@@ -116,7 +117,10 @@ class Probes:
             if not registration.settled:
                 return _answer(OK, "starting", "registering", about)
             return _answer(UNAVAILABLE, "unregistered", "the registration gave up", about)
-        state = registration.registry.registration_state(registration.instance)
+        try:
+            state = registration.registry.registration_state(registration.instance)
+        except RegistryError as exc:  # a registry closed under the registration
+            return _answer(UNAVAILABLE, "lost", f"the registry cannot say: {type(exc).__name__}", about)
         if not state.registered:
             return _answer(UNAVAILABLE, "lost", "the registry no longer holds this instance", about)
         stale_after = self._stale_after or lease_ttl(registration.registry)

@@ -175,7 +175,7 @@ class ServingRegistration:
         """Deregister, then wait ``drain_delay`` (at most ``max_drain``) so clients stop calling first. Idempotent.
 
         :attr:`draining` turns True first, and the deregistration waits ``unready_delay``
-        (at most ``max_drain``) after it.
+        after it (``max_drain`` bounds the two waits together).
 
         A registration attempt still in flight (etcd slow or hung) is waited for at most
         ``timeout`` seconds (3 s when None), never when ``stop()`` runs inside it (a signal
@@ -202,9 +202,10 @@ class ServingRegistration:
             join_thread(self._thread, max(0.0, deadline - time.monotonic()))
         if was_registered:
             # Readiness already fails: give the probes of load balancers time to see it first.
-            time.sleep(self._unready_delay if max_drain is None else min(self._unready_delay, max_drain))
+            unready = self._unready_delay if max_drain is None else min(self._unready_delay, max_drain)
+            time.sleep(unready)
             self._deregister()
-            time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain))
+            time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain - unready))
         self._run_hook("after_stop", self._after_stop_hook)
         self._restore_signals()
         if self._at_exit:

@@ -224,3 +224,19 @@ def test_api_server_without_probes_leaves_the_paths_to_the_app() -> None:
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(f"http://{server.address}/readyz", timeout=5)
         assert caught.value.code != 503
+
+
+def test_api_server_probes_without_a_registration_are_refused_naming_the_option() -> None:
+    with pytest.raises(ValueError, match="enable_registry"):
+        ServerOptions(address="127.0.0.1:0", probes=True)
+
+
+def test_a_registry_closed_under_the_registration_fails_liveness_instead_of_raising(port: int) -> None:
+    registry = MemoryRegistry()
+    reg = registration(registry, port)
+    reg.start()
+    registry.close()
+    try:
+        assert state(Probes(reg).healthz()) == (503, "lost")
+    finally:
+        reg.stop()
