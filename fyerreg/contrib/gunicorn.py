@@ -37,6 +37,7 @@ A Flask or Django app with ``PROBES`` under such a master answers the same way.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -121,10 +122,13 @@ class GunicornRegistration:
         """gunicorn ``post_worker_init`` hook (in each worker): serve the probes, when ``probes`` is on."""
         if self.probes is None:
             return
-        from ..serving.http_probes import WSGIProbes
+        from ..serving.http_probes import ASGIProbes, WSGIProbes
 
-        worker.wsgi = WSGIProbes(worker.wsgi, self.probes, healthz_path=self.healthz_path,
-                                 readyz_path=self.readyz_path)
+        app = worker.wsgi
+        # uvicorn's gunicorn worker holds an ASGI app there (the registrar answers within a millisecond).
+        asgi = inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)
+        wrap = ASGIProbes if asgi else WSGIProbes
+        worker.wsgi = wrap(app, self.probes, healthz_path=self.healthz_path, readyz_path=self.readyz_path)
 
     def when_ready(self, server: Any) -> None:
         """gunicorn ``when_ready`` hook: start the registrar for the bound address."""

@@ -125,13 +125,17 @@ def env_for(etcd_endpoints: List[str], service: str, **extra: str) -> Dict[str, 
             "PROBES_DRAIN": str(DRAIN), **extra}
 
 
+@pytest.mark.parametrize("worker", ["sync", "uvicorn"])
 def test_sigterm_to_gunicorn_fails_readiness_then_deregisters_then_stops_accepting(
-        etcd_endpoints: List[str], procs: List[Proc], timeline: Timeline) -> None:
+        etcd_endpoints: List[str], procs: List[Proc], timeline: Timeline, worker: str) -> None:
     port = free_port()
+    service = f"probes-gunicorn-{worker}"
+    app = {"sync": {}, "uvicorn": {"PROBES_APP": "probes_app:hello",
+                                   "PROBES_WORKER": "uvicorn.workers.UvicornWorker"}}[worker]
     master = Proc([sys.executable, "-m", "gunicorn", "-c", str(PROGS / "gunicorn_probes.conf.py")],
-                  env=env_for(etcd_endpoints, "probes-gunicorn", PORT=str(port)))
+                  env=env_for(etcd_endpoints, service, PORT=str(port), **app))
     procs.append(master)
-    assert_shutdown_order(master, port, "probes-gunicorn", etcd_endpoints, timeline)
+    assert_shutdown_order(master, port, service, etcd_endpoints, timeline)
 
 
 def test_sigterm_to_uvicorn_fails_readiness_then_deregisters_then_stops_accepting(

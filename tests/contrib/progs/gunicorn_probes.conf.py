@@ -1,6 +1,7 @@
 """gunicorn with fyerreg's registrar and probes on.
 
-Environment: PORT, FYERREG_ETCD, PROBES_SERVICE, PROBES_UNREADY and PROBES_DRAIN (seconds).
+Environment: PORT, FYERREG_ETCD, PROBES_SERVICE, PROBES_UNREADY and PROBES_DRAIN (seconds);
+PROBES_APP and PROBES_WORKER (default the WSGI app, sync workers).
 """
 
 import os
@@ -8,7 +9,8 @@ import os
 from fyerreg.contrib.gunicorn import GunicornRegistration
 
 chdir = os.path.dirname(os.path.abspath(__file__))
-wsgi_app = "probes_app:wsgi_app"
+wsgi_app = os.environ.get("PROBES_APP", "probes_app:wsgi_app")
+worker_class = os.environ.get("PROBES_WORKER", "sync")
 bind = f"127.0.0.1:{os.environ['PORT']}"
 workers = 2
 control_socket_disable = True

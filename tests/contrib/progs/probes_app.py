@@ -2,6 +2,7 @@
 
 ``probes_app:wsgi_app``: a bare WSGI app (under ``gunicorn_probes.conf.py``, whose master registers).
 ``probes_app:asgi_app``: a bare ASGI app in RegistrationMiddleware with ``probes=True`` (uvicorn).
+``probes_app:hello``: that bare ASGI app alone (gunicorn's master registers, uvicorn's workers serve).
 
 Environment: FYERREG_ETCD, PROBES_SERVICE, PROBES_UNREADY and PROBES_DRAIN (seconds).
 """
@@ -19,7 +20,7 @@ def wsgi_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Ite
     return [b"hello"]
 
 
-async def _hello(scope: Any, receive: Any, send: Any) -> None:
+async def hello(scope: Any, receive: Any, send: Any) -> None:
     assert scope["type"] == "http", "no lifespan here"
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"hello"})
@@ -34,7 +35,7 @@ def _asgi() -> Any:
         drain_delay=float(os.environ["PROBES_DRAIN"]), probes=True,
         unready_delay=float(os.environ["PROBES_UNREADY"]),
     )
-    return RegistrationMiddleware(_hello, registration)
+    return RegistrationMiddleware(hello, registration)
 
 
 asgi_app = _asgi()
