@@ -15,8 +15,10 @@ from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port
+from ..serving.http_probes import WSGIProbes
+from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, Probes, check_path
 from ._app import DEFAULT_MAX_BODY, ServiceApp
-from ._http import HttpServer
+from ._http import HttpServer, WsgiApp
 
 __all__ = ["ServerOptions", "Server"]
 
@@ -37,6 +39,9 @@ class ServerOptions:
     backlog until one ends); each request must arrive whole, head and body, within
     ``request_timeout`` seconds (else 408 or the connection is closed), and a kept-alive
     connection is closed after ``idle_timeout`` seconds without a request.
+    With ``probes`` the server also answers ``GET healthz_path`` and ``GET readyz_path``
+    (:mod:`fyerreg.serving.probes`), and a stop fails readiness ``unready_delay`` seconds
+    (default 1 s with probes, 0 without) before it deregisters.
     """
 
     address: str = ":8000"
@@ -54,6 +59,11 @@ class ServerOptions:
     max_connections: int = 256
     max_body: int = DEFAULT_MAX_BODY
     register_timeout: Optional[float] = None
+    # Kubernetes probes
+    probes: bool = False
+    healthz_path: str = DEFAULT_HEALTHZ_PATH
+    readyz_path: str = DEFAULT_READYZ_PATH
+    unready_delay: Optional[float] = None
 
     def __post_init__(self) -> None:
         spec = self.spec  # a malformed address or drain_delay raises here
@@ -66,6 +76,12 @@ class ServerOptions:
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) \
                 or self.max_connections < 1:
             raise ValueError(f"max_connections must be an int >= 1, got {self.max_connections!r}")
+        if self.probes and not self.enable_registry:
+            raise ValueError("probes answer from the registration: set enable_registry (and registry) too")
+        check_path("healthz_path", self.healthz_path)
+        check_path("readyz_path", self.readyz_path)
+        if self.unready_delay is not None and not self.unready_delay >= 0:
+            raise ValueError(f"unready_delay must be >= 0, got {self.unready_delay!r}")
         if self.enable_registry:
             if not isinstance(self.registry, Registry):
                 raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
@@ -150,7 +166,11 @@ class Server:
                 return
             spec = opts.spec
             bind_host, port = spec.bind
-            http = HttpServer(bind_host, port, self._app, idle_timeout=opts.idle_timeout,
+            app: WsgiApp = self._app
+            if opts.probes:
+                app = WSGIProbes(self._app, Probes(lambda: self._registration), healthz_path=opts.healthz_path,
+                                 readyz_path=opts.readyz_path)
+            http = HttpServer(bind_host, port, app, idle_timeout=opts.idle_timeout,
                               request_timeout=opts.request_timeout, max_connections=opts.max_connections)
             http.start()
             self._http = http
@@ -158,8 +178,11 @@ class Server:
         logger.info("serving %s on %s", ", ".join(self._app.methods) or "nothing", self.address,
                     extra=instance_extra(self._instance))
         if opts.enable_registry and opts.registry is not None:
+            unready = opts.unready_delay if opts.unready_delay is not None else \
+                DEFAULT_UNREADY_DELAY if opts.probes else 0.0
             registration = ServingRegistration(opts.registry, spec, bound_port=http.port, wait_ready=False,
-                                               deregister_at_exit=False, timeout=opts.register_timeout)
+                                               deregister_at_exit=False, timeout=opts.register_timeout,
+                                               unready_delay=unready)
             try:
                 registration.start()
             except BaseException:

@@ -16,6 +16,14 @@ from .. import _fork
 from ..errors import RegistryClosedError
 from ..registry.base import Registry
 from ..serving import InstanceSpec, ServingRegistration
+from ..serving.probes import (
+    DEFAULT_HEALTHZ_PATH,
+    DEFAULT_READYZ_PATH,
+    DEFAULT_UNREADY_DELAY,
+    Probes,
+    ProbeSource,
+    check_path,
+)
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -26,12 +34,15 @@ RegistrySource = Union[Registry, Callable[[], Registry], None]
 
 _registered_by_server: Optional[str] = None
 """Set (to the hook's name) when a process manager registers on the app's behalf, e.g. a gunicorn master."""
+_server_probes: Optional[ProbeSource] = None
+"""The probes of that server's registration, when it serves them (gunicorn with ``probes=True``)."""
 
 
-def registered_by_server(name: str) -> None:
-    """Tell apps in this process and its forked children that the server registers them."""
-    global _registered_by_server
+def registered_by_server(name: str, *, probes: Optional[ProbeSource] = None) -> None:
+    """Tell apps in this process and its forked children that the server registers them (and answers ``probes``)."""
+    global _registered_by_server, _server_probes
     _registered_by_server = name
+    _server_probes = probes
 
 
 # The settings that describe the instance, and the InstanceSpec field each one fills.
@@ -60,6 +71,11 @@ class Settings:
     discovery_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     handle_signals: bool = False
     ready_timeout: float = 60.0
+    # Kubernetes probes (fyerreg.serving.probes): PROBES, HEALTHZ_PATH, READYZ_PATH, UNREADY_DELAY
+    probes: bool = False
+    healthz_path: str = DEFAULT_HEALTHZ_PATH
+    readyz_path: str = DEFAULT_READYZ_PATH
+    unready_delay: Optional[float] = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, prefix: str, source: str, **defaults: Any) -> Settings:
@@ -78,6 +94,14 @@ class Settings:
             raise ValueError(f"{source}{prefix}SERVICE_NAME is required")
         if values.get("register", "auto") not in (True, False, "auto"):
             raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
+        if not isinstance(values.get("probes", False), bool):
+            raise ValueError(f"{source}{prefix}PROBES must be True or False")
+        for name in ("healthz_path", "readyz_path"):
+            if name in values:
+                check_path(f"{source}{prefix}{name.upper()}", values[name])
+        unready = values.get("unready_delay")
+        if unready is not None and (not isinstance(unready, (int, float)) or not unready >= 0):
+            raise ValueError(f"{source}{prefix}UNREADY_DELAY must be a number >= 0, got {unready!r}")
         described = {_SPEC_SETTINGS[name]: values.pop(name) for name in list(values) if name in _SPEC_SETTINGS}
         return cls(InstanceSpec(**described), **values)
 
@@ -99,6 +123,7 @@ class Integration:
             self.registration = ServingRegistration(
                 self.registry, settings.spec, ready_timeout=settings.ready_timeout,
                 handle_signals=settings.handle_signals, deregister_at_exit=False,
+                unready_delay=unready_delay(settings.probes, settings.unready_delay),
             )
         atexit.register(self.close)
 
@@ -133,6 +158,13 @@ class Integration:
                 self._discovery = Discovery(registry, balancer=self.settings.balancer,
                                             **dict(self.settings.discovery_options))
             return self._discovery
+
+    @property
+    def probes(self) -> ProbeSource:
+        """``/healthz`` and ``/readyz`` of the app's registration (or of the server's that registers it)."""
+        if self.registration is None and _server_probes is not None:
+            return _server_probes
+        return Probes(self.registration)
 
     def start(self) -> None:
         """Register the app as soon as it serves (when registration is on)."""
@@ -190,6 +222,13 @@ def build_registry(spec: Any) -> Registry:
     if not isinstance(registry, Registry):
         raise TypeError(f"{spec!r} gave {type(registry).__name__}, not a Registry")
     return registry
+
+
+def unready_delay(probes: bool, setting: Optional[float]) -> float:
+    """Seconds between "readiness fails" and the deregistration: the setting, else 1 s with probes, 0 without."""
+    if setting is not None:
+        return float(setting)
+    return DEFAULT_UNREADY_DELAY if probes else 0.0
 
 
 def should_register(setting: Union[bool, str], *, auto: bool, why_not: str) -> bool:

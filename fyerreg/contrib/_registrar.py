@@ -3,9 +3,10 @@
 Run as ``python -m fyerreg.contrib._registrar`` with a JSON config on stdin. It
 connects to etcd (retrying with backoff while etcd does not answer: the app serves
 meanwhile), registers once the address answers HTTP, and deregisters when it gets
-SIGTERM or SIGINT, or when its parent dies. The parent itself never opens a gRPC channel, so
-the workers it forks are safe to use gRPC (a child forked from a process with live
-gRPC channels cannot reliably use gRPC at all).
+SIGTERM or SIGINT, or when its parent dies. With a ``probe_socket`` it answers the
+workers' ``/healthz`` and ``/readyz`` there (``fyerreg.contrib._probe_relay``). The
+parent itself never opens a gRPC channel, so the workers it forks are safe to use gRPC
+(a child forked from a process with live gRPC channels cannot reliably use gRPC at all).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ..errors import RegistryUnavailableError
 from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import InstanceSpec, ServingRegistration
+from ..serving.probes import Probes
 from ._integration import build_registry
+from ._probe_relay import ProbeRelay
 
 logger = logging.getLogger("fyerreg.contrib.gunicorn")
 
@@ -77,17 +80,29 @@ def connect(spec: Any, lifetime: _Lifetime) -> Optional[Registry]:
 def run(config: Dict[str, Any]) -> int:
     """Register per ``config`` until a termination signal or the parent's death; then deregister."""
     lifetime = _Lifetime()
-    registry = connect(config.pop("registry"), lifetime)
-    if registry is None:
-        return 0
+    spec = InstanceSpec(**config["spec"])
+    holder: List[ServingRegistration] = []
+    relay = None
+    if config.get("probe_socket"):
+        # Answered from the start: "starting" while etcd does not answer yet.
+        relay = ProbeRelay(config["probe_socket"], Probes(lambda: holder[0] if holder else None), name=spec.service)
     try:
-        registration = ServingRegistration(registry, InstanceSpec(**config["spec"]), ready_probe="http",
-                                           ready_timeout=config["ready_timeout"], deregister_at_exit=False)
-        registration.start()
-        lifetime.wait(None)
-        registration.stop()
+        registry = connect(config.pop("registry"), lifetime)
+        if registry is None:
+            return 0
+        try:
+            registration = ServingRegistration(registry, spec, ready_probe="http",
+                                               ready_timeout=config["ready_timeout"], deregister_at_exit=False,
+                                               unready_delay=float(config.get("unready_delay", 0.0)))
+            holder.append(registration)
+            registration.start()
+            lifetime.wait(None)
+            registration.stop()
+        finally:
+            registry.close()
     finally:
-        registry.close()
+        if relay is not None:
+            relay.close()
     return 0
 
 

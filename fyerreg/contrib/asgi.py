@@ -6,6 +6,10 @@
     app = FastAPI(lifespan=registration.lifespan())      # or lifespan(your_own_lifespan)
     app = RegistrationMiddleware(any_asgi_app, registration)  # any ASGI 3 app
 
+With ``probes=True`` the app also answers ``/healthz`` and ``/readyz``
+(:mod:`fyerreg.serving.probes`): ``RegistrationMiddleware`` serves them, and with the
+``lifespan=`` helper wrap the app in ``registration.probes_middleware(app)``.
+
 The registration starts with the ASGI ``lifespan`` startup and is the one lifecycle of
 :class:`fyerreg.serving.ServingRegistration`: once the server has bound its port and the
 port answers, the instance is registered; SIGTERM/SIGINT deregister first, drain while
@@ -29,8 +33,11 @@ from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port, split_host_port
+from ..serving.http_probes import ASGIProbes
 from ..serving.listeners import Listener, listening, wait_for_new_listener
+from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, Probes, check_path
 from ._integration import build_registry
+from ._integration import unready_delay as _unready_delay
 
 __all__ = ["ASGIRegistration", "RegistrationMiddleware"]
 
@@ -64,6 +71,11 @@ class ASGIRegistration:
     server's own handler. ``endpoints`` names other ports the process serves, as in
     :class:`~fyerreg.serving.InstanceSpec`. Under ``uvicorn --workers N`` each worker process registers its
     own instance at the shared address.
+
+    ``probes`` turns on ``/healthz`` and ``/readyz`` (``healthz_path``, ``readyz_path``)
+    in :class:`RegistrationMiddleware` and :meth:`probes_middleware`; a stop then fails
+    readiness ``unready_delay`` seconds (default 1 s with probes, 0 without) before it
+    deregisters.
     """
 
     def __init__(
@@ -82,6 +94,11 @@ class ASGIRegistration:
         ready_timeout: float = 60.0,
         handle_signals: bool = True,
         timeout: Optional[float] = None,
+        # Kubernetes probes
+        probes: bool = False,
+        healthz_path: str = DEFAULT_HEALTHZ_PATH,
+        readyz_path: str = DEFAULT_READYZ_PATH,
+        unready_delay: Optional[float] = None,
     ) -> None:
         if not (registry is None or isinstance(registry, (Registry, str, Mapping)) or callable(registry)):
             raise TypeError("registry must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry "
@@ -97,6 +114,14 @@ class ASGIRegistration:
         self._ready_timeout = ready_timeout
         self._handle_signals = handle_signals
         self._timeout = timeout
+        self.serves_probes = probes
+        self.healthz_path = check_path("healthz_path", healthz_path)
+        self.readyz_path = check_path("readyz_path", readyz_path)
+        if unready_delay is not None and not unready_delay >= 0:
+            raise ValueError(f"unready_delay must be >= 0, got {unready_delay!r}")
+        self._unready_delay = _unready_delay(probes, unready_delay)
+        self.probes = Probes(lambda: self.registration)
+        """``healthz()``/``readyz()`` of the current instance's registration ("starting" before it exists)."""
         # Reentrant: a signal handler may take it in the main thread while startup() holds it there.
         self._lock = threading.RLock()
         self._run: Optional[_Run] = None
@@ -163,6 +188,10 @@ class ASGIRegistration:
         await asyncio.shield(done)
         run.restore_signals()
 
+    def probes_middleware(self, app: ASGIApp) -> ASGIApp:
+        """``app`` answering ``healthz_path`` and ``readyz_path`` from :attr:`probes` (for the ``lifespan=`` style)."""
+        return ASGIProbes(app, self.probes, healthz_path=self.healthz_path, readyz_path=self.readyz_path)
+
     def lifespan(self, inner: Optional[Lifespan] = None) -> Lifespan:
         """A ``lifespan=`` for FastAPI/Starlette: ``inner``'s (if any) around the registration.
 
@@ -212,7 +241,7 @@ class ASGIRegistration:
                 late = False
                 run.registry, run.owns_registry = registry, not isinstance(self._source, Registry)
                 run.registration = ServingRegistration(registry, spec, ready_timeout=self._ready_timeout,
-                                                       timeout=self._timeout)
+                                                       timeout=self._timeout, unready_delay=self._unready_delay)
                 run.registration.start()
         if late and not isinstance(self._source, Registry):
             registry.close()
@@ -277,13 +306,13 @@ class RegistrationMiddleware:
     the ``lifespan`` scope: the wrapped app's startup runs first, then the registration
     starts; on shutdown the registration stops first. A wrapped app that does not speak
     lifespan (it raises or returns on that scope) is left out of it. Other scopes go to
-    the app untouched.
+    the app untouched, but for the probe paths when the registration has ``probes`` on.
     """
 
     def __init__(self, app: ASGIApp, registration: ASGIRegistration) -> None:
         if not isinstance(registration, ASGIRegistration):
             raise TypeError(f"registration must be an ASGIRegistration, got {type(registration).__name__}")
-        self.app = app
+        self.app = registration.probes_middleware(app) if registration.serves_probes else app
         self.registration = registration
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

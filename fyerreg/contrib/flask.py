@@ -15,7 +15,9 @@ listens; default from ``FLASK_RUN_HOST``/``FLASK_RUN_PORT`` or ``127.0.0.1:5000`
 register unless ``TESTING``, a reloader's parent process, or a gunicorn master registers it),
 ``REGISTRY`` (a Registry or a factory; default an ``EtcdRegistry`` from ``ENDPOINTS``,
 ``NAMESPACE``, ``TTL`` and ``REGISTRY_OPTIONS``), ``BALANCER``, ``DISCOVERY_OPTIONS``,
-``HANDLE_SIGNALS``, ``DRAIN_DELAY``, ``READY_TIMEOUT``.
+``HANDLE_SIGNALS``, ``DRAIN_DELAY``, ``READY_TIMEOUT``; Kubernetes probes: ``PROBES``
+(default False: the app answers ``HEALTHZ_PATH`` and ``READYZ_PATH``, default ``/healthz``
+and ``/readyz``, itself otherwise) and ``UNREADY_DELAY`` (see :mod:`fyerreg.serving.probes`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class FyerReg:
         register = should_register(settings.register, auto=not reason, why_not=reason)
         integration = Integration(settings, register=register)
         app.extensions["fyerreg"] = integration
+        if settings.probes:
+            from ..serving.http_probes import WSGIProbes
+
+            app.wsgi_app = WSGIProbes(app.wsgi_app, integration.probes,  # type: ignore[method-assign]
+                                      healthz_path=settings.healthz_path, readyz_path=settings.readyz_path)
         integration.start()
 
     @property

@@ -7,6 +7,7 @@ In ``gunicorn.conf.py``::
     fyerreg = GunicornRegistration("user-service", "1.0.0", registry={"endpoints": ["etcd:2379"]})
     when_ready = fyerreg.when_ready
     on_exit = fyerreg.on_exit
+    post_worker_init = fyerreg.post_worker_init  # with probes=True: /healthz and /readyz
 
 ``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``.
 
@@ -23,21 +24,35 @@ gunicorn closes its listeners and stops the workers. If the master is killed, th
 registrar notices within a second and deregisters. Workers build their own registry
 when their app needs discovery (``fyerreg.contrib.flask``/``django`` do so lazily, and
 stand down from registering because the master does).
+
+Probes (``probes=True``): the registration lives in the registrar, the requests reach the
+workers. The registrar answers the two probes on a unix socket in a private temporary
+directory made by the master (``fyerreg.contrib._probe_relay``); ``post_worker_init``
+wraps each worker's WSGI app in :class:`~fyerreg.serving.http_probes.WSGIProbes` asking it.
+So ``/readyz`` fails in every worker from the registrar's first step on SIGTERM, and the
+record is removed ``unready_delay`` seconds later, before gunicorn closes its listeners.
+A Flask or Django app with ``PROBES`` under such a master answers the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any, Dict, Mapping, Optional, Union
 
 from ..naming import DEFAULT_WEIGHT
 from ..serving.address import join_host_port
+from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
 from ._integration import registered_by_server
+from ._probe_relay import RegistrarProbes
 
 __all__ = ["GunicornRegistration"]
 
@@ -45,7 +60,13 @@ logger = logging.getLogger("fyerreg.contrib.gunicorn")
 
 
 class GunicornRegistration:
-    """Hooks for ``gunicorn.conf.py``: ``when_ready`` and ``on_exit`` (both run in the master)."""
+    """Hooks for ``gunicorn.conf.py``: ``when_ready`` and ``on_exit`` (both run in the master).
+
+    With ``probes`` the workers answer ``healthz_path`` and ``readyz_path`` (hook
+    ``post_worker_init``) from the registrar's registration, and a stop waits
+    ``unready_delay`` seconds (default 1 s) between "readiness fails" and the
+    deregistration; ``stop_timeout`` must cover it and the ``drain_delay``.
+    """
 
     def __init__(
         self,
@@ -60,6 +81,11 @@ class GunicornRegistration:
         drain_delay: float = DEFAULT_DRAIN_DELAY,
         ready_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        # Kubernetes probes
+        probes: bool = False,
+        healthz_path: str = DEFAULT_HEALTHZ_PATH,
+        readyz_path: str = DEFAULT_READYZ_PATH,
+        unready_delay: Optional[float] = None,
     ) -> None:
         source: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
         if isinstance(source, str) and ":" not in source:
@@ -75,9 +101,34 @@ class GunicornRegistration:
         self.stop_timeout = stop_timeout
         self._config: Dict[str, Any] = {"registry": source, "spec": dataclasses.asdict(self.spec),
                                         "ready_timeout": ready_timeout}
+        self.probes: Optional[RegistrarProbes] = None
+        """What the workers' probes ask (None without ``probes``)."""
+        self.healthz_path = check_path("healthz_path", healthz_path)
+        self.readyz_path = check_path("readyz_path", readyz_path)
+        self._probe_dir: Optional[str] = None
+        if probes:
+            unready = DEFAULT_UNREADY_DELAY if unready_delay is None else unready_delay
+            if not unready >= 0:
+                raise ValueError(f"unready_delay must be >= 0, got {unready_delay!r}")
+            self._probe_dir = tempfile.mkdtemp(prefix="fyerreg-probes-")  # mode 0700: this user only
+            socket_path = os.path.join(self._probe_dir, "probes.sock")
+            self._config.update(probe_socket=socket_path, unready_delay=unready)
+            self.probes = RegistrarProbes(socket_path)
         json.dumps(self._config)  # fail now, in the config file, if an option cannot reach the registrar
         self.registrar: Optional[subprocess.Popen[bytes]] = None
-        registered_by_server("the gunicorn master")
+        registered_by_server("the gunicorn master", probes=self.probes)
+
+    def post_worker_init(self, worker: Any) -> None:
+        """gunicorn ``post_worker_init`` hook (in each worker): serve the probes, when ``probes`` is on."""
+        if self.probes is None:
+            return
+        from ..serving.http_probes import ASGIProbes, WSGIProbes
+
+        app = worker.wsgi
+        # uvicorn's gunicorn worker holds an ASGI app there (the registrar answers within a millisecond).
+        asgi = inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)
+        wrap = ASGIProbes if asgi else WSGIProbes
+        worker.wsgi = wrap(app, self.probes, healthz_path=self.healthz_path, readyz_path=self.readyz_path)
 
     def when_ready(self, server: Any) -> None:
         """gunicorn ``when_ready`` hook: start the registrar for the bound address."""
@@ -104,6 +155,8 @@ class GunicornRegistration:
     def on_exit(self, server: Any) -> None:
         """gunicorn ``on_exit`` hook: make sure the instance is deregistered."""
         self.deregister()
+        if self._probe_dir is not None:
+            shutil.rmtree(self._probe_dir, ignore_errors=True)
 
     def deregister(self) -> None:
         """Have the registrar deregister (waiting ``drain_delay``) and wait for it to end. Idempotent."""

@@ -60,6 +60,10 @@ class ServingRegistration:
     before deregistering), ``after_stop()`` last (after the drain, before a handled
     signal takes its previous effect: stop the server there). An exception a hook
     raises is logged, never stops the lifecycle.
+
+    Probes (:mod:`fyerreg.serving.probes`): :attr:`draining` is True from the first thing
+    :meth:`stop` does, so a readiness probe fails at once; ``unready_delay`` seconds later
+    (default 0: without probes nobody needs to see it) the instance is deregistered.
     """
 
     def __init__(
@@ -78,6 +82,8 @@ class ServingRegistration:
         on_registered: Optional[Callable[[Instance], None]] = None,
         on_stop: Optional[Callable[[], None]] = None,
         after_stop: Optional[Callable[[], None]] = None,
+        # Kubernetes probes (fyerreg.serving.probes)
+        unready_delay: float = 0.0,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
@@ -85,6 +91,8 @@ class ServingRegistration:
             raise ValueError(f"ready_probe must be 'connect' or 'http', not {ready_probe!r}")
         if not ready_timeout > 0:
             raise ValueError(f"ready_timeout must be > 0, got {ready_timeout!r}")
+        if not unready_delay >= 0:
+            raise ValueError(f"unready_delay must be >= 0, got {unready_delay!r}")
         self.registry = registry
         self.spec = spec
         _fork.track(self)  # renews its locks in a forked child
@@ -96,6 +104,8 @@ class ServingRegistration:
         self._ready_timeout = ready_timeout
         self._handle_signals = handle_signals
         self._drain_delay = spec.drain_delay
+        self._unready_delay = unready_delay
+        self._draining = False
         self._at_exit = deregister_at_exit
         self._timeout = timeout
         self._deregister_timeout = timeout if deregister_timeout is None else deregister_timeout
@@ -128,6 +138,16 @@ class ServingRegistration:
         """True while the instance is registered by this object."""
         return self._registered
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`stop` has begun: the instance is leaving (readiness fails from then on)."""
+        return self._draining
+
+    @property
+    def settled(self) -> bool:
+        """True once the registration succeeded or gave up (what :meth:`wait_registered` waits for)."""
+        return self._done.is_set()
+
     def wait_registered(self, timeout: Optional[float] = None) -> bool:
         """Block until the registration succeeded or gave up; True when registered."""
         self._done.wait(timeout)
@@ -154,6 +174,9 @@ class ServingRegistration:
     def stop(self, *, max_drain: Optional[float] = None) -> None:
         """Deregister, then wait ``drain_delay`` (at most ``max_drain``) so clients stop calling first. Idempotent.
 
+        :attr:`draining` turns True first, and the deregistration waits ``unready_delay``
+        after it (``max_drain`` bounds the two waits together).
+
         A registration attempt still in flight (etcd slow or hung) is waited for at most
         ``timeout`` seconds (3 s when None), never when ``stop()`` runs inside it (a signal
         handler): the attempt then deregisters itself if it completes, and if the process
@@ -162,6 +185,7 @@ class ServingRegistration:
         """
         if os.getpid() != self._pid:
             return
+        self._draining = True
         self._run_hook("on_stop", self._on_stop_hook)
         self._stop.set()
         deadline = time.monotonic() + self._stop_wait  # one bound for both waits below
@@ -177,8 +201,11 @@ class ServingRegistration:
         elif self._thread is not None:
             join_thread(self._thread, max(0.0, deadline - time.monotonic()))
         if was_registered:
+            # Readiness already fails: give the probes of load balancers time to see it first.
+            unready = self._unready_delay if max_drain is None else min(self._unready_delay, max_drain)
+            time.sleep(unready)
             self._deregister()
-            time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain))
+            time.sleep(self._drain_delay if max_drain is None else min(self._drain_delay, max_drain - unready))
         self._run_hook("after_stop", self._after_stop_hook)
         self._restore_signals()
         if self._at_exit:

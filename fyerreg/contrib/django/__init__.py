@@ -15,7 +15,9 @@ autoreloader's parent); under gunicorn use ``fyerreg.contrib.gunicorn``, under a
 server set ``"REGISTER": True``. With ``"HANDLE_SIGNALS": True`` SIGTERM deregisters at
 once under ``runserver``, sent to the serving process, to the autoreloader's parent (which
 passes it on to the child and waits for it) or to both. The state is :func:`state`
-(``.registry``, ``.discovery``, ``.registration``).
+(``.registry``, ``.discovery``, ``.registration``). With ``"PROBES": True`` the site answers
+``HEALTHZ_PATH`` and ``READYZ_PATH`` (``/healthz``, ``/readyz``) through
+``fyerreg.contrib.django.probes.ProbesMiddleware``, put first in ``MIDDLEWARE``.
 """
 
 from __future__ import annotations

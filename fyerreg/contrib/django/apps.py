@@ -11,6 +11,8 @@ from django.conf import settings as django_settings
 from .._integration import Integration, Settings, reloader_parent, should_register
 from ._reloader import pass_sigterm_to_child
 
+PROBES_MIDDLEWARE = "fyerreg.contrib.django.probes.ProbesMiddleware"
+
 __all__ = ["FyerRegConfig", "state"]
 
 
@@ -39,6 +41,12 @@ class FyerRegConfig(AppConfig):  # type: ignore[misc]
         integration = Integration(settings, register=should_register(settings.register, auto=not reason,
                                                                      why_not=reason))
         type(self).integration = integration
+        if settings.probes:
+            # Read by the WSGI/ASGI handler, which is built after ready(): first, so that the probes
+            # pass neither ALLOWED_HOSTS (kubelet dials the pod IP) nor the app's own middleware.
+            middleware = list(getattr(django_settings, "MIDDLEWARE", None) or [])
+            if PROBES_MIDDLEWARE not in middleware:
+                django_settings.MIDDLEWARE = [PROBES_MIDDLEWARE, *middleware]
         integration.start()
         if settings.handle_signals and runserver is not None:
             _handle_runserver_signals(integration, parent=reloader_parent("RUN_MAIN"))
