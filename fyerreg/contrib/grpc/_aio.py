@@ -194,6 +194,7 @@ class _MultiCallable:
         self._serializer = serializer
         self._deserializer = deserializer
         self._registered = registered
+        self._name = method.lstrip("/")
 
     def _make(self, channel: Any) -> Any:
         return getattr(channel, self._kind)(self._method, request_serializer=self._serializer,
@@ -226,23 +227,33 @@ class _UnaryUnary(_MultiCallable, grpc.aio.UnaryUnaryMultiCallable):  # type: ig
         routing = self._routing
         deadline = None if timeout is None else time.monotonic() + timeout
         tried: List[Instance] = []
-        while True:
-            attempt = await routing.start(tried)
-            try:
-                response = await attempt[1].callable(self, self._make)(request, timeout=time_left(deadline), **kw)
-            except grpc.RpcError as exc:
-                routing.end(attempt, exc)
-                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+        metadata = kw.pop("metadata")
+        with routing.call(self._method) as span:
+            while True:
+                attempt = await routing.start(tried)
+                traced = span.attempt(self._name, tried[-1])
+                try:
+                    with traced:
+                        try:
+                            response = await attempt[1].callable(self, self._make)(
+                                request, timeout=time_left(deadline), metadata=traced.metadata(metadata), **kw)
+                        except grpc.RpcError as exc:
+                            traced.grpc_code(exc)
+                            raise
+                        traced.grpc_code(None)
+                except grpc.RpcError as exc:
+                    routing.end(attempt, exc)
+                    if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                        raise
+                    continue
+                except asyncio.CancelledError:
+                    await routing.abandon(attempt)
                     raise
-                continue
-            except asyncio.CancelledError:
-                await routing.abandon(attempt)
-                raise
-            except BaseException as exc:
-                routing.end(attempt, exc)
-                raise
-            routing.end(attempt, None)
-            return response
+                except BaseException as exc:
+                    routing.end(attempt, exc)
+                    raise
+                routing.end(attempt, None)
+                return response
 
 
 class _UnaryStream(_MultiCallable, grpc.aio.UnaryStreamMultiCallable):  # type: ignore[misc]

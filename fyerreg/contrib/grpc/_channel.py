@@ -175,6 +175,7 @@ class _MultiCallable:
         self._serializer = serializer
         self._deserializer = deserializer
         self._registered = registered
+        self._name = method.lstrip("/")
 
     def _make(self, channel: grpc.Channel) -> Any:
         return getattr(channel, self._kind)(self._method, request_serializer=self._serializer,
@@ -214,24 +215,32 @@ class _UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):  # type: ignore
         deadline = None if timeout is None else time.monotonic() + timeout
         left = timeout
         tried: List[Instance] = []
-        while True:
-            pick, entry = routing.start(tried)
-            target = entry.callables.get(self) or entry.callable(self, self._make)
-            try:
-                result = (target.with_call if with_call else target)(
-                    request, timeout=left, metadata=metadata, credentials=credentials, wait_for_ready=wait_for_ready,
-                    compression=compression)
-            except grpc.RpcError as exc:
-                routing.end((pick, entry), exc)
-                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+        with routing.call(self._method) as span:
+            while True:
+                pick, entry = routing.start(tried)
+                target = entry.callables.get(self) or entry.callable(self, self._make)
+                attempt = span.attempt(self._name, tried[-1])
+                try:
+                    with attempt:
+                        try:
+                            result = (target.with_call if with_call else target)(
+                                request, timeout=left, metadata=attempt.metadata(metadata), credentials=credentials,
+                                wait_for_ready=wait_for_ready, compression=compression)
+                        except grpc.RpcError as exc:
+                            attempt.grpc_code(exc)
+                            raise
+                        attempt.grpc_code(None)
+                except grpc.RpcError as exc:
+                    routing.end((pick, entry), exc)
+                    if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                        raise
+                    left = time_left(deadline)
+                    continue
+                except BaseException as exc:
+                    routing.end((pick, entry), exc)
                     raise
-                left = time_left(deadline)
-                continue
-            except BaseException as exc:
-                routing.end((pick, entry), exc)
-                raise
-            routing.succeeded(pick, entry)
-            return result
+                routing.succeeded(pick, entry)
+                return result
 
     def future(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
