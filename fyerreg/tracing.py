@@ -49,7 +49,6 @@ class _Api:
         self.client = trace.SpanKind.CLIENT
         self.internal = trace.SpanKind.INTERNAL
         self.server = trace.SpanKind.SERVER
-        self.error = trace.Status(trace.StatusCode.ERROR)
 
 
 _api: Optional[_Api] = None
@@ -120,6 +119,9 @@ class Call:
     def answered(self, status: int) -> None:
         """The HTTP status the call returned."""
 
+    def grpc_code(self, call: Any) -> None:
+        """How the call ended, as :meth:`Attempt.grpc_code`."""
+
     def fail(self, exc: BaseException) -> None:
         """The call failed with ``exc``."""
 
@@ -134,24 +136,11 @@ _NO_CALL = Call()
 def _error_type(exc: BaseException) -> str:
     """A gRPC error's status code name, else the exception's class name."""
     code = getattr(exc, "code", None)
-    name = getattr(code(), "name", None) if callable(code) else None
+    try:
+        name = getattr(code(), "name", None) if callable(code) else None
+    except Exception:  # a ``code`` of some other meaning
+        name = None
     return name if isinstance(name, str) else type(exc).__qualname__
-
-
-def _failed(span: Span, api: _Api, exc: BaseException) -> None:
-    if span.is_recording():
-        span.set_attribute("error.type", _error_type(exc))
-        span.record_exception(exc)
-        span.set_status(api.trace.Status(api.trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
-
-
-def _answered(span: Span, api: _Api, status: int) -> bool:
-    span.set_attribute("http.response.status_code", status)
-    if status >= 400:
-        span.set_attribute("error.type", str(status))
-        span.set_status(api.error)
-        return True
-    return False
 
 
 def _server_attributes(address: str) -> Dict[str, Attribute]:
@@ -161,16 +150,62 @@ def _server_attributes(address: str) -> Dict[str, Attribute]:
     return {"server.address": host.strip("[]"), "server.port": int(port)}
 
 
-class _Attempt(Attempt):
-    __slots__ = ("_api", "_span", "_context", "_current", "_token", "_settled")
+class _Traced:
+    """What a call's and an attempt's span share: how they end, failed or not."""
 
-    def __init__(self, api: _Api, span: Span, current: bool) -> None:
+    __slots__ = ("_api", "_span", "_context", "_settled", "_ended")
+
+    def __init__(self, api: _Api, span: Span) -> None:
         self._api = api
         self._span = span
         self._context: Context = api.trace.set_span_in_context(span)
+        self._settled = False
+        self._ended = False
+
+    def _error(self, error_type: str, description: Optional[str] = None) -> None:
+        self._settled = True
+        span = self._span
+        span.set_attribute("error.type", error_type)
+        span.set_status(self._api.trace.Status(self._api.trace.StatusCode.ERROR, description))
+
+    def answered(self, status: int) -> None:
+        self._span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            self._error(str(status))
+
+    def grpc_code(self, call: Any) -> None:
+        code = None if call is None else call.code()
+        value = 0 if code is None else getattr(code, "value", (None,))[0]
+        if isinstance(value, int):
+            self._span.set_attribute("rpc.grpc.status_code", value)
+        if value:
+            name = getattr(code, "name", str(code))
+            self._error(name, f"{name}: {call.details()}"[:500])
+
+    def fail(self, exc: BaseException) -> None:
+        if self._settled or isinstance(exc, GeneratorExit):  # GeneratorExit: the caller stopped reading
+            return
+        span = self._span
+        if span.is_recording():
+            span.record_exception(exc)
+            self._error(_error_type(exc), f"{type(exc).__name__}: {exc}"[:500])
+
+    def end(self, exc: Optional[BaseException] = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if exc is not None:
+            self.fail(exc)
+        self._span.end()
+
+
+class _Attempt(_Traced, Attempt):
+    __slots__ = ("_current", "_token")
+
+    def __init__(self, api: _Api, span: Span, current: bool) -> None:
+        super().__init__(api, span)
         self._current = current
         self._token: Any = None
-        self._settled = False
 
     def __enter__(self) -> Attempt:
         if self._current:
@@ -198,44 +233,15 @@ class _Attempt(Attempt):
             return metadata
         return (*(metadata or ()), *carrier.items())
 
-    def answered(self, status: int) -> None:
-        self._settled = _answered(self._span, self._api, status) or self._settled
 
-    def grpc_code(self, call: Any) -> None:
-        span = self._span
-        code = None if call is None else call.code()
-        value = 0 if code is None else getattr(code, "value", (None,))[0]
-        if isinstance(value, int):
-            span.set_attribute("rpc.grpc.status_code", value)
-        if value:
-            name = getattr(code, "name", str(code))
-            span.set_attribute("error.type", name)
-            span.set_status(self._api.trace.Status(self._api.trace.StatusCode.ERROR,
-                                                   f"{name}: {call.details()}"[:500]))
-            self._settled = True
-
-    def fail(self, exc: BaseException) -> None:
-        if not self._settled:
-            self._settled = True
-            _failed(self._span, self._api, exc)
-
-    def end(self, exc: Optional[BaseException] = None) -> None:
-        if exc is not None:
-            self.fail(exc)
-        self._span.end()
-
-
-class _Call(Call):
-    __slots__ = ("_api", "_span", "_context", "_attributes", "_attempts", "_http", "_settled")
+class _Call(_Traced, Call):
+    __slots__ = ("_attributes", "_attempts", "_http")
 
     def __init__(self, api: _Api, span: Span, attributes: Dict[str, Attribute], http: bool) -> None:
-        self._api = api
-        self._span = span
-        self._context: Context = api.trace.set_span_in_context(span)
+        super().__init__(api, span)
         self._attributes = attributes
         self._attempts = 0
         self._http = http
-        self._settled = False
 
     def __exit__(self, kind: Any, exc: Optional[BaseException], tb: Any) -> None:
         self.end(exc)
@@ -254,19 +260,10 @@ class _Call(Call):
         span = self._api.tracer.start_span(name, context=self._context, kind=self._api.client, attributes=attributes)
         return _Attempt(self._api, span, current)
 
-    def answered(self, status: int) -> None:
-        self._settled = _answered(self._span, self._api, status) or self._settled
-
-    def fail(self, exc: BaseException) -> None:
-        if not self._settled:
-            self._settled = True
-            _failed(self._span, self._api, exc)
-
     def end(self, exc: Optional[BaseException] = None) -> None:
-        if exc is not None:
-            self.fail(exc)
-        self._span.set_attribute("fyerreg.attempts", self._attempts)
-        self._span.end()
+        if not self._ended:
+            self._span.set_attribute("fyerreg.attempts", self._attempts)
+        super().end(exc)
 
 
 def call(service: str, version: Optional[str], attributes: Mapping[str, Attribute], *, http: bool = False) -> Call:
@@ -303,33 +300,24 @@ class _EnvironGetter:
 _ENVIRON_GETTER = _EnvironGetter()
 
 
-class _Server:
+class _Server(_Traced):
     """The SERVER span of one request, active while the method runs."""
 
-    __slots__ = ("_api", "_span", "_token")
-
-    def __init__(self, api: _Api, span: Span) -> None:
-        self._api = api
-        self._span = span
-        self._token: Any = None
+    __slots__ = ("_token",)
 
     def __enter__(self) -> _Server:
-        self._token = self._api.context.attach(self._api.trace.set_span_in_context(self._span))
+        self._token = self._api.context.attach(self._context)
         return self
 
     def __exit__(self, kind: Any, exc: Optional[BaseException], tb: Any) -> None:
         self._api.context.detach(self._token)
-        if exc is not None:
-            _failed(self._span, self._api, exc)
-        self._span.end()
+        self.end(exc)
 
-    def answered(self, status: int, error: Optional[str] = None) -> None:
-        """The status answered; a 5xx marks the span failed, with the error's type."""
-        span = self._span
-        span.set_attribute("http.response.status_code", status)
+    def answered(self, status: int, error: Optional[str] = None) -> None:  # type: ignore[override]
+        """The status answered; a 5xx (not a 4xx, the caller's fault) marks the span failed, with the error's type."""
+        self._span.set_attribute("http.response.status_code", status)
         if status >= 500:
-            span.set_attribute("error.type", error or str(status))
-            span.set_status(self._api.error)
+            self._error(error or str(status))
 
 
 class _NoServer:

@@ -1,4 +1,5 @@
-"""One OpenTelemetry SDK tracer provider for the test process, and a fixture reading what it recorded.
+"""One OpenTelemetry SDK tracer provider for the test process, a fixture reading what it recorded, and a
+balancer that makes every call fail over.
 
 OpenTelemetry lets a process set its global tracer provider once, so the first test
 that asks for :func:`spans` sets one for the rest of the run; its exporter records only
@@ -17,7 +18,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-__all__ = ["Spans", "spans"]
+from fyerreg import Instance
+from fyerreg.discovery.balancer.base import Balancer
+
+__all__ = ["FirstById", "Spans", "spans"]
 
 
 class _WhileRecording(SpanProcessor):
@@ -93,3 +97,13 @@ def spans() -> Iterator[Spans]:
     finally:
         recorder.switch.recording = False
         recorder.exporter.clear()
+
+
+class FirstById(Balancer):
+    """Always the first candidate by id: with a dead ``a-...`` and a live ``b-...`` every call fails over."""
+
+    def update(self, instances: Sequence[Instance]) -> None:
+        self._first = sorted(instances, key=lambda inst: inst.id)[0]
+
+    def select(self, key: Optional[str] = None) -> Instance:
+        return self._first

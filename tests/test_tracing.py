@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import threading
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Tuple
 
 import httpx
 import pytest
@@ -23,24 +23,13 @@ from fyerreg.api import Client, ClientOptions, RemoteError, Server, ServerOption
 from fyerreg.contrib.httpx import AsyncDiscoveryTransport, DiscoveryTransport
 from fyerreg.contrib.requests import session
 from fyerreg.discovery import Discovery
-from fyerreg.discovery.balancer.base import Balancer
 from tests.api.services import GreeterService, HelloRequest
 from tests.helpers import free_port
-from tests.otel import Spans, attributes, ids, spans
+from tests.otel import FirstById, Spans, attributes, ids, spans
 
-__all__ = ["FirstById", "spans"]
+__all__ = ["spans"]
 
 SERVICE = "greeter-service"
-
-
-class FirstById(Balancer):
-    """Always the first candidate by id: with a dead ``a-...`` and a live ``b-...`` every call fails over."""
-
-    def update(self, instances: Sequence[Instance]) -> None:
-        self._first = sorted(instances, key=lambda inst: inst.id)[0]
-
-    def select(self, key: Optional[str] = None) -> Instance:
-        return self._first
 
 
 @pytest.fixture
