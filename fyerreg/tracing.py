@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, MutableMapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from .naming import Instance
 
-__all__ = ["Attempt", "Call", "call", "current_ids", "server_span"]
+__all__ = ["Attempt", "Call", "current_ids", "http_call", "rpc_call", "server_span"]
 
 Attribute = Union[str, int, float, bool]
 
@@ -266,18 +267,34 @@ class _Call(_Traced, Call):
         super().end(exc)
 
 
-def call(service: str, version: Optional[str], attributes: Mapping[str, Attribute], *, http: bool = False) -> Call:
-    """Start the span of one call to ``service`` (``version``; None: any); ``attributes`` go on it
-    and on each attempt. ``http``: attempts are HTTP requests (they count resends)."""
-    api = _loaded()
-    if api is None:
-        return _NO_CALL
+def _call(service: str, version: Optional[str], attributes: Dict[str, Attribute], http: bool, api: _Api) -> Call:
     parent: Dict[str, Attribute] = {"fyerreg.service": service}
     if version is not None:
         parent["fyerreg.version"] = version
     parent.update(attributes)
     span = api.tracer.start_span(f"fyerreg {service} call", kind=api.internal, attributes=parent)
-    return _Call(api, span, dict(attributes), http)
+    return _Call(api, span, attributes, http)
+
+
+def rpc_call(service: str, version: Optional[str], system: str, full_method: str) -> Call:
+    """Start the span of one call of ``full_method`` (``[/]Service/Method``) to ``service``
+    (``version``; None: any) over the RPC ``system`` (``grpc``, ``fyerreg``)."""
+    api = _loaded()
+    if api is None:
+        return _NO_CALL
+    return _call(service, version, rpc_attributes(system, full_method), False, api)
+
+
+def http_call(service: str, version: Optional[str], method: str, url: str) -> Call:
+    """Start the span of one HTTP request ``method`` ``url`` to ``service`` (``version``; None: any);
+    ``url.full`` is ``url`` without credentials (its host names the service, each attempt names the instance)."""
+    api = _loaded()
+    if api is None:
+        return _NO_CALL
+    if "@" in url:
+        parts = urlsplit(url)
+        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
+    return _call(service, version, {"http.request.method": method, "url.full": url}, True, api)
 
 
 def rpc_attributes(system: str, full_method: str) -> Dict[str, Attribute]:

@@ -133,7 +133,7 @@ class Client:
         opts = self.options
         self._metrics.inc("calls")
         name = f"{service}/{method}"
-        with tracing.call(opts.service_name, opts.service_version, tracing.rpc_attributes("fyerreg", name)) as span:
+        with tracing.rpc_call(opts.service_name, opts.service_version, "fyerreg", name) as span:
             while True:
                 if time.monotonic() >= deadline:
                     self._metrics.inc("timeouts")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import TYPE_CHECKING, Collection, Dict, FrozenSet, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
-from urllib.parse import urlsplit, urlunsplit
 
 from ..naming import Instance
 from ..retry import Failover
@@ -31,8 +30,7 @@ from ..retry import Failover
 if TYPE_CHECKING:
     from ..discovery import Discovery
 
-__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Routed", "Router", "failed_status", "http_attributes",
-           "target"]
+__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Routed", "Router", "failed_status", "target"]
 
 ENDPOINT = "http"
 """The named endpoint of an instance the HTTP adapters pick and call."""
@@ -171,13 +169,3 @@ def target(inst: Instance, scheme: str) -> Tuple[str, str]:
     if endpoint is None:
         return scheme, inst.address
     return ("https" if endpoint.tls else scheme), endpoint.address
-
-
-def http_attributes(method: str, url: str) -> Dict[str, Union[str, int]]:
-    """The semantic-convention attributes of an HTTP request's spans: ``http.request.method`` and
-    ``url.full`` as the caller wrote it, without credentials (the service's name as host; each
-    attempt adds the instance's address)."""
-    if "@" in url:
-        parts = urlsplit(url)
-        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
-    return {"http.request.method": method, "url.full": url}

@@ -50,7 +50,7 @@ import httpx
 from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, failed_status, http_attributes, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -85,8 +85,7 @@ class _Routing(Routed):
 
     @staticmethod
     def _call(route: Route, request: httpx.Request) -> tracing.Call:
-        return tracing.call(route.service, route.version, http_attributes(request.method, str(request.url)),
-                            http=True)
+        return tracing.http_call(route.service, route.version, request.method, str(request.url))
 
     def _no_instance(self, exc: NoInstanceAvailableError, route: Route, request: httpx.Request) -> NoInstanceError:
         return NoInstanceError(f"{exc}{self._router.hint(route)}", request=request, service=exc.service,

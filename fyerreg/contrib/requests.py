@@ -39,7 +39,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, failed_status, http_attributes, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, failed_status, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -80,8 +80,7 @@ class DiscoveryAdapter(Routed, HTTPAdapter):
         method = (request.method or "GET").upper()
         resend = self.failover.is_idempotent(method)
         tried: List[Instance] = []
-        with tracing.call(route.service, route.version, http_attributes(method, request.url or ""),
-                          http=True) as span:
+        with tracing.http_call(route.service, route.version, method, request.url or "") as span:
             while True:
                 try:
                     with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:

@@ -82,7 +82,7 @@ class Routing(Generic[C]):
 
     def call(self, method: str) -> tracing.Call:
         """The trace span of one call of ``method`` (``/package.Service/Method``)."""
-        return tracing.call(self.service, self.version, tracing.rpc_attributes("grpc", method))
+        return tracing.rpc_call(self.service, self.version, "grpc", method)
 
     def addresses(self) -> List[str]:
         """The instance addresses a channel is open to now, sorted."""
