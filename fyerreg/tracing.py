@@ -273,6 +273,8 @@ def _call(service: str, version: Optional[str], attributes: Dict[str, Attribute]
         parent["fyerreg.version"] = version
     parent.update(attributes)
     span = api.tracer.start_span(f"fyerreg {service} call", kind=api.internal, attributes=parent)
+    if not span.is_recording() and not span.get_span_context().is_valid:
+        return _NO_CALL  # no tracer provider set, and no trace to carry on: nothing to record or send
     return _Call(api, span, attributes, http)
 
 
@@ -330,7 +332,7 @@ class _Server(_Traced):
         self._api.context.detach(self._token)
         self.end(exc)
 
-    def answered(self, status: int, error: Optional[str] = None) -> None:  # type: ignore[override]
+    def answered(self, status: int, error: Optional[str] = None) -> None:
         """The status answered; a 5xx (not a 4xx, the caller's fault) marks the span failed, with the error's type."""
         self._span.set_attribute("http.response.status_code", status)
         if status >= 500:

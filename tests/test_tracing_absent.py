@@ -99,3 +99,10 @@ def test_an_application_that_imports_opentelemetry_gets_traced_calls() -> None:
                          "opentelemetry.trace.set_tracer_provider(TracerProvider())\n")
     lines = method_log_lines(run(code))
     assert len(lines) == 2 and all(len(line["trace_id"]) == 32 and len(line["span_id"]) == 16 for line in lines)
+
+
+def test_with_opentelemetry_imported_but_no_tracer_provider_calls_work_and_send_no_trace() -> None:
+    code = CALLS.replace("import requests\n", "import requests\nimport opentelemetry.trace\n")
+    outcome = run(code)
+    assert outcome["answer"] == "Hello x" and outcome["status"] == 200
+    assert not any("trace_id" in line for line in method_log_lines(outcome))
