@@ -13,6 +13,7 @@ import unicodedata
 from typing import Any, Dict, Optional, TextIO, Union
 
 from ._grpc_quiet import quiet_grpc
+from .tracing import current_ids
 
 __all__ = ["configure", "reset", "escape_control", "STRUCTURED_FIELDS"]
 
@@ -112,6 +113,9 @@ def _json_formatter() -> logging.Formatter:
     class _Formatter(JsonFormatter):  # type: ignore[misc,valid-type]
         def process_log_record(self, log_record: Dict[str, Any]) -> Dict[str, Any]:
             _redact(log_record)
+            ids = current_ids()
+            if ids is not None:
+                log_record["trace_id"], log_record["span_id"] = ids
             return log_record
 
     formatter: logging.Formatter = _Formatter(
@@ -133,8 +137,9 @@ def configure(
 
     With ``json`` each line is a JSON object with ``timestamp``, ``level``, ``logger``,
     ``message`` and every structured field (``service``, ``version``, ``instance_id``,
-    ``lease_id``, ``endpoint``, ``attempt``, ...); otherwise a text line with the fields
-    appended as ``key=value``. Only the ``"fyerreg"`` logger is touched; calling again
+    ``lease_id``, ``endpoint``, ``attempt``, ...), plus ``trace_id`` and ``span_id``
+    while an OpenTelemetry span is active (:mod:`fyerreg.tracing`); otherwise a text
+    line with the fields appended as ``key=value``. Only the ``"fyerreg"`` logger is touched; calling again
     replaces the handler an earlier call installed. ``propagate`` False (the default)
     keeps the records from also reaching the root logger's handlers.
     gRPC's own log lines, written by its C core to stderr, are kept at ERROR and above

@@ -10,6 +10,7 @@ import time
 import typing
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from .. import tracing
 from . import _codec
 
 logger = logging.getLogger("fyerreg.api.server")
@@ -21,6 +22,7 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class _Method:
+    name: str
     func: Callable[..., Any]
     takes_request: bool
     request_type: Optional[type]
@@ -113,20 +115,30 @@ class ServiceApp:
     def _handle(self, environ: Dict[str, Any]) -> Tuple[int, bytes, List[Tuple[str, str]]]:
         try:
             method = self._route(environ)
-            request = self._read_request(environ, method)
         except _HttpError as err:
             extra = [("Allow", "POST")] if err.status == 405 else []
             return err.status, _error_body(err.kind, err.message), extra
+        with tracing.server_span(environ, "fyerreg", method.name) as span:
+            status, kind, body = self._serve(environ, method)
+            span.answered(status, kind)
+        return status, body, []
+
+    def _serve(self, environ: Dict[str, Any], method: _Method) -> Tuple[int, str, bytes]:
+        """Read the request, run the method: the status, the error's type ("" on success), the body."""
+        try:
+            request = self._read_request(environ, method)
+        except _HttpError as err:
+            return err.status, err.kind, _error_body(err.kind, err.message)
         try:
             result = method.func(request) if method.takes_request else method.func()
         except Exception as exc:
             logger.error("%s raised %s", environ.get("PATH_INFO", ""), type(exc).__name__, exc_info=True)
-            return 500, _error_body(type(exc).__name__, str(exc)), []
+            return 500, type(exc).__name__, _error_body(type(exc).__name__, str(exc))
         try:
-            return 200, _codec.encode(result), []
+            return 200, "", _codec.encode(result)
         except (TypeError, ValueError) as exc:
             logger.error("%s returned a value that is not JSON: %s", environ.get("PATH_INFO", ""), exc)
-            return 500, _error_body("UnserializableResponse", str(exc)), []
+            return 500, "UnserializableResponse", _error_body("UnserializableResponse", str(exc))
 
     def _route(self, environ: Dict[str, Any]) -> _Method:
         path = environ.get("PATH_INFO", "")
@@ -167,13 +179,13 @@ def _describe(service: str, attr: str, func: Callable[..., Any]) -> _Method:
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
-        return _Method(func, True, None)
+        return _Method(f"{service}/{attr}", func, True, None)
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if len(required) > 1 or (required and required[0] not in positional):
         raise ValueError(f"{service}.{attr} must take at most one positional request argument")
     if not positional and not any(p.kind == p.VAR_POSITIONAL for p in params):
-        return _Method(func, False, None)
+        return _Method(f"{service}/{attr}", func, False, None)
     request_type: Optional[type] = None
     if positional:
         try:
@@ -181,7 +193,7 @@ def _describe(service: str, attr: str, func: Callable[..., Any]) -> _Method:
         except Exception:  # unresolvable annotations: pass the JSON through
             hint = None
         request_type = hint if isinstance(hint, type) else None
-    return _Method(func, True, request_type)
+    return _Method(f"{service}/{attr}", func, True, request_type)
 
 
 def _error_body(kind: str, message: str) -> bytes:

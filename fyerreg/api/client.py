@@ -6,9 +6,9 @@ import dataclasses
 import http.client
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Collection, List, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Collection, List, Mapping, Optional, Tuple, Type, TypeVar
 
-from .. import _fork
+from .. import _fork, tracing
 from ..errors import CallConnectionError, CallTimeoutError, NoInstanceAvailableError, RemoteError
 from ..metrics import Metrics, Stats, StatsBuilder
 from ..naming import Instance
@@ -132,30 +132,33 @@ class Client:
         tried: List[Instance] = []
         opts = self.options
         self._metrics.inc("calls")
-        while True:
-            if time.monotonic() >= deadline:
-                self._metrics.inc("timeouts")
-                raise CallTimeoutError(f"{path} on {opts.service_name} did not complete within {limit}s "
-                                       f"({len(tried)} attempts)")
-            try:
-                with opts.discovery.pick(opts.service_name, opts.service_version, key=key,
-                                         exclude=tried) as inst:
-                    tried.append(inst)
-                    status, data = self._attempt(inst, path, body, deadline)
-            except CallTimeoutError:
-                self._metrics.inc("timeouts")
-                raise
-            except (_Undelivered, _Lost) as exc:
-                delivered = isinstance(exc, _Lost)
-                if not self._failover.allows(len(tried), delivered=delivered, idempotent=resend):
+        name = f"{service}/{method}"
+        with tracing.rpc_call(opts.service_name, opts.service_version, "fyerreg", name) as span:
+            while True:
+                if time.monotonic() >= deadline:
+                    self._metrics.inc("timeouts")
+                    raise CallTimeoutError(f"{path} on {opts.service_name} did not complete within {limit}s "
+                                           f"({len(tried)} attempts)")
+                try:
+                    with opts.discovery.pick(opts.service_name, opts.service_version, key=key,
+                                             exclude=tried) as inst:
+                        tried.append(inst)
+                        with span.attempt(name, inst) as attempt:
+                            status, data = self._attempt(inst, path, body, deadline, attempt)
+                except CallTimeoutError:
+                    self._metrics.inc("timeouts")
+                    raise
+                except (_Undelivered, _Lost) as exc:
+                    delivered = isinstance(exc, _Lost)
+                    if not self._failover.allows(len(tried), delivered=delivered, idempotent=resend):
+                        self._metrics.inc("failures")
+                        raise self._gave_up(path, tried, exc, delivered=delivered, resend=resend) from exc.__cause__
+                    self._metrics.inc("retries")
+                    continue
+                except NoInstanceAvailableError:
                     self._metrics.inc("failures")
-                    raise self._gave_up(path, tried, exc, delivered=delivered, resend=resend) from exc.__cause__
-                self._metrics.inc("retries")
-                continue
-            except NoInstanceAvailableError:
-                self._metrics.inc("failures")
-                raise
-            return self._result(status, data, inst, response_type)
+                    raise
+                return self._result(status, data, inst, response_type)
 
     def _gave_up(self, path: str, tried: List[Instance], exc: Exception, *, delivered: bool,
                  resend: bool) -> CallConnectionError:
@@ -165,7 +168,18 @@ class Client:
         hint = "" if resend else " (not retried: the method is not marked idempotent)"
         return CallConnectionError(f"{path} on {tried[-1].address}: {exc}{hint}")
 
-    def _attempt(self, inst: Instance, path: str, body: bytes, deadline: float) -> Tuple[int, bytes]:
+    def _attempt(self, inst: Instance, path: str, body: bytes, deadline: float,
+                 attempt: tracing.Attempt) -> Tuple[int, bytes]:
+        try:
+            status, data = self._send(inst, path, body, deadline, attempt.headers(_HEADERS))
+        except (_Undelivered, _Lost) as exc:
+            attempt.fail(exc.__cause__ or exc)
+            raise
+        attempt.answered(status)
+        return status, data
+
+    def _send(self, inst: Instance, path: str, body: bytes, deadline: float,
+              headers: Mapping[str, str]) -> Tuple[int, bytes]:
         address = inst.address
         conn, reused = self._pool.get(address, max(deadline - time.monotonic(), 0.001))
         try:
@@ -177,7 +191,7 @@ class Client:
                     raise _Undelivered(f"cannot connect: {exc}") from exc
             set_timeout(conn, self._left(deadline))
             try:
-                conn.request("POST", path, body=body, headers=_HEADERS)
+                conn.request("POST", path, body=body, headers=headers)
             except socket.timeout:
                 raise
             except OSError as exc:

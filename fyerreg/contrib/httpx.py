@@ -47,6 +47,7 @@ from typing import (
 
 import httpx
 
+from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
 from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, failed_status, target
@@ -81,6 +82,10 @@ class _Routing(Routed):
 
     def _route(self, request: httpx.Request) -> Route:
         return self._router.route(request.url, request.url.host, request.url.port)
+
+    @staticmethod
+    def _call(route: Route, request: httpx.Request) -> tracing.Call:
+        return tracing.http_call(route.service, route.version, request.method, str(request.url))
 
     def _no_instance(self, exc: NoInstanceAvailableError, route: Route, request: httpx.Request) -> NoInstanceError:
         return NoInstanceError(f"{exc}{self._router.hint(route)}", request=request, service=exc.service,
@@ -181,24 +186,31 @@ class DiscoveryTransport(_Routing, httpx.BaseTransport):
         once = None if isinstance(body, httpx.ByteStream) or not isinstance(body, httpx.SyncByteStream) \
             else _ReadOnce(body)
         tried: List[Instance] = []
-        while True:
-            try:
-                with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
-                    tried.append(inst)
-                    try:
-                        response = self.transport.handle_request(
-                            self._for_instance(request, inst, once if once is not None else body))
-                    except httpx.TransportError as exc:
-                        raise Failed[httpx.Response](exc) from exc
-                    if failed_status(response.status_code):
-                        raise Failed(response)
-                    return response
-            except NoInstanceAvailableError as exc:
-                raise self._no_instance(exc, route, request) from exc
-            except Failed as failed:
-                answer = self._settle(failed, request, len(tried), once is not None and once.read)
-                if answer is not None:
-                    return answer
+        with self._call(route, request) as span:
+            while True:
+                try:
+                    with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
+                        tried.append(inst)
+                        with span.attempt(request.method, inst) as attempt:
+                            sent = self._for_instance(request, inst, once if once is not None else body)
+                            attempt.inject(sent.headers)
+                            try:
+                                response = self.transport.handle_request(sent)
+                            except httpx.TransportError as exc:
+                                attempt.fail(exc)
+                                raise Failed[httpx.Response](exc) from exc
+                            attempt.answered(response.status_code)
+                        if failed_status(response.status_code):
+                            raise Failed(response)
+                        span.answered(response.status_code)
+                        return response
+                except NoInstanceAvailableError as exc:
+                    raise self._no_instance(exc, route, request) from exc
+                except Failed as failed:
+                    answer = self._settle(failed, request, len(tried), once is not None and once.read)
+                    if answer is not None:
+                        span.answered(answer.status_code)
+                        return answer
 
     def close(self) -> None:
         """Close the inner transport (not the discovery)."""
@@ -237,25 +249,32 @@ class AsyncDiscoveryTransport(_Routing, httpx.AsyncBaseTransport):
         once = None if isinstance(body, httpx.ByteStream) or not isinstance(body, httpx.AsyncByteStream) \
             else _AsyncReadOnce(body)
         tried: List[Instance] = []
-        while True:
-            try:
-                async with self.discovery.pick(route.service, route.version, exclude=tried,
-                                               endpoint=ENDPOINT) as inst:
-                    tried.append(inst)
-                    try:
-                        response = await self.transport.handle_async_request(
-                            self._for_instance(request, inst, once if once is not None else body))
-                    except httpx.TransportError as exc:
-                        raise Failed[httpx.Response](exc) from exc
-                    if failed_status(response.status_code):
-                        raise Failed(response)
-                    return response
-            except NoInstanceAvailableError as exc:
-                raise self._no_instance(exc, route, request) from exc
-            except Failed as failed:
-                answer = self._settle(failed, request, len(tried), once is not None and once.read)
-                if answer is not None:
-                    return answer
+        with self._call(route, request) as span:
+            while True:
+                try:
+                    async with self.discovery.pick(route.service, route.version, exclude=tried,
+                                                   endpoint=ENDPOINT) as inst:
+                        tried.append(inst)
+                        with span.attempt(request.method, inst) as attempt:
+                            sent = self._for_instance(request, inst, once if once is not None else body)
+                            attempt.inject(sent.headers)
+                            try:
+                                response = await self.transport.handle_async_request(sent)
+                            except httpx.TransportError as exc:
+                                attempt.fail(exc)
+                                raise Failed[httpx.Response](exc) from exc
+                            attempt.answered(response.status_code)
+                        if failed_status(response.status_code):
+                            raise Failed(response)
+                        span.answered(response.status_code)
+                        return response
+                except NoInstanceAvailableError as exc:
+                    raise self._no_instance(exc, route, request) from exc
+                except Failed as failed:
+                    answer = self._settle(failed, request, len(tried), once is not None and once.read)
+                    if answer is not None:
+                        span.answered(answer.status_code)
+                        return answer
 
     async def aclose(self) -> None:
         """Close the inner transport (not the discovery)."""

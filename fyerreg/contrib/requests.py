@@ -36,6 +36,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
 from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, failed_status, target
@@ -76,31 +77,39 @@ class DiscoveryAdapter(Routed, HTTPAdapter):
         """Send ``request`` to an instance of the service named by its host, failing over per the rules above."""
         parts = urlsplit(request.url or "")
         route = self._router.route(request.url or "", parts.hostname, parts.port)
-        resend = self.failover.is_idempotent((request.method or "GET").upper())
+        method = (request.method or "GET").upper()
+        resend = self.failover.is_idempotent(method)
         tried: List[Instance] = []
-        while True:
-            try:
-                with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
-                    tried.append(inst)
-                    sent = request.copy()
-                    scheme, address = target(inst, parts.scheme)
-                    sent.url = urlunsplit((scheme, address, parts.path, parts.query, parts.fragment))
-                    try:
-                        response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert,
-                                                proxies=proxies)
-                    except (requests.RequestException, OSError) as exc:
-                        raise Failed[requests.Response](exc) from exc
-                    if failed_status(response.status_code):
-                        raise Failed(response)
-                    return response
-            except NoInstanceAvailableError as exc:
-                raise NoInstanceError(f"{exc}{self._router.hint(route)}", request=request) from exc
-            except Failed as failed:
-                outcome = failed.outcome
-                if isinstance(outcome, requests.Response):
-                    return outcome
-                if not self.failover.allows(len(tried), delivered=not _undelivered(outcome), idempotent=resend):
-                    raise outcome from None
+        with tracing.http_call(route.service, route.version, method, request.url or "") as span:
+            while True:
+                try:
+                    with self.discovery.pick(route.service, route.version, exclude=tried, endpoint=ENDPOINT) as inst:
+                        tried.append(inst)
+                        with span.attempt(method, inst) as attempt:
+                            sent = request.copy()
+                            scheme, address = target(inst, parts.scheme)
+                            sent.url = urlunsplit((scheme, address, parts.path, parts.query, parts.fragment))
+                            attempt.inject(sent.headers)
+                            try:
+                                response = super().send(sent, stream=stream, timeout=timeout, verify=verify,
+                                                        cert=cert, proxies=proxies)
+                            except (requests.RequestException, OSError) as exc:
+                                attempt.fail(exc)
+                                raise Failed[requests.Response](exc) from exc
+                            attempt.answered(response.status_code)
+                        if failed_status(response.status_code):
+                            raise Failed(response)
+                        span.answered(response.status_code)
+                        return response
+                except NoInstanceAvailableError as exc:
+                    raise NoInstanceError(f"{exc}{self._router.hint(route)}", request=request) from exc
+                except Failed as failed:
+                    outcome = failed.outcome
+                    if isinstance(outcome, requests.Response):
+                        span.answered(outcome.status_code)
+                        return outcome
+                    if not self.failover.allows(len(tried), delivered=not _undelivered(outcome), idempotent=resend):
+                        raise outcome from None
 
 
 def _undelivered(exc: BaseException) -> bool:

@@ -194,6 +194,7 @@ class _MultiCallable:
         self._serializer = serializer
         self._deserializer = deserializer
         self._registered = registered
+        self._name = method.lstrip("/")
 
     def _make(self, channel: Any) -> Any:
         return getattr(channel, self._kind)(self._method, request_serializer=self._serializer,
@@ -226,23 +227,33 @@ class _UnaryUnary(_MultiCallable, grpc.aio.UnaryUnaryMultiCallable):  # type: ig
         routing = self._routing
         deadline = None if timeout is None else time.monotonic() + timeout
         tried: List[Instance] = []
-        while True:
-            attempt = await routing.start(tried)
-            try:
-                response = await attempt[1].callable(self, self._make)(request, timeout=time_left(deadline), **kw)
-            except grpc.RpcError as exc:
-                routing.end(attempt, exc)
-                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+        metadata = kw.pop("metadata")
+        with routing.call(self._method) as span:
+            while True:
+                attempt = await routing.start(tried)
+                traced = span.attempt(self._name, tried[-1])
+                try:
+                    with traced:
+                        try:
+                            response = await attempt[1].callable(self, self._make)(
+                                request, timeout=time_left(deadline), metadata=traced.metadata(metadata), **kw)
+                        except grpc.RpcError as exc:
+                            traced.grpc_code(exc)
+                            raise
+                        traced.grpc_code(None)
+                except grpc.RpcError as exc:
+                    routing.end(attempt, exc)
+                    if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                        raise
+                    continue
+                except asyncio.CancelledError:
+                    await routing.abandon(attempt)
                     raise
-                continue
-            except asyncio.CancelledError:
-                await routing.abandon(attempt)
-                raise
-            except BaseException as exc:
-                routing.end(attempt, exc)
-                raise
-            routing.end(attempt, None)
-            return response
+                except BaseException as exc:
+                    routing.end(attempt, exc)
+                    raise
+                routing.end(attempt, None)
+                return response
 
 
 class _UnaryStream(_MultiCallable, grpc.aio.UnaryStreamMultiCallable):  # type: ignore[misc]
@@ -278,33 +289,41 @@ class _ResponseStream:
         owner, routing = self._owner, self._owner._routing
         tried: List[Instance] = []
         received = False
-        while True:
-            attempt = await routing.start(tried)
-            call: Any = None
-            error: Optional[BaseException] = None
-            try:
-                call = attempt[1].callable(owner, owner._make)(self._request, timeout=time_left(self._deadline),
-                                                              **self._kw)
-                async for message in call:
-                    received = True
-                    yield message
-            except grpc.RpcError as exc:
-                error = exc
-            except (asyncio.CancelledError, GeneratorExit):  # the caller was cancelled, or stopped reading
-                if call is not None:
-                    call.cancel()
-                await routing.abandon(attempt)
-                raise
-            except BaseException as exc:
-                if call is not None:
-                    call.cancel()
-                routing.end(attempt, exc)
-                raise
-            routing.end(attempt, error)
-            if error is None:
-                return
-            if received or not routing.policy.retry(error, len(tried), owner._method, self._deadline):
-                raise error
+        kw = dict(self._kw)
+        metadata = kw.pop("metadata")
+        with routing.call(owner._method) as span:
+            while True:
+                attempt = await routing.start(tried)
+                traced = span.attempt(owner._name, tried[-1], current=False)
+                call: Any = None
+                error: Optional[BaseException] = None
+                try:
+                    call = attempt[1].callable(owner, owner._make)(
+                        self._request, timeout=time_left(self._deadline), metadata=traced.metadata(metadata), **kw)
+                    async for message in call:
+                        received = True
+                        yield message
+                except grpc.RpcError as exc:
+                    error = exc
+                except (asyncio.CancelledError, GeneratorExit) as exc:  # the caller was cancelled, or stopped reading
+                    if call is not None:
+                        call.cancel()
+                    traced.end(exc)
+                    await routing.abandon(attempt)
+                    raise
+                except BaseException as exc:
+                    if call is not None:
+                        call.cancel()
+                    traced.end(exc)
+                    routing.end(attempt, exc)
+                    raise
+                traced.grpc_code(error)
+                traced.end()
+                routing.end(attempt, error)
+                if error is None:
+                    return
+                if received or not routing.policy.retry(error, len(tried), owner._method, self._deadline):
+                    raise error
 
 
 class _StreamUnary(_MultiCallable, grpc.aio.StreamUnaryMultiCallable):  # type: ignore[misc]
@@ -315,37 +334,60 @@ class _StreamUnary(_MultiCallable, grpc.aio.StreamUnaryMultiCallable):  # type: 
 
     async def _once(self, request_iterator: Any, timeout: Optional[float], kw: Any) -> Any:
         routing = self._routing
-        attempt = await routing.start([])
-        try:
-            response = await attempt[1].callable(self, self._make)(request_iterator, timeout=timeout, **kw)
-        except asyncio.CancelledError:
-            await routing.abandon(attempt)
-            raise
-        except BaseException as exc:
-            routing.end(attempt, exc)
-            raise
-        routing.end(attempt, None)
-        return response
+        tried: List[Instance] = []
+        with routing.call(self._method) as span:
+            attempt = await routing.start(tried)
+            try:
+                with span.attempt(self._name, tried[0]) as traced:
+                    kw["metadata"] = traced.metadata(kw["metadata"])
+                    try:
+                        response = await attempt[1].callable(self, self._make)(request_iterator, timeout=timeout,
+                                                                               **kw)
+                    except grpc.RpcError as exc:
+                        traced.grpc_code(exc)
+                        raise
+                    traced.grpc_code(None)
+            except asyncio.CancelledError:
+                await routing.abandon(attempt)
+                raise
+            except BaseException as exc:
+                routing.end(attempt, exc)
+                raise
+            routing.end(attempt, None)
+            return response
 
 
 class _StreamStream(_MultiCallable, grpc.aio.StreamStreamMultiCallable):  # type: ignore[misc]
     def __call__(self, request_iterator: Any = None, *, timeout: Optional[float] = None, metadata: Any = None,
                  credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         routing = self._routing
-        attempt = routing.start_now([])
+        span = routing.call(self._method)
+        tried: List[Instance] = []
         try:
-            call = attempt[1].callable(self, self._make)(request_iterator, timeout=timeout,
-                                                         **call_kwargs(metadata, credentials, wait_for_ready,
-                                                                       compression))
+            attempt = routing.start_now(tried)
+        except BaseException as exc:
+            span.end(exc)
+            raise
+        traced = span.attempt(self._name, tried[0], current=False)
+        try:
+            call = attempt[1].callable(self, self._make)(
+                request_iterator, timeout=timeout,
+                **call_kwargs(traced.metadata(metadata), credentials, wait_for_ready, compression))
         except BaseException as exc:
             routing.end(attempt, exc)
+            traced.end(exc)
+            span.end(exc)
             raise
 
         def ended(done: Any) -> None:
+            failed = None if done.cancelled() or done.code() is grpc.StatusCode.OK else done
+            for one in (traced, span):
+                one.grpc_code(failed)
+                one.end()
             if done.cancelled():
                 routing.background(routing.abandon(attempt))
             else:
-                routing.end(attempt, None if done.code() is grpc.StatusCode.OK else done)
+                routing.end(attempt, failed)
 
         call.add_done_callback(ended)
         return call

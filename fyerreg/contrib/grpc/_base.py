@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Collection, Generic, List, Optional, Sequ
 
 import grpc
 
+from ... import tracing
 from ...naming import Endpoint, Instance
 from ...retry import Failover
 from ._pool import CLOSED_MESSAGE, ChannelPool, Entry
@@ -78,6 +79,10 @@ class Routing(Generic[C]):
         finally:
             channel = self.pool.release(entry)
         return channel
+
+    def call(self, method: str) -> tracing.Call:
+        """The trace span of one call of ``method`` (``/package.Service/Method``)."""
+        return tracing.rpc_call(self.service, self.version, "grpc", method)
 
     def addresses(self) -> List[str]:
         """The instance addresses a channel is open to now, sorted."""

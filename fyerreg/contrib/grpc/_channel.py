@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 
+from ... import tracing
 from ...errors import NoInstanceAvailableError
 from ...naming import Endpoint, Instance
 from ._base import Routing, call_kwargs
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["DiscoveryChannel"]
 
 Attempt = Tuple["Pick", Entry[grpc.Channel]]
+Metadata = Callable[[Any], Any]
 
 
 class DiscoveryChannel(grpc.Channel):  # type: ignore[misc]
@@ -157,10 +159,18 @@ class _SyncRouting(Routing[grpc.Channel]):
         if channel is not None:
             channel.close()
 
-    def watch(self, attempt: Attempt, call: Any) -> None:
-        """Report ``attempt`` when ``call`` (a future or a response stream) ends."""
+    def watch(self, attempt: Attempt, call: Any, traced: tracing.Attempt, span: Optional[tracing.Call] = None
+              ) -> None:
+        """Report ``attempt`` when ``call`` (a future or a response stream) ends, and end its ``traced``
+        span (and the call's ``span``, when given)."""
         def ended() -> None:
-            self.end(attempt, None if call.code() is grpc.StatusCode.OK else call, in_callback=True)
+            failed = call.code() is not grpc.StatusCode.OK
+            traced.grpc_code(call if failed else None)
+            traced.end()
+            if span is not None:
+                span.grpc_code(call if failed else None)
+                span.end()
+            self.end(attempt, call if failed else None, in_callback=True)
 
         if not call.add_callback(ended):
             ended()
@@ -175,22 +185,34 @@ class _MultiCallable:
         self._serializer = serializer
         self._deserializer = deserializer
         self._registered = registered
+        self._name = method.lstrip("/")
 
     def _make(self, channel: grpc.Channel) -> Any:
         return getattr(channel, self._kind)(self._method, request_serializer=self._serializer,
                                             response_deserializer=self._deserializer,
                                             _registered_method=self._registered)
 
-    def _once(self, invoke: Callable[[Any], Any]) -> Any:
-        """``invoke(multicallable)`` on one picked instance; reported when the call it returns ends."""
+    def _once(self, invoke: Callable[[Any], Any], kw: Dict[str, Any]) -> Any:
+        """``invoke(multicallable)`` on one picked instance; reported when the call it returns ends.
+        ``kw``: the call's arguments ``invoke`` passes, given the trace context in their metadata."""
         routing = self._routing
-        attempt = routing.start([])
+        span = routing.call(self._method)
+        tried: List[Instance] = []
+        try:
+            attempt = routing.start(tried)
+        except BaseException as exc:
+            span.end(exc)
+            raise
+        traced = span.attempt(self._name, tried[0], current=False)
+        kw["metadata"] = traced.metadata(kw["metadata"])
         try:
             call = invoke(attempt[1].callable(self, self._make))
         except BaseException as exc:
             routing.end(attempt, exc)
+            traced.end(exc)
+            span.end(exc)
             raise
-        routing.watch(attempt, call)
+        routing.watch(attempt, call, traced, span)
         return call
 
     def __repr__(self) -> str:
@@ -214,78 +236,97 @@ class _UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):  # type: ignore
         deadline = None if timeout is None else time.monotonic() + timeout
         left = timeout
         tried: List[Instance] = []
-        while True:
-            pick, entry = routing.start(tried)
-            target = entry.callables.get(self) or entry.callable(self, self._make)
-            try:
-                result = (target.with_call if with_call else target)(
-                    request, timeout=left, metadata=metadata, credentials=credentials, wait_for_ready=wait_for_ready,
-                    compression=compression)
-            except grpc.RpcError as exc:
-                routing.end((pick, entry), exc)
-                if not routing.policy.retry(exc, len(tried), self._method, deadline):
+        with routing.call(self._method) as span:
+            while True:
+                pick, entry = routing.start(tried)
+                target = entry.callables.get(self) or entry.callable(self, self._make)
+                attempt = span.attempt(self._name, tried[-1])
+                try:
+                    with attempt:
+                        try:
+                            result = (target.with_call if with_call else target)(
+                                request, timeout=left, metadata=attempt.metadata(metadata), credentials=credentials,
+                                wait_for_ready=wait_for_ready, compression=compression)
+                        except grpc.RpcError as exc:
+                            attempt.grpc_code(exc)
+                            raise
+                        attempt.grpc_code(None)
+                except grpc.RpcError as exc:
+                    routing.end((pick, entry), exc)
+                    if not routing.policy.retry(exc, len(tried), self._method, deadline):
+                        raise
+                    left = time_left(deadline)
+                    continue
+                except BaseException as exc:
+                    routing.end((pick, entry), exc)
                     raise
-                left = time_left(deadline)
-                continue
-            except BaseException as exc:
-                routing.end((pick, entry), exc)
-                raise
-            routing.succeeded(pick, entry)
-            return result
+                routing.succeeded(pick, entry)
+                return result
 
     def future(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._once(lambda call: call.future(request, timeout=timeout, **kw))
+        return self._once(lambda call: call.future(request, timeout=timeout, **kw), kw)
 
 
 class _UnaryStream(_MultiCallable, grpc.UnaryStreamMultiCallable):  # type: ignore[misc]
     def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, credentials: Any = None,
                  wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
-        kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return _ResponseStream(self, lambda call, left: call(request, timeout=left, **kw), timeout)
+        kw = call_kwargs(None, credentials, wait_for_ready, compression)
+        del kw["metadata"]
+        return _ResponseStream(self, lambda call, left, traced: call(request, timeout=left, metadata=traced(metadata),
+                                                                    **kw), timeout)
 
 
 class _StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):  # type: ignore[misc]
     def __call__(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
                  credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._one_shot(lambda call: call(request_iterator, timeout=timeout, **kw))
+        return self._one_shot(lambda call: call(request_iterator, timeout=timeout, **kw), kw)
 
     def with_call(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
                   credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._one_shot(lambda call: call.with_call(request_iterator, timeout=timeout, **kw))
+        return self._one_shot(lambda call: call.with_call(request_iterator, timeout=timeout, **kw), kw)
 
     def future(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
                credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._once(lambda call: call.future(request_iterator, timeout=timeout, **kw))
+        return self._once(lambda call: call.future(request_iterator, timeout=timeout, **kw), kw)
 
-    def _one_shot(self, invoke: Callable[[Any], Any]) -> Any:
+    def _one_shot(self, invoke: Callable[[Any], Any], kw: Dict[str, Any]) -> Any:
         """``invoke(multicallable)`` once: a request stream can be read only once, so no failover."""
         routing = self._routing
-        attempt = routing.start([])
-        try:
-            result = invoke(attempt[1].callable(self, self._make))
-        except BaseException as exc:
-            routing.end(attempt, exc)
-            raise
-        routing.end(attempt, None)
-        return result
+        tried: List[Instance] = []
+        with routing.call(self._method) as span:
+            attempt = routing.start(tried)
+            try:
+                with span.attempt(self._name, tried[0]) as traced:
+                    kw["metadata"] = traced.metadata(kw["metadata"])
+                    try:
+                        result = invoke(attempt[1].callable(self, self._make))
+                    except grpc.RpcError as exc:
+                        traced.grpc_code(exc)
+                        raise
+                    traced.grpc_code(None)
+            except BaseException as exc:
+                routing.end(attempt, exc)
+                raise
+            routing.end(attempt, None)
+            return result
 
 
 class _StreamStream(_MultiCallable, grpc.StreamStreamMultiCallable):  # type: ignore[misc]
     def __call__(self, request_iterator: Iterator[Any], timeout: Optional[float] = None, metadata: Any = None,
                  credentials: Any = None, wait_for_ready: Optional[bool] = None, compression: Any = None) -> Any:
         kw = call_kwargs(metadata, credentials, wait_for_ready, compression)
-        return self._once(lambda call: call(request_iterator, timeout=timeout, **kw))
+        return self._once(lambda call: call(request_iterator, timeout=timeout, **kw), kw)
 
 
 class _ResponseStream(grpc.Call):  # type: ignore[misc]
     """The responses of a unary-stream call; sent to another instance while nothing has arrived yet."""
 
-    def __init__(self, owner: _MultiCallable, invoke: Callable[[Any, Optional[float]], Any],
+    def __init__(self, owner: _MultiCallable, invoke: Callable[[Any, Optional[float], Metadata], Any],
                  timeout: Optional[float]) -> None:
         self._owner = owner
         self._invoke = invoke
@@ -294,17 +335,25 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc]
         self._received = False
         self._cancelled = False
         self._lock = threading.Lock()
-        self._call: Any = self._start()
+        self._span = owner._routing.call(owner._method)
+        try:
+            self._call: Any = self._start()
+        except BaseException as exc:
+            self._span.end(exc)
+            raise
 
     def _start(self) -> Any:
         routing = self._owner._routing
         attempt = routing.start(self._tried)
+        traced = self._span.attempt(self._owner._name, self._tried[-1], current=False)
         try:
-            call = self._invoke(attempt[1].callable(self._owner, self._owner._make), time_left(self._deadline))
+            call = self._invoke(attempt[1].callable(self._owner, self._owner._make), time_left(self._deadline),
+                                traced.metadata)
         except BaseException as exc:
             routing.end(attempt, exc)
+            traced.end(exc)
             raise
-        routing.watch(attempt, call)
+        routing.watch(attempt, call, traced)
         return call
 
     def __iter__(self) -> _ResponseStream:
@@ -315,14 +364,23 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc]
             call = self._call
             try:
                 message = next(call)
+            except StopIteration:
+                self._span.end()
+                raise
             except grpc.RpcError as exc:
                 if self._received or self._cancelled or not self._owner._routing.policy.retry(
                         exc, len(self._tried), self._owner._method, self._deadline):
+                    self._span.end(exc)
                     raise
                 with self._lock:
                     if self._cancelled:
+                        self._span.end(exc)
                         raise
-                    self._call = self._start()
+                    try:
+                        self._call = self._start()
+                    except BaseException as again:
+                        self._span.end(again)
+                        raise
                 continue
             self._received = True
             return message
@@ -330,6 +388,7 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc]
     def cancel(self) -> bool:
         with self._lock:
             self._cancelled = True
+            self._span.end()
             return bool(self._call.cancel())
 
     def is_active(self) -> bool:
