@@ -23,7 +23,7 @@ from .._threads import join_thread, start_thread
 from ..errors import RegistryError
 from ..serving.address import family_for
 from . import _page
-from ._auth import Guard
+from ._auth import Guard, check_token
 from ._state import Board, encode
 
 __all__ = ["DashboardServer", "Leases", "KEEPALIVE", "MAX_CONNECTIONS"]
@@ -193,6 +193,8 @@ class DashboardServer(http.server.HTTPServer):
 
     def __init__(self, host: str, port: int, board: Board, leases: Leases, *, token: Optional[str] = None,
                  max_connections: int = MAX_CONNECTIONS) -> None:
+        if token is not None:
+            check_token(token)  # before binding: nothing to release on a bad token
         self.address_family = family_for(host)
         self.board = board
         self.leases = leases
