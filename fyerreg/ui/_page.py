@@ -74,7 +74,7 @@ td.metadata { white-space: pre-wrap; word-break: break-all; max-width: 32em; }
 tr.fresh td { animation: fresh 4s ease-out; }
 @keyframes fresh { from { background: #fff6bf; } to { background: transparent; } }
 .service-head { display: flex; align-items: baseline; gap: 1em; }
-.cols { display: grid; grid-template-columns: minmax(0, 3fr) minmax(16em, 1fr); gap: 1.2em; }
+.cols { display: grid; grid-template-columns: minmax(0, 3fr) minmax(16em, 1fr); gap: 1.2em; align-items: start; }
 .timeline { list-style: none; margin: 0; padding: 0; max-height: 18em; overflow-y: auto; font-size: .9em; }
 .timeline li { padding: .2em 0; border-bottom: 1px dashed var(--line); }
 .timeline .when { color: var(--muted); margin-right: .5em; }
@@ -154,18 +154,17 @@ SCRIPT = r"""
       body.appendChild(row);
       total += s.instances.length;
     });
-    document.getElementById("totals").textContent =
-      names.length + (names.length === 1 ? " service, " : " services, ") + total +
-      (total === 1 ? " instance" : " instances");
+    document.getElementById("totals").textContent = plural(names.length, "service") + ", " + plural(total, "instance");
     document.getElementById("empty").hidden = names.length > 0;
   }
-  function renderService(name) {
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+  function renderService(name, joined) {
     var s = services.get(name), old = sections.get(name), box = el("section", "service");
     box.dataset.service = name;
     box.id = "service-" + encodeURIComponent(name);
     var head = el("div", "service-head");
     head.appendChild(el("h2", "", name));
-    head.appendChild(el("span", "muted counts", s.instances.length + " instances, " + s.enabled + " enabled"));
+    head.appendChild(el("span", "muted counts", plural(s.instances.length, "instance") + ", " + s.enabled + " enabled"));
     box.appendChild(head);
     var cols = el("div", "cols"), table = el("table", "instances"), thead = el("thead"), hr = el("tr");
     ["ID", "Version", "Address", "Status", "Weight", "Metadata", "Lease TTL", "Stale"].forEach(function (h) {
@@ -173,9 +172,7 @@ SCRIPT = r"""
     });
     thead.appendChild(hr); table.appendChild(thead);
     var body = el("tbody"), cells = [], fresh = {};
-    s.timeline.forEach(function (c) {
-      if (c.event === "joined" && now() - c.time < 4) fresh[c.version + "/" + c.id] = 1;
-    });
+    (joined || []).forEach(function (c) { if (c.event === "joined") fresh[c.version + "/" + c.id] = 1; });
     s.instances.forEach(function (inst) {
       var row = el("tr"), ttl = ttlLeft(name, inst), why = staleWhy(s, ttl);
       row.dataset.instance = keyOf(inst);
@@ -274,7 +271,7 @@ SCRIPT = r"""
     sections.clear();
     data.services.forEach(function (s) { services.set(s.name, s); });
     renderAbout(); renderSummary();
-    Array.from(services.keys()).sort().forEach(renderService);
+    Array.from(services.keys()).sort().forEach(function (n) { renderService(n, []); });
     live = true; setStatus();
     fetchLeases(null);
   });
@@ -282,7 +279,7 @@ SCRIPT = r"""
     var data = JSON.parse(e.data), s = data.service, known = services.get(s.name);
     if (known && known.seq > s.seq) return;
     services.set(s.name, s);
-    renderSummary(); renderService(s.name);
+    renderSummary(); renderService(s.name, data.changes);
     if (data.changes.length) soon(s.name);
   });
   source.addEventListener("connection", function (e) {
