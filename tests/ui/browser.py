@@ -30,13 +30,20 @@ def find_browser() -> Tuple[Optional[Tuple[str, str]], str]:
         import selenium  # noqa: F401
     except ImportError:
         return None, "selenium is not installed (pip install -e '.[test]')"
-    browser = os.environ.get("FYERREG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("FYERREG_CHROMEDRIVER") or shutil.which("chromedriver")
+    browser = _program(os.environ.get("FYERREG_CHROMIUM"), "chromium", "chromium-browser")
+    driver = _program(os.environ.get("FYERREG_CHROMEDRIVER"), "chromedriver")
     if browser is None:
         return None, f"no chromium on this machine {_INSTALL}"
     if driver is None:
         return None, f"no chromedriver on this machine {_INSTALL}"
     return (browser, driver), ""
+
+
+def _program(given: Optional[str], *names: str) -> Optional[str]:
+    """``given`` when it is an executable, else the first of ``names`` on PATH."""
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    return next((path for path in map(shutil.which, names) if path), None)
 
 
 def chromium() -> Iterator[Any]:

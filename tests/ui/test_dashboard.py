@@ -192,3 +192,23 @@ def test_more_pages_than_allowed_are_refused(viewer: Any) -> None:
         finally:
             for stream in streams:
                 stream.close()
+
+
+def test_the_page_is_told_when_etcd_goes_away_and_comes_back(etcd_server: Any) -> None:
+    from fyerreg.registry.etcd import EtcdRegistry
+
+    with EtcdRegistry(endpoints=etcd_server.endpoints, namespace="gone", dial_timeout=2) as viewer, \
+            Dashboard(viewer, port=0) as board:
+        stream = EventStream(board.port)
+        try:
+            assert stream.next_event()[1]["connected"] is True
+            etcd_server.stop()
+            _, data = stream.wait_for(lambda e, d: e == "connection", timeout=20)
+            assert data["connected"] is False
+            assert get_json(board.port, "/api/state")["connected"] is False
+            assert get(board.port, "/api/leases")[0] == 503  # read on demand: etcd is not there to answer
+            etcd_server.start()
+            _, data = stream.wait_for(lambda e, d: e == "connection", timeout=30)
+            assert data["connected"] is True
+        finally:
+            stream.close()

@@ -49,6 +49,7 @@ class ServiceNames:
         self._known: Set[str] = set()
         self._revision = 0
         self._connected = False
+        self._reported: Optional[bool] = None  # what on_connection was last told (None: nothing yet)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stream: Optional[KVStream] = None
@@ -101,8 +102,9 @@ class ServiceNames:
             self._on_new(name)
 
     def _set_connected(self, connected: bool) -> None:
-        if connected != self._connected:
-            self._connected = connected
+        self._connected = connected
+        if connected != self._reported:  # a watch that breaks before it was ever established is reported too
+            self._reported = connected
             self._on_connection(connected)
 
     def _run(self) -> None:
