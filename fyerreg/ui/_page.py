@@ -164,7 +164,8 @@ SCRIPT = r"""
     box.id = "service-" + encodeURIComponent(name);
     var head = el("div", "service-head");
     head.appendChild(el("h2", "", name));
-    head.appendChild(el("span", "muted counts", plural(s.instances.length, "instance") + ", " + s.enabled + " enabled"));
+    var counts = plural(s.instances.length, "instance") + ", " + s.enabled + " enabled";
+    head.appendChild(el("span", "muted counts", counts));
     box.appendChild(head);
     var cols = el("div", "cols"), table = el("table", "instances"), thead = el("thead"), hr = el("tr");
     ["ID", "Version", "Address", "Status", "Weight", "Metadata", "Lease TTL", "Stale"].forEach(function (h) {

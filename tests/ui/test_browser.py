@@ -16,8 +16,8 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from tests.cli.support import cli_env, cli_process
 from fyerreg import Status
+from tests.cli.support import cli_env, cli_process
 from tests.helpers import make_instance
 
 from .browser import chromium
@@ -107,7 +107,8 @@ def test_the_page_shows_joins_and_leaves_within_a_second_without_reload(
     _wait(driver, lambda d: "v1/orders-2" not in _rows(d, "orders"), "the leave shown")
     _wait(driver, lambda d: _summary(d)["orders"] == "3", "the count updated")
     events = driver.execute_script(
-        "return Array.from(document.querySelectorAll('section.service[data-service=\"orders\"] .timeline li[data-event]'))"
+        "return Array.from(document.querySelectorAll("
+        "'section.service[data-service=\"orders\"] .timeline li[data-event]'))"
         ".map(function (li) { return li.dataset.event; });")
     assert events == ["left", "joined", "joined", "joined", "joined"]  # the latest first: it saw orders come
     assert driver.execute_script("return performance.timeOrigin") == loaded  # never reloaded

@@ -27,7 +27,7 @@ def test_a_publisher_never_waits_for_a_page() -> None:
     hub = Hub(queue_size=1)
     listener = hub.add()
     assert listener is not None
-    for n in range(1000):  # nobody reads: the page is dropped at the second message, nothing blocks
+    for _ in range(1000):  # nobody reads: the page is dropped at the second message, nothing blocks
         hub.publish(b"x")
     assert listener.dropped
 
