@@ -93,8 +93,9 @@ class Dashboard:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + timeout
         self.server.close(timeout)
-        self._follower.close(timeout)
+        self._follower.close(max(deadline - time.monotonic(), 0.05))
 
     def __enter__(self) -> Dashboard:
         self.start()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Dict, List, Optional, Set
 
 from .._threads import join_thread, start_thread
-from ..errors import RegistryClosedError, RegistryError
+from ..errors import InvalidInstanceError, RegistryClosedError, RegistryError
 from ..registry.subscription import Subscription
 from ._state import Board
 
@@ -70,6 +71,9 @@ class Follower:
                 sub: Subscription = self.registry.subscribe(name, timeout=self._wait)
             except RegistryClosedError:
                 return None
+            except InvalidInstanceError as exc:  # a key segment no subscription accepts: nothing to retry
+                log.warning("cannot follow service %r: %s", name, exc, extra={"service": name})
+                return None
             except RegistryError as exc:
                 failures += 1
                 if failures == 1:
@@ -104,16 +108,17 @@ class Follower:
 
     def close(self, timeout: float) -> None:
         """End every subscription and the namespace watch; join their threads (within ``timeout``)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         with self._read:
             self._read.notify_all()
         if self._names is not None:
-            self._names.stop(timeout)
+            self._names.stop(max(deadline - time.monotonic(), 0.05))
         with self._lock:
             subs = list(self._subs.values())
             threads = list(self._threads.values())
         for sub in subs:
             sub.close()
         for thread in threads:
-            if not join_thread(thread, timeout):
+            if not join_thread(thread, max(deadline - time.monotonic(), 0.05)):
                 log.warning("thread %s did not end at close", thread.name)
