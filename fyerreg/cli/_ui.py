@@ -59,7 +59,7 @@ def add_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
                         f"beyond loopback [${TOKEN_ENV}; prefer the variable: argv is visible]")
     parser.add_argument("--history", type=_history, default=50, metavar="N",
                         help="changes kept in each service's timeline (default 50)")
-    parser.set_defaults(func=run, default_log_level="info")
+    parser.set_defaults(func=run)
 
 
 def _token(args: argparse.Namespace) -> Optional[str]:

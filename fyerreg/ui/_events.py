@@ -54,6 +54,7 @@ class Listener:
                 self._items.append(message)
                 self._ready.notify()
                 return True
+        self._hub.drop(self)  # here, once: the listener may leave the hub before the publisher looks again
         if callback is not None:
             callback()
         return False
@@ -109,14 +110,14 @@ class Hub:
         with self._lock:
             listeners = list(self._listeners)
         lagging: List[Listener] = [listener for listener in listeners if not listener.offer(message)]
-        if lagging:
-            with self._lock:
-                for listener in lagging:
-                    if listener in self._listeners:
-                        self._listeners.discard(listener)
-                        self.dropped += listener.dropped
-            for listener in lagging:
-                listener.end()
+        for listener in lagging:
+            listener.end()
+
+    def drop(self, listener: Listener) -> None:
+        """Remove ``listener``, dropped for lagging, and count it in :attr:`dropped`."""
+        with self._lock:
+            self._listeners.discard(listener)
+            self.dropped += 1
 
     def close(self) -> None:
         """End every listener and refuse new ones."""

@@ -279,6 +279,7 @@ SCRIPT = r"""
   source.addEventListener("service", function (e) {
     var data = JSON.parse(e.data), s = data.service, known = services.get(s.name);
     if (known && known.seq > s.seq) return;
+    s.timeline = ((known && known.timeline) || []).concat(data.changes).slice(-(about.history || 50));
     services.set(s.name, s);
     renderSummary(); renderService(s.name, data.changes);
     if (data.changes.length) soon(s.name);

@@ -2,8 +2,8 @@
 
 One :class:`Board` holds the state. The threads following the subscriptions hand it
 each snapshot (:meth:`Board.apply`); it works out who joined, left or changed, keeps the
-last changes of each service in a bounded timeline, and sends each change, as the
-service's whole new state, to every page watching (:class:`~fyerreg.ui._events.Hub`).
+last changes of each service in a bounded timeline, and sends each change (the
+service's instances now and the changes just made) to every page watching (:class:`~fyerreg.ui._events.Hub`).
 """
 
 from __future__ import annotations
@@ -71,17 +71,20 @@ class _Service:
     stale: bool = False
     seq: int = 0
 
-    def json(self) -> Dict[str, Any]:
+    def json(self, *, timeline: bool = True) -> Dict[str, Any]:
+        """The service as the page reads it; without ``timeline`` (a change: the page appends it to its own)."""
         ordered = [self.instances[key] for key in sorted(self.instances)]
-        return {
+        data: Dict[str, Any] = {
             "name": self.name,
             "seq": self.seq,
             "revision": self.revision,
             "stale": self.stale,
             "instances": [instance_json(inst) for inst in ordered],
             "enabled": sum(1 for inst in ordered if inst.enabled),
-            "timeline": list(self.timeline),
         }
+        if timeline:
+            data["timeline"] = list(self.timeline)
+        return data
 
 
 class Board:
@@ -96,7 +99,7 @@ class Board:
             raise ValueError("history must be >= 1")
         self.hub = hub
         self.history = history
-        self.about = dict(about or {})
+        self.about = dict(about or {}, history=history)
         self._services: Dict[str, _Service] = {}
         self._connected = True
         self._lock = threading.Lock()
@@ -108,7 +111,7 @@ class Board:
         with self._lock:
             if name not in self._services:
                 service = self._services[name] = _Service(name, collections.deque(maxlen=self.history))
-                self._publish("service", {"service": service.json(), "changes": []})
+                self._publish("service", {"service": service.json(timeline=False), "changes": []})
 
     def apply(self, name: str, snapshot: Snapshot, *, baseline: bool = False) -> List[Dict[str, Any]]:
         """Take ``snapshot`` as the new state of service ``name``; the changes it made (also sent to the pages).
@@ -131,7 +134,7 @@ class Board:
             service.stale = snapshot.stale
             service.seq += 1
             service.timeline.extend(changes)
-            self._publish("service", {"service": service.json(), "changes": changes})
+            self._publish("service", {"service": service.json(timeline=False), "changes": changes})
             return changes
 
     def set_connected(self, connected: bool) -> None:
