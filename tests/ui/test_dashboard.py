@@ -214,6 +214,9 @@ def test_the_page_is_told_when_etcd_goes_away_and_comes_back(etcd_server: Any) -
             etcd_server.start()
             _, data = stream.wait_for(lambda e, d: e == "connection", timeout=30)
             assert data["connected"] is True
+            with EtcdRegistry(endpoints=etcd_server.endpoints, namespace="gone") as writer:
+                writer.register(make_instance("b-1", service="back", port=9800))
+                stream.wait_for(_service_event("back", ["b-1"]), timeout=10)  # the watch of new services resumed
         finally:
             stream.close()
 
