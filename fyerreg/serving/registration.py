@@ -8,12 +8,13 @@ sidecar all run it.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 from .. import _fork, _signals
 from .._log import instance_extra as _extra
@@ -22,6 +23,7 @@ from ..errors import RegistryClosedError, RegistryError
 from ..naming import Instance, Status
 from ..registry.base import Registry
 from ..retry import Retry
+from .health import Check, HealthCheck, StatusGate, as_health_check
 from .spec import InstanceSpec
 
 __all__ = ["ServingRegistration"]
@@ -60,6 +62,13 @@ class ServingRegistration:
     before deregistering), ``after_stop()`` last (after the drain, before a handled
     signal takes its previous effect: stop the server there). An exception a hook
     raises is logged, never stops the lifecycle.
+
+    ``health_check`` (a :class:`~fyerreg.serving.health.HealthCheck`, or a callable or
+    ``"module:callable"`` with its defaults) gates the advertised status: after its
+    ``failures`` consecutive failures the instance is set ``DISABLED`` in its record, after
+    ``successes`` good runs ``ENABLED`` again. :meth:`maintenance` and the instance's
+    maintenance key (``fyerreg maint``) disable it whatever the health says. A write that
+    fails (etcd down) is retried at the next tick.
     """
 
     def __init__(
@@ -78,6 +87,7 @@ class ServingRegistration:
         on_registered: Optional[Callable[[Instance], None]] = None,
         on_stop: Optional[Callable[[], None]] = None,
         after_stop: Optional[Callable[[], None]] = None,
+        health_check: Union[HealthCheck, Check, str, None] = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
@@ -122,6 +132,11 @@ class ServingRegistration:
         self._after_stop_hook = after_stop
         self.last_error: Optional[RegistryError] = None
         """The error of the last failed deregistration, if any."""
+        # Health-gated status: the gate decides, _advertise writes.
+        self._gate = StatusGate(as_health_check(health_check), self.instance.service, self._advertise)
+        self._status_written = True
+        self._status_failing = False
+        self._status_listeners: List[Callable[[Status], None]] = []
 
     @property
     def registered(self) -> bool:
@@ -143,6 +158,7 @@ class ServingRegistration:
             atexit.register(self._exit)
         if self._handle_signals:
             self._restore_signals = _signals.install(lambda signum: self.stop())
+        self._gate.start(self.registry, self.instance)
         if self._wait_ready:
             self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
         else:
@@ -164,6 +180,7 @@ class ServingRegistration:
             return
         self._run_hook("on_stop", self._on_stop_hook)
         self._stop.set()
+        self._gate.stop(self._stop_wait)
         deadline = time.monotonic() + self._stop_wait  # one bound for both waits below
         if threading.get_ident() != self._attempt_owner:
             self._attempt_idle.wait(self._stop_wait)
@@ -235,6 +252,47 @@ class ServingRegistration:
             instance = self.instance
         self.registry.update_service(instance, timeout=self._timeout)
 
+    def maintenance(self, on: bool) -> None:
+        """Maintenance from code: ``DISABLED`` while on, whatever the health check says; off, the health decides."""
+        self._gate.set_maintenance(on)
+
+    @property
+    def healthy(self) -> bool:
+        """The health check's verdict (True without a check)."""
+        return self._gate.monitor.healthy
+
+    def add_status_listener(self, listener: Callable[[Status], None]) -> None:
+        """Call ``listener(status)`` each time the advertised status changes (in the thread changing it)."""
+        self._status_listeners.append(listener)
+
+    def _advertise(self, status: Status) -> bool:
+        """Advertise ``status``; False when the registry could not be told (tried again later)."""
+        with self._lock:
+            if not self._registered:
+                return True
+            changed = self.instance.status != status
+            if not changed and self._status_written:
+                return True
+            self.instance = instance = self.instance.replace(status=status)
+            self._status_written = False
+        if changed:
+            for listener in list(self._status_listeners):
+                self._run_hook("status listener", functools.partial(listener, status))
+        try:
+            self.registry.update_service(instance, timeout=self._timeout)
+        except RegistryError as exc:
+            if not self._status_failing:
+                logger.warning("could not advertise %s as %s (%s); retrying", instance.service, status.name, exc,
+                               extra=_extra(instance))
+            self._status_failing = True
+            return False
+        with self._lock:
+            self._status_written = self.instance == instance
+        if self._status_failing:
+            logger.info("%s advertised as %s", instance.service, status.name, extra=_extra(instance))
+        self._status_failing = False
+        return True
+
     def _deregister(self) -> None:
         try:
             self.registry.deregister(self.instance, timeout=self._deregister_timeout)
@@ -264,6 +322,7 @@ class ServingRegistration:
                 return
         succeeded = False
         try:
+            self.instance = self.instance.replace(status=self._gate.desired())
             self.registry.register(self.instance, timeout=self._timeout)
             succeeded = True
         finally:
@@ -277,6 +336,7 @@ class ServingRegistration:
             return
         logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
                     extra=_extra(self.instance))
+        self._gate.registered()
         hook, instance = self._on_registered_hook, self.instance
         if hook is not None:
             self._run_hook("on_registered", lambda: hook(instance))

@@ -1,0 +1,198 @@
+"""Maintenance keys: an operator's request that an instance advertise itself disabled.
+
+``fyerreg maint on`` writes ``/{namespace}/maintenance/{service}/{version}/{id}`` (outside
+the records' prefix, so Go fyer-rpc and the other layouts' readers never see it; no lease:
+it outlives the process, so an instance restarted with the same id stays in
+maintenance); ``fyerreg maint off`` deletes it. The process that owns the record watches
+its own key (:class:`MaintenanceWatch`) and writes the status itself: nobody else ever
+rewrites a record that a keepalive keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+from ..._threads import join_thread, start_thread
+from ...errors import RegistryError
+from ...naming import Instance, _check_segment
+from ._leased import LeasedRegistry
+from ._ops import Deadline, Delete, Put, Txn, WatchBatch
+from ._surface import KVClient, KVStream
+
+__all__ = ["MaintenanceWatch", "maintenance_key", "maintenance_prefix", "watch_maintenance", "put_maintenance",
+           "delete_maintenance", "list_maintenance"]
+
+log = logging.getLogger("fyerreg.serving.health")
+
+
+def _namespace(registry: LeasedRegistry) -> str:
+    options = getattr(registry, "options", None)
+    namespace = getattr(options, "namespace", None) or getattr(registry._layout, "namespace", None)
+    return str(namespace or "fyerrpc").strip("/")
+
+
+def maintenance_prefix(registry: LeasedRegistry, service: Optional[str] = None, version: Optional[str] = None) -> str:
+    """Where the maintenance keys of ``registry``'s namespace (of ``service``, of ``version``) sit."""
+    prefix = f"/{_namespace(registry)}/maintenance/"
+    if service is not None:
+        prefix += f"{service}/"
+        if version is not None:
+            prefix += f"{version}/"
+    return prefix
+
+
+def maintenance_key(registry: LeasedRegistry, instance: Instance) -> str:
+    """The maintenance key of ``instance``."""
+    return f"{maintenance_prefix(registry, instance.service, instance.version)}{instance.id}"
+
+
+def put_maintenance(registry: LeasedRegistry, instance: Instance, reason: str, *,
+                    timeout: Optional[float] = None) -> str:
+    """Ask ``instance``'s owner to advertise it disabled; returns the key written."""
+    registry._check_open()
+    key = maintenance_key(registry, instance)
+    value = json.dumps({"reason": reason, "since": int(time.time())}).encode()
+    registry._client.txn(Txn([], [Put(key, value)], []), deadline=Deadline(timeout))
+    return key
+
+
+def delete_maintenance(registry: LeasedRegistry, service: str, version: Optional[str] = None,
+                       id: Optional[str] = None, *, timeout: Optional[float] = None) -> List[str]:
+    """Delete the maintenance keys of ``service`` (of ``version``, of ``id``); returns the keys deleted."""
+    keys = [key for key, _ in list_maintenance(registry, service, version, timeout=timeout)
+            if id is None or key.rsplit("/", 1)[1] == id]
+    for key in keys:
+        registry._client.txn(Txn([], [Delete(key)], []), deadline=Deadline(timeout))
+    return keys
+
+
+def list_maintenance(registry: LeasedRegistry, service: str, version: Optional[str] = None, *,
+                     timeout: Optional[float] = None) -> List[Tuple[str, str]]:
+    """``(key, reason)`` of every maintenance key of ``service`` (of ``version``), sorted by key."""
+    registry._check_open()
+    _check_segment("service", service)
+    if version is not None:
+        _check_segment("version", version)
+    result = registry._client.get_prefix(maintenance_prefix(registry, service, version), deadline=Deadline(timeout))
+    return sorted((kv.key, _reason(kv.value)) for kv in result.kvs)
+
+
+def _reason(value: bytes) -> str:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return ""
+    return str(data.get("reason", "")) if isinstance(data, dict) else ""
+
+
+class MaintenanceWatch:
+    """Tells ``on_change(True/False)`` whether the maintenance key of an instance exists, as it changes.
+
+    The first read's answer is given too. A broken watch is read and watched again with
+    the client's backoff: a change made meanwhile is not lost. Stopped by :meth:`stop`.
+    """
+
+    def __init__(self, client: KVClient, key: str, on_change: Callable[[bool], None], *, thread_name: str,
+                 read_timeout: float = 5.0) -> None:
+        self._client = client
+        self._key = key
+        self._on_change = on_change
+        self._thread_name = thread_name
+        self._read_timeout = read_timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Optional[KVStream] = None
+        self._cancel: Optional[Callable[[], None]] = None
+        self._thread: Optional[threading.Thread] = None
+        self._present: Optional[bool] = None
+        self._revision = 0
+
+    def start(self) -> None:
+        """Start watching in a thread of its own."""
+        self._thread = start_thread(self._thread_name, self._run)
+
+    def stop(self, timeout: float) -> bool:
+        """End the watch and join its thread; True when it has ended."""
+        self._stop.set()
+        with self._lock:
+            stream, cancel = self._stream, self._cancel
+        if stream is not None:
+            stream.cancel()
+        if cancel is not None:
+            cancel()
+        return self._thread is None or join_thread(self._thread, timeout)
+
+    def _tell(self, present: bool) -> None:
+        if present != self._present and not self._stop.is_set():
+            self._present = present
+            self._on_change(present)
+
+    def _read(self) -> None:
+        revision, kv = self._client.get(self._key, deadline=Deadline(self._read_timeout))
+        self._revision = revision
+        self._tell(kv is not None)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._read()
+                if hasattr(self._client, "watch_in_place"):  # the memory backend delivers in the writer's thread
+                    self._watch_in_place()
+                    return
+                self._watch_once()
+                failures = 0
+            except Exception as exc:  # a bug, too, must never end the watch silently
+                if self._stop.is_set():
+                    break
+                failures += 1
+                if failures == 1:
+                    log.warning("watch of maintenance key %s broke; reconnecting: %s", self._key, exc)
+                self._stop.wait(self._client.retry.wait_time(failures))
+
+    def _watch_in_place(self) -> None:
+        client: Any = self._client
+        cancel = client.watch_in_place(self._key, self._revision + 1, self._apply, self._read)
+        with self._lock:
+            self._cancel = cancel
+        if self._stop.is_set():
+            cancel()
+
+    def _apply(self, batch: WatchBatch) -> bool:
+        for event in batch.events:
+            if event.kv.key == self._key:
+                self._tell(not event.deleted)
+        return not self._stop.is_set()
+
+    def _watch_once(self) -> None:
+        stream = self._client.watch(self._key, self._revision + 1)
+        with self._lock:
+            self._stream = stream
+        try:
+            for batch in stream:
+                if self._stop.is_set():
+                    return
+                if batch.compact_revision or batch.canceled:
+                    return  # read again and watch from there
+                self._apply(batch)
+                revisions = [ev.kv.mod_revision for ev in batch.events] or [batch.revision]
+                self._revision = max(self._revision, *revisions)
+        finally:
+            stream.cancel()
+            with self._lock:
+                self._stream = None
+
+
+def watch_maintenance(registry: Any, instance: Instance, on_change: Callable[[bool], None]) -> Optional[MaintenanceWatch]:
+    """A started watch of ``instance``'s maintenance key on ``registry``; None for a registry without keys."""
+    if not isinstance(registry, LeasedRegistry):
+        return None
+    watch = MaintenanceWatch(registry._client, maintenance_key(registry, instance), on_change,
+                             thread_name=f"maint-{instance.service}")
+    watch.start()
+    return watch
+
