@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from .. import _fork, _signals
 from .._log import instance_extra
@@ -15,6 +15,7 @@ from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port
+from ..serving.health import as_health_check
 from ._app import DEFAULT_MAX_BODY, ServiceApp
 from ._http import HttpServer
 
@@ -37,6 +38,8 @@ class ServerOptions:
     backlog until one ends); each request must arrive whole, head and body, within
     ``request_timeout`` seconds (else 408 or the connection is closed), and a kept-alive
     connection is closed after ``idle_timeout`` seconds without a request.
+    ``health_check`` (a :class:`~fyerreg.serving.health.HealthCheck` or a callable) gates
+    the advertised status while registered.
     """
 
     address: str = ":8000"
@@ -54,6 +57,7 @@ class ServerOptions:
     max_connections: int = 256
     max_body: int = DEFAULT_MAX_BODY
     register_timeout: Optional[float] = None
+    health_check: Any = None
 
     def __post_init__(self) -> None:
         spec = self.spec  # a malformed address or drain_delay raises here
@@ -74,6 +78,7 @@ class ServerOptions:
             except InvalidInstanceError as exc:
                 option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
                 raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
+        object.__setattr__(self, "health_check", as_health_check(self.health_check))
 
     @property
     def spec(self) -> InstanceSpec:
@@ -159,7 +164,8 @@ class Server:
                     extra=instance_extra(self._instance))
         if opts.enable_registry and opts.registry is not None:
             registration = ServingRegistration(opts.registry, spec, bound_port=http.port, wait_ready=False,
-                                               deregister_at_exit=False, timeout=opts.register_timeout)
+                                               deregister_at_exit=False, timeout=opts.register_timeout,
+                                               health_check=opts.health_check)
             try:
                 registration.start()
             except BaseException:

@@ -21,7 +21,7 @@ from ..errors import (
     RegistryError,
     RegistryUnavailableError,
 )
-from . import _etcd, _query, _sidecar, _watch
+from . import _etcd, _maint, _query, _sidecar, _watch
 from ._errors import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._parser import AddParser, apply_environment, build_parser
 
@@ -34,6 +34,7 @@ _COMMANDS: List[Tuple[AddParser, bool]] = [
     (_sidecar.add_register_parser, True),
     (_sidecar.add_deregister_parser, True),
     (_etcd.add_parser, False),
+    (_maint.add_parser, True),
 ]
 
 

@@ -16,6 +16,7 @@ from .. import _fork
 from ..errors import RegistryClosedError
 from ..registry.base import Registry
 from ..serving import InstanceSpec, ServingRegistration
+from ..serving.health import as_health_check
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -46,7 +47,10 @@ class Settings:
 
     ``spec`` is the instance the app registers (from ``SERVICE_NAME``, ``SERVICE_VERSION``,
     ``ADDRESS``, ``ADVERTISE_ADDRESS``, ``INSTANCE_ID``, ``WEIGHT``, ``METADATA`` and
-    ``DRAIN_DELAY``); the other fields say how to register and discover.
+    ``DRAIN_DELAY``); the other fields say how to register and discover. ``HEALTH_CHECK``
+    (a callable or ``"module:callable"``) gates the advertised status, run every
+    ``HEALTH_INTERVAL`` seconds within ``HEALTH_TIMEOUT``, disabling after
+    ``HEALTH_FAILURES`` failures and enabling after ``HEALTH_SUCCESSES`` successes.
     """
 
     spec: InstanceSpec
@@ -60,6 +64,12 @@ class Settings:
     discovery_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     handle_signals: bool = False
     ready_timeout: float = 60.0
+    # Health-gated registration: HEALTH_CHECK (a callable or "module:callable") and how it runs.
+    health_check: Any = None
+    health_interval: Optional[float] = None
+    health_timeout: Optional[float] = None
+    health_failures: Optional[int] = None
+    health_successes: Optional[int] = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, prefix: str, source: str, **defaults: Any) -> Settings:
@@ -79,7 +89,20 @@ class Settings:
         if values.get("register", "auto") not in (True, False, "auto"):
             raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
         described = {_SPEC_SETTINGS[name]: values.pop(name) for name in list(values) if name in _SPEC_SETTINGS}
-        return cls(InstanceSpec(**described), **values)
+        settings = cls(InstanceSpec(**described), **values)
+        settings.health(source=f"{source}{prefix}")  # a bad HEALTH_* value fails here, naming the setting
+        return settings
+
+    def health(self, *, source: str = "") -> Any:
+        """The :class:`~fyerreg.serving.health.HealthCheck` of the ``HEALTH_*`` settings (None without one)."""
+        try:
+            return as_health_check(self.health_check, interval=self.health_interval, timeout=self.health_timeout,
+                                   failures=self.health_failures, successes=self.health_successes)
+        except (TypeError, ValueError) as exc:
+            text = str(exc).replace("health_check.", "HEALTH_").replace("HEALTH_check", "HEALTH_CHECK")
+            for name in ("interval", "timeout", "failures", "successes"):
+                text = text.replace(f"HEALTH_{name}", f"{source}HEALTH_{name.upper()}")
+            raise type(exc)(text) from None
 
 
 class Integration:
@@ -98,7 +121,7 @@ class Integration:
         if register:
             self.registration = ServingRegistration(
                 self.registry, settings.spec, ready_timeout=settings.ready_timeout,
-                handle_signals=settings.handle_signals, deregister_at_exit=False,
+                handle_signals=settings.handle_signals, deregister_at_exit=False, health_check=settings.health(),
             )
         atexit.register(self.close)
 

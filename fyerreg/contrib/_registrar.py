@@ -23,6 +23,8 @@ from ..errors import RegistryUnavailableError
 from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import InstanceSpec, ServingRegistration
+from ..serving.address import join_host_port
+from ..serving.health import HealthCheck, http_check
 from ._integration import build_registry
 
 logger = logging.getLogger("fyerreg.contrib.gunicorn")
@@ -81,14 +83,28 @@ def run(config: Dict[str, Any]) -> int:
     if registry is None:
         return 0
     try:
-        registration = ServingRegistration(registry, InstanceSpec(**config["spec"]), ready_probe="http",
-                                           ready_timeout=config["ready_timeout"], deregister_at_exit=False)
+        spec = InstanceSpec(**config["spec"])
+        registration = ServingRegistration(registry, spec, ready_probe="http",
+                                           ready_timeout=config["ready_timeout"], deregister_at_exit=False,
+                                           health_check=_health(spec, config.get("health")))
         registration.start()
         lifetime.wait(None)
         registration.stop()
     finally:
         registry.close()
     return 0
+
+
+def _health(spec: InstanceSpec, config: Optional[Dict[str, Any]]) -> Optional[HealthCheck]:
+    """The health check of the config: a path is a GET on the bound address, else ``module:callable``."""
+    if config is None:
+        return None
+    options = dict(config)
+    check: Any = options.pop("check")
+    if check.startswith("/"):
+        host, port = spec.probe_address()
+        check = http_check(f"http://{join_host_port(host, port)}{check}", options["timeout"])
+    return HealthCheck(check, **options)
 
 
 def main() -> int:

@@ -29,6 +29,7 @@ from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port, split_host_port
+from ..serving.health import Check, HealthCheck, as_health_check
 from ..serving.listeners import Listener, listening, wait_for_new_listener
 from ._integration import build_registry
 
@@ -82,6 +83,7 @@ class ASGIRegistration:
         ready_timeout: float = 60.0,
         handle_signals: bool = True,
         timeout: Optional[float] = None,
+        health_check: Union[HealthCheck, Check, str, None] = None,
     ) -> None:
         if not (registry is None or isinstance(registry, (Registry, str, Mapping)) or callable(registry)):
             raise TypeError("registry must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry "
@@ -97,6 +99,7 @@ class ASGIRegistration:
         self._ready_timeout = ready_timeout
         self._handle_signals = handle_signals
         self._timeout = timeout
+        self._health_check = as_health_check(health_check)
         # Reentrant: a signal handler may take it in the main thread while startup() holds it there.
         self._lock = threading.RLock()
         self._run: Optional[_Run] = None
@@ -212,7 +215,7 @@ class ASGIRegistration:
                 late = False
                 run.registry, run.owns_registry = registry, not isinstance(self._source, Registry)
                 run.registration = ServingRegistration(registry, spec, ready_timeout=self._ready_timeout,
-                                                       timeout=self._timeout)
+                                                       timeout=self._timeout, health_check=self._health_check)
                 run.registration.start()
         if late and not isinstance(self._source, Registry):
             registry.close()

@@ -110,7 +110,7 @@ def http_check(url: str, timeout: float) -> Check:
     def check() -> bool:
         request = urllib.request.Request(url, headers={"User-Agent": "fyerreg-health"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return 200 <= int(response.status) < 300
         except urllib.error.HTTPError:
             return False

@@ -17,7 +17,6 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
-from ...errors import RegistryError
 from ...naming import Instance, _check_segment
 from ._leased import LeasedRegistry
 from ._ops import Deadline, Delete, Put, Txn, WatchBatch
@@ -187,7 +186,8 @@ class MaintenanceWatch:
                 self._stream = None
 
 
-def watch_maintenance(registry: Any, instance: Instance, on_change: Callable[[bool], None]) -> Optional[MaintenanceWatch]:
+def watch_maintenance(registry: Any, instance: Instance,
+                      on_change: Callable[[bool], None]) -> Optional[MaintenanceWatch]:
     """A started watch of ``instance``'s maintenance key on ``registry``; None for a registry without keys."""
     if not isinstance(registry, LeasedRegistry):
         return None
