@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 from .._threads import join_thread, start_thread
 from ..naming import Instance, Status
@@ -25,6 +25,9 @@ from ..naming import Instance, Status
 __all__ = ["HealthCheck", "HealthMonitor", "StatusGate", "as_health_check", "load_check", "http_check", "command_check"]
 
 logger = logging.getLogger("fyerreg.serving.health")
+
+MAX_HUNG_CHECKS = 3
+"""Runs of a check that may hang at once: at that many, a tick counts as failed without starting another."""
 
 Check = Callable[[], object]
 """A health check: healthy when it returns a truthy value; a falsy one, an exception or a timeout is a failure."""
@@ -160,8 +163,9 @@ class HealthMonitor:
     ``healthy`` is the verdict after ``failures`` / ``successes`` consecutive runs (True
     at first). ``sync`` returns False when it could not bring the registry in line (etcd
     down): it is called again after ``retry`` seconds (the check's interval when there is
-    one). Only one run is ever in flight: while a hung run has not returned, each tick
-    counts as another failure instead of starting one more.
+    one). A run that outlives its ``timeout`` is a failure left to end in its own daemon
+    thread; while :data:`MAX_HUNG_CHECKS` of them are, each tick counts as a failure
+    without starting one more. ``failed`` / ``passed`` count the runs in a row.
     """
 
     def __init__(self, health: Optional[HealthCheck], service: str, sync: Callable[[], bool], *,
@@ -174,9 +178,9 @@ class HealthMonitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._failed = 0
-        self._passed = 0
-        self._run: Optional[_Run] = None
+        self.failed = 0
+        self.passed = 0
+        self._hung: List[_Run] = []
         self._lock = threading.Lock()
 
     @property
@@ -225,14 +229,15 @@ class HealthMonitor:
                 dirty = True
 
     def _check_once(self, health: HealthCheck) -> None:
-        run = self._run
-        if run is None or run.done.is_set():
-            run = self._run = _Run(health.call, self.service)
-        if not run.done.wait(health.timeout):
-            self._record(False, f"the check did not return within {health.timeout:g}s")
+        self._hung = [run for run in self._hung if not run.done.is_set()]
+        if len(self._hung) >= MAX_HUNG_CHECKS:
+            self._record(False, f"{len(self._hung)} runs of the check are still hung")
             return
-        self._run = None
-        if run.error is not None:
+        run = _Run(health.call, self.service)
+        if not run.done.wait(health.timeout):
+            self._hung.append(run)  # left to end in its own thread; its late answer is ignored
+            self._record(False, f"the check did not return within {health.timeout:g}s")
+        elif run.error is not None:
             self._record(False, f"the check raised {type(run.error).__name__}: {run.error}")
         else:
             self._record(run.healthy, "the check returned a false value")
@@ -241,25 +246,25 @@ class HealthMonitor:
         health = self.health
         assert health is not None
         if ok:
-            self._failed, self._passed = 0, self._passed + 1
-            if not self.healthy and self._passed >= health.successes:
+            self.failed, self.passed = 0, self.passed + 1
+            if not self.healthy and self.passed >= health.successes:
                 self.healthy = True
-                logger.info("%s is healthy again after %d good checks: enabling it", self.service, self._passed,
+                logger.info("%s is healthy again after %d good checks: enabling it", self.service, self.passed,
                             extra={"service": self.service})
         else:
-            self._passed, self._failed = 0, self._failed + 1
-            if self.healthy and self._failed >= health.failures:
+            self.passed, self.failed = 0, self.failed + 1
+            if self.healthy and self.failed >= health.failures:
                 self.healthy = False
                 logger.warning("%s failed %d health checks in a row (%s): disabling it", self.service,
-                               self._failed, why, extra={"service": self.service})
+                               self.failed, why, extra={"service": self.service})
 
 
 class StatusGate:
     """What the instance should advertise: ``DISABLED`` while in maintenance (from code or from its
     maintenance key) or unhealthy, ``ENABLED`` otherwise; ``apply(status)`` writes it (False: retry later).
 
-    ``start(registry, instance)`` starts the maintenance key's watch (on registries that have
-    such keys) and, with a health check, the monitor; ``stop()`` ends both.
+    ``start()`` starts the health check's monitor, ``registered()`` the watch of the
+    instance's maintenance key; ``stop()`` ends both.
     """
 
     def __init__(self, health: Optional[HealthCheck], service: str, apply: Callable[[Status], bool]) -> None:
@@ -277,25 +282,25 @@ class StatusGate:
             return Status.DISABLED
         return Status.ENABLED
 
-    def start(self, registry: Any, instance: Instance) -> None:
-        """Watch the maintenance key of ``instance`` and run the health check, if there is one."""
-        from ..registry.kv._maintenance import watch_maintenance
-
+    def start(self) -> None:
+        """Start running the health check, if there is one."""
         if self.monitor.health is not None:
             self.monitor.start()
-        watch = watch_maintenance(registry, instance, self._on_key)
-        with self._lock:
-            self._watch, stopped = watch, self._stopped
-        if stopped and watch is not None:
-            watch.stop(1.0)
 
     def set_maintenance(self, on: bool) -> None:
         """Maintenance from code: DISABLED while on, whatever the health says."""
         self.maintenance = bool(on)
         self._changed()
 
-    def registered(self) -> None:
-        """The instance was (re)registered: bring its record in line with :meth:`desired`."""
+    def registered(self, registry: Any, instance: Instance, timeout: Optional[float]) -> None:
+        """``instance`` was registered: watch its maintenance key (on registries that have such keys)
+        and bring its record in line with :meth:`desired`."""
+        from ..registry.kv._maintenance import watch_maintenance
+
+        with self._lock:
+            if self._stopped or self._watch is not None:
+                return
+            self._watch = watch_maintenance(registry, instance, self._on_key, read_timeout=timeout or 5.0)
         if self.monitor.running or self.desired() != Status.ENABLED:
             self._changed()
 

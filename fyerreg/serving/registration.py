@@ -158,7 +158,7 @@ class ServingRegistration:
             atexit.register(self._exit)
         if self._handle_signals:
             self._restore_signals = _signals.install(lambda signum: self.stop())
-        self._gate.start(self.registry, self.instance)
+        self._gate.start()
         if self._wait_ready:
             self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
         else:
@@ -336,7 +336,7 @@ class ServingRegistration:
             return
         logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
                     extra=_extra(self.instance))
-        self._gate.registered()
+        self._gate.registered(self.registry, self.instance, self._timeout)
         hook, instance = self._on_registered_hook, self.instance
         if hook is not None:
             self._run_hook("on_registered", lambda: hook(instance))

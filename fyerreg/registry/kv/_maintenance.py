@@ -187,12 +187,12 @@ class MaintenanceWatch:
 
 
 def watch_maintenance(registry: Any, instance: Instance,
-                      on_change: Callable[[bool], None]) -> Optional[MaintenanceWatch]:
+                      on_change: Callable[[bool], None], *, read_timeout: float = 5.0) -> Optional[MaintenanceWatch]:
     """A started watch of ``instance``'s maintenance key on ``registry``; None for a registry without keys."""
     if not isinstance(registry, LeasedRegistry):
         return None
     watch = MaintenanceWatch(registry._client, maintenance_key(registry, instance), on_change,
-                             thread_name=f"maint-{instance.service}")
+                             thread_name=f"maint-{instance.service}", read_timeout=read_timeout)
     watch.start()
     return watch
 

@@ -1,0 +1,141 @@
+"""Health-gated registration against a real etcd, with real servers in processes of their own.
+
+A Flask app (werkzeug), an ASGI app (uvicorn) and a gRPC server whose health check starts
+failing are DISABLED in etcd within interval x K + 1 s and no longer picked by a Discovery
+in this (another) process; they are ENABLED again after M good checks. A check that hangs
+or raises counts as a failure and the checks go on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from fyerreg import EtcdRegistry
+from fyerreg.discovery import Discovery
+from fyerreg.errors import NoInstanceAvailableError
+from tests.helpers import Proc, free_port, wait_until
+
+from .procs import instances
+
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+
+PROGS = Path(__file__).parent / "progs"
+INTERVAL = 0.3
+TIMEOUT = 0.4
+FAILURES = 3
+SUCCESSES = 2
+DISABLED_WITHIN = INTERVAL * FAILURES + 1.0  # the acceptance bound
+HUNG_DISABLED_WITHIN = (INTERVAL + TIMEOUT) * FAILURES + 1.0  # each hung run takes its timeout first
+
+
+@pytest.fixture
+def discovery(etcd_endpoints: List[str]) -> Iterator[Discovery]:
+    registry = EtcdRegistry(endpoints=etcd_endpoints)
+    found = Discovery(registry)
+    try:
+        yield found
+    finally:
+        found.close()
+        registry.close()
+
+
+def environment(etcd_endpoints: List[str], service: str, state: Path, **extra: str) -> Dict[str, str]:
+    return {"FYERREG_ETCD": ",".join(etcd_endpoints), "SERVICE": service, "HEALTH_STATE": str(state),
+            "HEALTH_INTERVAL": str(INTERVAL), "HEALTH_TIMEOUT": str(TIMEOUT), "HEALTH_FAILURES": str(FAILURES),
+            "HEALTH_SUCCESSES": str(SUCCESSES), **extra}
+
+
+def start(kind: str, etcd_endpoints: List[str], service: str, state: Path) -> Proc:
+    env = environment(etcd_endpoints, service, state)
+    if kind == "flask":
+        return Proc([sys.executable, str(PROGS / "health_apps.py"), "flask", str(free_port())], env=env)
+    if kind == "grpc":
+        return Proc([sys.executable, str(PROGS / "health_apps.py"), "grpc"], env=env)
+    return Proc([sys.executable, "-m", "uvicorn", "--app-dir", str(PROGS), "--port", "0", "health_apps:asgi_app"],
+                env={**env, "HEALTH_ASGI": "1"})
+
+
+def statuses(etcd_client: Any, service: str) -> List[int]:
+    return [record["status"] for record in instances(etcd_client, service)]
+
+
+def picked(discovery: Discovery, service: str) -> bool:
+    try:
+        discovery.select(service)
+    except NoInstanceAvailableError:
+        return False
+    return True
+
+
+def set_state(state: Path, what: str) -> float:
+    state.write_text(what)
+    return time.monotonic()
+
+
+def wait_status(etcd_client: Any, service: str, status: int, within: float, proc: Proc) -> float:
+    began = time.monotonic()
+    wait_until(lambda: statuses(etcd_client, service) == [status], timeout=within,
+               message=f"{service} to read status {status} in etcd:\n{proc.output()}")
+    return time.monotonic() - began
+
+
+@pytest.mark.parametrize("kind", ["flask", "asgi", "grpc"])
+def test_a_server_whose_check_fails_is_disabled_in_etcd_and_not_picked_then_enabled_after_it_recovers(
+        kind: str, etcd_endpoints: List[str], etcd_client: Any, discovery: Discovery, procs: List[Proc],
+        tmp_path: Path) -> None:
+    service = f"health-{kind}"
+    state = tmp_path / "state"
+    set_state(state, "ok")
+    proc = start(kind, etcd_endpoints, service, state)
+    procs.append(proc)
+    wait_until(lambda: statuses(etcd_client, service) == [1], timeout=20,
+               message=f"{service} registered enabled:\n{proc.output()}")
+    proc.wait_for("check 1 ok", timeout=10)
+    assert picked(discovery, service)
+
+    set_state(state, "fail")
+    wait_status(etcd_client, service, 0, DISABLED_WITHIN, proc)
+    wait_until(lambda: not picked(discovery, service), timeout=2, message="the Discovery to stop picking it")
+
+    set_state(state, "ok")
+    wait_status(etcd_client, service, 1, INTERVAL * SUCCESSES + 1.0, proc)
+    wait_until(lambda: picked(discovery, service), timeout=2, message="the Discovery to pick it again")
+
+
+def test_a_hung_check_counts_as_a_failure_and_does_not_stop_the_next_checks(
+        etcd_endpoints: List[str], etcd_client: Any, procs: List[Proc], tmp_path: Path) -> None:
+    service = "health-hung"
+    state = tmp_path / "state"
+    set_state(state, "ok")
+    proc = start("flask", etcd_endpoints, service, state)
+    procs.append(proc)
+    wait_until(lambda: statuses(etcd_client, service) == [1], timeout=20, message=proc.output())
+    proc.wait_for("check 1 ok", timeout=10)
+
+    set_state(state, "hang")
+    wait_status(etcd_client, service, 0, HUNG_DISABLED_WITHIN, proc)
+    # The hung run is still hung: the monitor keeps going, and a new run starts once it returns.
+    # Here it never returns, so no second run piles up behind it.
+    hung_runs = [line for line in proc.lines if line.endswith(" hang")]
+    assert len(hung_runs) == 1, proc.output()
+    assert statuses(etcd_client, service) == [0]
+
+
+def test_a_raising_check_counts_as_a_failure_and_never_kills_the_thread(
+        etcd_endpoints: List[str], etcd_client: Any, procs: List[Proc], tmp_path: Path) -> None:
+    service = "health-raising"
+    state = tmp_path / "state"
+    set_state(state, "ok")
+    proc = start("flask", etcd_endpoints, service, state)
+    procs.append(proc)
+    wait_until(lambda: statuses(etcd_client, service) == [1], timeout=20, message=proc.output())
+
+    set_state(state, "raise")
+    wait_status(etcd_client, service, 0, DISABLED_WITHIN, proc)
+    set_state(state, "ok")  # the checks went on after the exceptions: recovery is seen
+    wait_status(etcd_client, service, 1, INTERVAL * SUCCESSES + 1.0, proc)
