@@ -206,6 +206,13 @@ class Server:
             raise RegistryClosedError("the server is not registered")
         registration.set_status(status)
 
+    def maintenance(self, on: bool) -> None:
+        """Advertise the instance disabled while ``on``, whatever its health check says; off, the check decides."""
+        registration = self._registration
+        if registration is None:
+            raise RegistryClosedError("the server is not registered")
+        registration.maintenance(on)
+
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server has stopped or ``timeout`` passed; True when stopped."""
         return self._stopped.wait(timeout)

@@ -1,6 +1,7 @@
 """Health-gated registration against a real etcd, with real servers in processes of their own.
 
-A Flask app (werkzeug), an ASGI app (uvicorn) and a gRPC server whose health check starts
+A Flask app (werkzeug), an ASGI app (uvicorn), a gRPC server and a gunicorn-served app (its
+registrar GETs /healthz) whose health check starts
 failing are DISABLED in etcd within interval x K + 1 s and no longer picked by a Discovery
 in this (another) process; they are ENABLED again after M good checks. A check that raises
 counts as a failure and the checks go on. A gRPC server's health service says NOT_SERVING
@@ -56,6 +57,9 @@ def start(kind: str, etcd_endpoints: List[str], service: str, state: Path) -> Pr
         return Proc([sys.executable, str(PROGS / "health_apps.py"), "flask", str(free_port())], env=env)
     if kind == "grpc":
         return Proc([sys.executable, str(PROGS / "health_apps.py"), "grpc"], env=env)
+    if kind == "gunicorn":
+        return Proc([sys.executable, "-m", "gunicorn", "-c", str(PROGS / "gunicorn_health.conf.py")],
+                    env={**env, "PORT": str(free_port())})
     return Proc([sys.executable, "-m", "uvicorn", "--app-dir", str(PROGS), "--port", "0", "health_apps:asgi_app"],
                 env={**env, "HEALTH_ASGI": "1"})
 
@@ -84,7 +88,7 @@ def wait_status(etcd_client: Any, service: str, status: int, within: float, proc
     return time.monotonic() - began
 
 
-@pytest.mark.parametrize("kind", ["flask", "asgi", "grpc"])
+@pytest.mark.parametrize("kind", ["flask", "asgi", "grpc", "gunicorn"])
 def test_a_server_whose_check_fails_is_disabled_in_etcd_and_not_picked_then_enabled_after_it_recovers(
         kind: str, etcd_endpoints: List[str], etcd_client: Any, discovery: Discovery, procs: List[Proc],
         tmp_path: Path) -> None:

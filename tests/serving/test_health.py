@@ -154,24 +154,24 @@ def test_maintenance_from_code_disables_whatever_the_health_and_off_gives_the_st
 
 
 def test_maintenance_from_code_without_a_health_check(store: MemoryStore) -> None:
-    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other:
-        with ServingRegistration(registry, InstanceSpec("plain", address="127.0.0.1:9"),
-                                 wait_ready=False) as registration:
-            registration.maintenance(True)
-            wait_until(lambda: status_in(other, "plain") == [Status.DISABLED], timeout=2)
-            registration.maintenance(False)
-            wait_until(lambda: status_in(other, "plain") == [Status.ENABLED], timeout=2)
+    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other, \
+            ServingRegistration(registry, InstanceSpec("plain", address="127.0.0.1:9"),
+                                wait_ready=False) as registration:
+        registration.maintenance(True)
+        wait_until(lambda: status_in(other, "plain") == [Status.DISABLED], timeout=2)
+        registration.maintenance(False)
+        wait_until(lambda: status_in(other, "plain") == [Status.ENABLED], timeout=2)
 
 
 def test_the_maintenance_key_written_by_another_registry_is_applied_by_the_owner_on_the_memory_backend(
         store: MemoryStore) -> None:
-    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other:
-        with ServingRegistration(registry, InstanceSpec("keyed", address="127.0.0.1:9"),
-                                 wait_ready=False) as registration:
-            put_maintenance(other, registration.instance, "disk swap")
-            wait_until(lambda: status_in(other, "keyed") == [Status.DISABLED], timeout=2)
-            assert delete_maintenance(other, "keyed") != []
-            wait_until(lambda: status_in(other, "keyed") == [Status.ENABLED], timeout=2)
+    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other, \
+            ServingRegistration(registry, InstanceSpec("keyed", address="127.0.0.1:9"),
+                                wait_ready=False) as registration:
+        put_maintenance(other, registration.instance, "disk swap")
+        wait_until(lambda: status_in(other, "keyed") == [Status.DISABLED], timeout=2)
+        assert delete_maintenance(other, "keyed") != []
+        wait_until(lambda: status_in(other, "keyed") == [Status.ENABLED], timeout=2)
 
 
 @pytest.mark.etcd
@@ -211,3 +211,33 @@ def test_a_status_write_that_fails_while_etcd_is_down_is_retried_at_the_next_tic
         registration.stop()
         other.close()
         registry.close()
+
+
+def test_an_api_server_with_a_health_check_is_disabled_while_it_fails(store: MemoryStore) -> None:
+    from fyerreg.api import Server, ServerOptions
+
+    check = Flag()
+    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other:
+        server = Server(ServerOptions(address="127.0.0.1:0", enable_registry=True, registry=registry,
+                                      service_name="api-health", drain_delay=0,
+                                      health_check=HealthCheck(check, interval=INTERVAL, failures=2, successes=1)))
+        server.start()
+        try:
+            assert status_in(other, "api-health") == [Status.ENABLED]
+            check.ok = False
+            wait_until(lambda: status_in(other, "api-health") == [Status.DISABLED], timeout=INTERVAL * 2 + 1)
+            check.ok = True
+            wait_until(lambda: status_in(other, "api-health") == [Status.ENABLED], timeout=INTERVAL + 1)
+            server.maintenance(True)
+            wait_until(lambda: status_in(other, "api-health") == [Status.DISABLED], timeout=2)
+            server.maintenance(False)
+            wait_until(lambda: status_in(other, "api-health") == [Status.ENABLED], timeout=2)
+        finally:
+            server.stop(grace=1.0)
+
+
+def test_server_options_refuse_a_bad_health_check() -> None:
+    from fyerreg.api import ServerOptions
+
+    with pytest.raises(TypeError, match="health_check"):
+        ServerOptions(health_check=42)

@@ -3,6 +3,7 @@
     python health_apps.py flask PORT      # Flask under werkzeug, HEALTH_CHECK as "module:callable"
     python health_apps.py grpc            # grpc.server with ServerRegistration(health_check=...)
     uvicorn --app-dir tests/contrib/progs health_apps:asgi_app   # ASGIRegistration(health_check=...)
+    gunicorn -c tests/contrib/progs/gunicorn_health.conf.py      # GunicornRegistration(health_check="/healthz")
 
 Environment: FYERREG_ETCD (endpoints), SERVICE, HEALTH_STATE (a file holding ``ok``, ``fail``,
 ``raise`` or ``hang``: what the next check does), HEALTH_INTERVAL, HEALTH_TIMEOUT,
@@ -98,6 +99,19 @@ def _asgi_app() -> Any:
     registration = ASGIRegistration(os.environ["SERVICE"], registry=_registry(), drain_delay=0,
                                     health_check=HealthCheck(healthy, **_options()))
     return RegistrationMiddleware(app, registration)
+
+
+def wsgi_app(environ: Dict[str, Any], start_response: Any) -> Any:
+    """GET /healthz answers 200 while :func:`healthy` passes, 503 otherwise (and 500 when it raises)."""
+    if environ.get("PATH_INFO") != "/healthz":
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+    try:
+        status = "200 OK" if healthy() else "503 Service Unavailable"
+    except RuntimeError:
+        status = "500 Internal Server Error"
+    start_response(status, [("Content-Length", "0")])
+    return []
 
 
 if "HEALTH_STATE" in os.environ and os.environ.get("HEALTH_ASGI"):
