@@ -90,18 +90,19 @@ class Settings:
             raise ValueError(f"{source}{prefix}REGISTER must be True, False or 'auto'")
         described = {_SPEC_SETTINGS[name]: values.pop(name) for name in list(values) if name in _SPEC_SETTINGS}
         settings = cls(InstanceSpec(**described), **values)
-        settings.health(source=f"{source}{prefix}")  # a bad HEALTH_* value fails here, naming the setting
+        settings.health(source=source, prefix=prefix)  # a bad HEALTH_* value fails here, naming the setting
         return settings
 
-    def health(self, *, source: str = "") -> Any:
+    def health(self, *, source: str = "", prefix: str = "") -> Any:
         """The :class:`~fyerreg.serving.health.HealthCheck` of the ``HEALTH_*`` settings (None without one)."""
         try:
             return as_health_check(self.health_check, interval=self.health_interval, timeout=self.health_timeout,
                                    failures=self.health_failures, successes=self.health_successes)
         except (TypeError, ValueError) as exc:
-            text = str(exc).replace("health_check.", "HEALTH_").replace("HEALTH_check", "HEALTH_CHECK")
-            for name in ("interval", "timeout", "failures", "successes"):
-                text = text.replace(f"HEALTH_{name}", f"{source}HEALTH_{name.upper()}")
+            text = str(exc)
+            for field in ("interval", "timeout", "failures", "successes", "check"):
+                text = text.replace(f"health_check.{field}", f"{source}[{prefix}HEALTH_{field.upper()}]")
+            text = text.replace("health_check ", f"{source}[{prefix}HEALTH_CHECK] ")
             raise type(exc)(text) from None
 
 

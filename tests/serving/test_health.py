@@ -64,9 +64,9 @@ def test_a_check_that_is_neither_callable_nor_module_colon_callable_is_refused()
 def test_bad_health_settings_fail_when_the_app_is_configured_naming_the_setting() -> None:
     with pytest.raises(ValueError, match="FYERREG_HEALTH_INTERVAL"):
         Settings.from_mapping({"FYERREG_SERVICE_NAME": "app", "FYERREG_HEALTH_CHECK": "os.path:exists",
-                               "FYERREG_HEALTH_INTERVAL": 0}, prefix="FYERREG_", source="app.config ")
+                               "FYERREG_HEALTH_INTERVAL": 0}, prefix="FYERREG_", source="app.config")
     settings = Settings.from_mapping({"FYERREG_SERVICE_NAME": "app", "FYERREG_HEALTH_CHECK": "os.path:isdir",
-                                      "FYERREG_HEALTH_FAILURES": 5}, prefix="FYERREG_", source="app.config ")
+                                      "FYERREG_HEALTH_FAILURES": 5}, prefix="FYERREG_", source="app.config")
     health = settings.health()
     assert health is not None and health.failures == 5 and health.interval == 5.0
 

@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
+from ...errors import RegistryError
 from ...naming import Instance, _check_segment
 from ._leased import LeasedRegistry
 from ._ops import Deadline, Delete, Put, Txn, WatchBatch
@@ -175,7 +176,9 @@ class MaintenanceWatch:
             for batch in stream:
                 if self._stop.is_set():
                     return
-                if batch.compact_revision or batch.canceled:
+                if batch.canceled:
+                    raise RegistryError(f"etcd cancelled the watch of {self._key}: {batch.cancel_reason}")
+                if batch.compact_revision:
                     return  # read again and watch from there
                 self._apply(batch)
                 revisions = [ev.kv.mod_revision for ev in batch.events] or [batch.revision]
