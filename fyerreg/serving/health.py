@@ -261,14 +261,17 @@ class HealthMonitor:
 
 class StatusGate:
     """What the instance should advertise: ``DISABLED`` while in maintenance (from code or from its
-    maintenance key) or unhealthy, ``ENABLED`` otherwise; ``apply(status)`` writes it (False: retry later).
+    maintenance key) or unhealthy, ``ENABLED`` otherwise; ``intend(status)`` advertises it locally at once,
+    ``apply(status)`` writes it (False: retry later).
 
     ``start()`` starts the health check's monitor, ``registered()`` the watch of the
     instance's maintenance key; ``stop()`` ends both.
     """
 
-    def __init__(self, health: Optional[HealthCheck], service: str, apply: Callable[[Status], bool]) -> None:
+    def __init__(self, health: Optional[HealthCheck], service: str, apply: Callable[[Status], bool],
+                 intend: Callable[[Status], None]) -> None:
         self.monitor = HealthMonitor(health, service, self._sync)
+        self._intend = intend
         self.maintenance = False
         self.maintenance_key = False
         self._apply = apply
@@ -325,6 +328,7 @@ class StatusGate:
         with self._lock:
             if self._stopped:
                 return
+        self._intend(self.desired())  # at once, for readers of the status; the monitor writes it
         self.monitor.start()  # retries a failed write on its next tick
         self.monitor.wake()
 

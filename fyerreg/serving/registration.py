@@ -133,7 +133,7 @@ class ServingRegistration:
         self.last_error: Optional[RegistryError] = None
         """The error of the last failed deregistration, if any."""
         # Health-gated status: the gate decides, _advertise writes.
-        self._gate = StatusGate(as_health_check(health_check), self.instance.service, self._advertise)
+        self._gate = StatusGate(as_health_check(health_check), self.instance.service, self._advertise, self._intend)
         self._status_written = True
         self._status_failing = False
         self._status_listeners: List[Callable[[Status], None]] = []
@@ -265,19 +265,23 @@ class ServingRegistration:
         """Call ``listener(status)`` each time the advertised status changes (in the thread changing it)."""
         self._status_listeners.append(listener)
 
+    def _intend(self, status: Status) -> None:
+        """Advertise ``status`` from now on (:attr:`instance`); the monitor writes it to the registry."""
+        with self._lock:
+            if not self._registered or self.instance.status == status:
+                return
+            self.instance = self.instance.replace(status=status)
+            self._status_written = False
+        for listener in list(self._status_listeners):
+            self._run_hook("status listener", functools.partial(listener, status))
+
     def _advertise(self, status: Status) -> bool:
         """Advertise ``status``; False when the registry could not be told (tried again later)."""
+        self._intend(status)
         with self._lock:
-            if not self._registered:
+            if not self._registered or self._status_written:
                 return True
-            changed = self.instance.status != status
-            if not changed and self._status_written:
-                return True
-            self.instance = instance = self.instance.replace(status=status)
-            self._status_written = False
-        if changed:
-            for listener in list(self._status_listeners):
-                self._run_hook("status listener", functools.partial(listener, status))
+            instance = self.instance
         try:
             self.registry.update_service(instance, timeout=self._timeout)
         except RegistryError as exc:

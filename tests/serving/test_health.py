@@ -241,3 +241,26 @@ def test_server_options_refuse_a_bad_health_check() -> None:
 
     with pytest.raises(TypeError, match="health_check"):
         ServerOptions(health_check=42)
+
+
+@pytest.mark.etcd
+def test_maintenance_switched_on_while_etcd_is_down_is_written_once_it_answers(etcd_server: EtcdServer) -> None:
+    registry = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0, ttl=60)
+    other = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
+    registration = ServingRegistration(registry, InstanceSpec("retried-maint", address="127.0.0.1:9"),
+                                       wait_ready=False, timeout=0.5)  # no health check: nothing else ticks
+    try:
+        registration.start()
+        etcd_server.pause()
+        try:
+            registration.maintenance(True)
+            assert registration.instance.status == Status.DISABLED
+            wait_until(lambda: registration._status_failing, timeout=5, message="the first write to fail")
+        finally:
+            etcd_server.resume()
+        wait_until(lambda: status_in(other, "retried-maint") == [Status.DISABLED], timeout=10,
+                   message="the write that failed to be made once etcd answers")
+    finally:
+        registration.stop()
+        other.close()
+        registry.close()
