@@ -197,14 +197,14 @@ def test_a_status_write_that_fails_while_etcd_is_down_is_retried_at_the_next_tic
                                        health_check=HealthCheck(check, interval=INTERVAL, failures=1, successes=1))
     try:
         registration.start()
-        etcd_server.pause()
+        etcd_server.stop()  # refused at once: no request is held to be served late
         try:
             check.ok = False
             wait_until(lambda: registration.instance.status == Status.DISABLED, timeout=5)
             calls = check.calls
             wait_until(lambda: check.calls >= calls + 2, timeout=10)  # writes failed meanwhile
         finally:
-            etcd_server.resume()
+            etcd_server.start()
         wait_until(lambda: status_in(other, "retried") == [Status.DISABLED], timeout=10,
                    message="the write that failed to be made once etcd answers")
     finally:
@@ -251,13 +251,18 @@ def test_maintenance_switched_on_while_etcd_is_down_is_written_once_it_answers(e
                                        wait_ready=False, timeout=0.5)  # no health check: nothing else ticks
     try:
         registration.start()
-        etcd_server.pause()
+        # The owner has read its maintenance key before etcd goes: its watch has nothing new to say after.
+        put_maintenance(other, registration.instance, "warm-up")
+        wait_until(lambda: status_in(other, "retried-maint") == [Status.DISABLED], timeout=5)
+        delete_maintenance(other, "retried-maint")
+        wait_until(lambda: status_in(other, "retried-maint") == [Status.ENABLED], timeout=5)
+        etcd_server.stop()  # refused at once: no request is held to be served late
         try:
             registration.maintenance(True)
             assert registration.instance.status == Status.DISABLED
             wait_until(lambda: registration._status_failing, timeout=5, message="the first write to fail")
         finally:
-            etcd_server.resume()
+            etcd_server.start()
         wait_until(lambda: status_in(other, "retried-maint") == [Status.DISABLED], timeout=10,
                    message="the write that failed to be made once etcd answers")
     finally:
