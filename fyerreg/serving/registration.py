@@ -244,7 +244,11 @@ class ServingRegistration:
         self._restore_signals = _signals.install(lambda signum: self.stop())
 
     def set_status(self, status: Status) -> None:
-        """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""
+        """Advertise the instance as enabled or disabled (disabled instances get no new calls).
+
+        With a health check (or maintenance) the status is theirs: their next run sets it
+        again. Use :meth:`maintenance` to hold an instance disabled.
+        """
         with self._lock:
             if not self._registered:
                 raise RegistryClosedError(f"{self.instance.service} is not registered")
