@@ -269,3 +269,24 @@ def test_maintenance_switched_on_while_etcd_is_down_is_written_once_it_answers(e
         registration.stop()
         other.close()
         registry.close()
+
+
+def test_a_wsgi_service_registration_takes_a_plain_callable_as_its_health_check(store: MemoryStore) -> None:
+    from fyerreg.contrib.wsgi import ServiceRegistration
+
+    check = Flag()
+    with MemoryRegistry(store=store) as registry, MemoryRegistry(store=store) as other, \
+            ServiceRegistration(registry, "wsgi-health", address="127.0.0.1:9", wait_ready=False,
+                                health_check=check) as registration:
+        assert registration._gate.monitor.health == HealthCheck(check)  # the defaults: 5 s, 2 s, 3, 2
+        registration.maintenance(True)
+        wait_until(lambda: status_in(other, "wsgi-health") == [Status.DISABLED], timeout=2)
+
+
+def test_gunicorn_registration_refuses_a_health_check_it_cannot_hand_to_its_registrar() -> None:
+    from fyerreg.contrib.gunicorn import GunicornRegistration
+
+    with pytest.raises(ValueError, match="health_check"):
+        GunicornRegistration("g", health_check="healthz")  # neither a path nor module:callable
+    with pytest.raises(ValueError, match=r"health_check\.failures"):
+        GunicornRegistration("g", health_check="/healthz", health_failures=0)
