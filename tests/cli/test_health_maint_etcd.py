@@ -141,3 +141,20 @@ def test_maint_on_or_off_matching_nothing_exits_1_with_one_line(env: Dict[str, s
         result = run_cli("maint", action, "nobody-here", env=env)
         assert result.returncode == 1
         assert "nobody-here" in assert_one_line_error(result)
+
+
+@pytest.mark.parametrize("layout", ["kratos", "etcd-naming"])
+def test_maint_on_and_off_work_the_same_on_other_layouts(
+        layout: str, env: Dict[str, str], etcd_endpoints: List[str], namespace: str, procs: List[Proc]) -> None:
+    from fyerreg import EtcdRegistry
+
+    service = f"laid-{namespace}"  # etcd-naming and Kratos keys do not sit under the namespace
+    layout_env = {**env, "FYERREG_LAYOUT": layout}
+    procs.append(sidecar(layout_env, service))
+    with EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, layout=layout) as reader:
+        on = run_cli("maint", "on", service, env=layout_env)
+        assert on.returncode == 0, on.stderr
+        assert statuses(reader, service) == [Status.DISABLED]
+        off = run_cli("maint", "off", service, env=layout_env)
+        assert off.returncode == 0, off.stderr
+        wait_until(lambda: statuses(reader, service) == [Status.ENABLED], timeout=5)

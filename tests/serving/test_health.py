@@ -290,3 +290,22 @@ def test_gunicorn_registration_refuses_a_health_check_it_cannot_hand_to_its_regi
         GunicornRegistration("g", health_check="healthz")  # neither a path nor module:callable
     with pytest.raises(ValueError, match=r"health_check\.failures"):
         GunicornRegistration("g", health_check="/healthz", health_failures=0)
+
+
+def test_a_maintenance_key_names_an_instance_by_version_and_id_or_by_address() -> None:
+    import json
+
+    from fyerreg import Instance
+    from fyerreg.registry.kv._maintenance import names
+
+    mine = Instance.new("svc", "v1", "10.0.0.1:80", id="a")
+    prefix = "/ns/maintenance/svc/"
+
+    def value(address: str) -> bytes:
+        return json.dumps({"reason": "", "address": address}).encode()
+
+    assert names(mine, prefix, prefix + "v1/a", value("10.0.0.9:80"))
+    assert names(mine, prefix, prefix + "-/7587869391862349316", value("10.0.0.1:80"))  # go-zero: lease id
+    assert not names(mine, prefix, prefix + "v2/a", value("10.0.0.1:80"))  # another version
+    assert not names(mine, prefix, prefix + "v1/b", value("10.0.0.2:80"))  # another instance
+    assert not names(mine, prefix, prefix + "v1/b", b"not json")

@@ -1,11 +1,14 @@
 """Maintenance keys: an operator's request that an instance advertise itself disabled.
 
-``fyerreg maint on`` writes ``/{namespace}/maintenance/{service}/{version}/{id}`` (outside
-the records' prefix, so Go fyer-rpc and the other layouts' readers never see it; no lease:
-it outlives the process, so an instance restarted with the same id stays in
-maintenance); ``fyerreg maint off`` deletes it. The process that owns the record watches
-its own key (:class:`MaintenanceWatch`) and writes the status itself: nobody else ever
-rewrites a record that a keepalive keeps.
+``fyerreg maint on`` writes ``/{namespace}/maintenance/{service}/{version}/{id}`` for a
+record it read (outside the records' prefix, so Go fyer-rpc and the other layouts' readers
+never see it; no lease: it outlives the process, so an instance restarted with the same id
+stays in maintenance), its value holding the record's ``address``; ``fyerreg maint off``
+deletes it. The process that owns the record watches its service's keys
+(:class:`MaintenanceWatch`) and writes the status itself: nobody else ever rewrites a
+record that a keepalive keeps. A key is an instance's when its version is the instance's
+(or the layout's :data:`~fyerreg.registry.layouts.NO_VERSION`) and its id or its address
+is: layouts whose keys name the lease (go-zero) read records back under another id.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryError
 from ...naming import Instance, _check_segment
+from ..layouts import NO_VERSION
 from ._leased import LeasedRegistry
 from ._ops import Deadline, Delete, Put, Txn, WatchBatch
 from ._surface import KVClient, KVStream
 
-__all__ = ["MaintenanceWatch", "maintenance_key", "maintenance_prefix", "watch_maintenance", "put_maintenance",
+__all__ = ["MaintenanceWatch", "maintenance_key", "maintenance_prefix", "names", "watch_maintenance", "put_maintenance",
            "delete_maintenance", "list_maintenance"]
 
 log = logging.getLogger("fyerreg.serving.health")
@@ -55,7 +59,7 @@ def put_maintenance(registry: LeasedRegistry, instance: Instance, reason: str, *
     """Ask ``instance``'s owner to advertise it disabled; returns the key written."""
     registry._check_open()
     key = maintenance_key(registry, instance)
-    value = json.dumps({"reason": reason, "since": int(time.time())}).encode()
+    value = json.dumps({"reason": reason, "since": int(time.time()), "address": instance.address}).encode()
     registry._client.txn(Txn([], [Put(key, value)], []), deadline=Deadline(timeout))
     return key
 
@@ -81,25 +85,39 @@ def list_maintenance(registry: LeasedRegistry, service: str, version: Optional[s
     return sorted((kv.key, _reason(kv.value)) for kv in result.kvs)
 
 
-def _reason(value: bytes) -> str:
+def _field(value: bytes, name: str) -> str:
     try:
         data = json.loads(value)
     except ValueError:
         return ""
-    return str(data.get("reason", "")) if isinstance(data, dict) else ""
+    return str(data.get(name, "")) if isinstance(data, dict) else ""
+
+
+def _reason(value: bytes) -> str:
+    return _field(value, "reason")
+
+
+def names(instance: Instance, prefix: str, key: str, value: bytes) -> bool:
+    """Whether the maintenance ``key`` (under ``prefix``, the service's) holding ``value`` names ``instance``."""
+    version, _, id_ = key[len(prefix):].partition("/")
+    if version not in (instance.version, NO_VERSION):
+        return False
+    return id_ == instance.id or _field(value, "address") == instance.address
 
 
 class MaintenanceWatch:
-    """Tells ``on_change(True/False)`` whether the maintenance key of an instance exists, as it changes.
+    """Tells ``on_change(True/False)`` whether a maintenance key names ``instance``, as that changes.
 
     The first read's answer is given too. A broken watch is read and watched again with
     the client's backoff: a change made meanwhile is not lost. Stopped by :meth:`stop`.
     """
 
-    def __init__(self, client: KVClient, key: str, on_change: Callable[[bool], None], *, thread_name: str,
-                 read_timeout: float = 5.0) -> None:
+    def __init__(self, client: KVClient, prefix: str, instance: Instance, on_change: Callable[[bool], None], *,
+                 thread_name: str, read_timeout: float = 5.0) -> None:
         self._client = client
-        self._key = key
+        self._prefix = prefix
+        self._instance = instance
+        self._mine: Dict[str, bool] = {}
         self._on_change = on_change
         self._thread_name = thread_name
         self._read_timeout = read_timeout
@@ -132,9 +150,10 @@ class MaintenanceWatch:
             self._on_change(present)
 
     def _read(self) -> None:
-        revision, kv = self._client.get(self._key, deadline=Deadline(self._read_timeout))
-        self._revision = revision
-        self._tell(kv is not None)
+        result = self._client.get_prefix(self._prefix, deadline=Deadline(self._read_timeout), stop=self._stop)
+        self._revision = result.revision
+        self._mine = {kv.key: names(self._instance, self._prefix, kv.key, kv.value) for kv in result.kvs}
+        self._tell(any(self._mine.values()))
 
     def _run(self) -> None:
         failures = 0
@@ -151,12 +170,12 @@ class MaintenanceWatch:
                     break
                 failures += 1
                 if failures == 1:
-                    log.warning("watch of maintenance key %s broke; reconnecting: %s", self._key, exc)
+                    log.warning("watch of maintenance keys %s broke; reconnecting: %s", self._prefix, exc)
                 self._stop.wait(self._client.retry.wait_time(failures))
 
     def _watch_in_place(self) -> None:
         client: Any = self._client
-        cancel = client.watch_in_place(self._key, self._revision + 1, self._apply, self._read)
+        cancel = client.watch_in_place(self._prefix, self._revision + 1, self._apply, self._read)
         with self._lock:
             self._cancel = cancel
         if self._stop.is_set():
@@ -164,12 +183,15 @@ class MaintenanceWatch:
 
     def _apply(self, batch: WatchBatch) -> bool:
         for event in batch.events:
-            if event.kv.key == self._key:
-                self._tell(not event.deleted)
+            if event.deleted:
+                self._mine.pop(event.kv.key, None)
+            else:
+                self._mine[event.kv.key] = names(self._instance, self._prefix, event.kv.key, event.kv.value)
+        self._tell(any(self._mine.values()))
         return not self._stop.is_set()
 
     def _watch_once(self) -> None:
-        stream = self._client.watch(self._key, self._revision + 1)
+        stream = self._client.watch(self._prefix, self._revision + 1)
         with self._lock:
             self._stream = stream
         try:
@@ -177,7 +199,7 @@ class MaintenanceWatch:
                 if self._stop.is_set():
                     return
                 if batch.canceled:
-                    raise RegistryError(f"etcd cancelled the watch of {self._key}: {batch.cancel_reason}")
+                    raise RegistryError(f"etcd cancelled the watch of {self._prefix}: {batch.cancel_reason}")
                 if batch.compact_revision:
                     return  # read again and watch from there
                 self._apply(batch)
@@ -194,7 +216,7 @@ def watch_maintenance(registry: Any, instance: Instance,
     """A started watch of ``instance``'s maintenance key on ``registry``; None for a registry without keys."""
     if not isinstance(registry, LeasedRegistry):
         return None
-    watch = MaintenanceWatch(registry._client, maintenance_key(registry, instance), on_change,
+    watch = MaintenanceWatch(registry._client, maintenance_prefix(registry, instance.service), instance, on_change,
                              thread_name=f"maint-{instance.service}", read_timeout=read_timeout)
     watch.start()
     return watch
