@@ -141,11 +141,12 @@ def command_check(argv: Sequence[str], timeout: float) -> Check:
 class _Run:
     """One run of a check in a daemon thread of its own, so a hung check never blocks the monitor."""
 
-    def __init__(self, check: Check, service: str) -> None:
+    def __init__(self, check: Check, service: str, then: Callable[[], None]) -> None:
         self.done = threading.Event()
         self.healthy = False
         self.error: Optional[BaseException] = None
         self._check = check
+        self._then = then
         start_thread(f"health-check-{service}", self._call)
 
     def _call(self) -> None:
@@ -155,6 +156,7 @@ class _Run:
             self.error = exc
         finally:
             self.done.set()
+            self._then()
 
 
 class HealthMonitor:
@@ -233,8 +235,16 @@ class HealthMonitor:
         if len(self._hung) >= MAX_HUNG_CHECKS:
             self._record(False, f"{len(self._hung)} runs of the check are still hung")
             return
-        run = _Run(health.call, self.service)
-        if not run.done.wait(health.timeout):
+        run = _Run(health.call, self.service, self._wake.set)
+        deadline = time.monotonic() + health.timeout
+        # Woken by the run's end or by stop(): a stop never waits for a slow check. A wake
+        # for a new status meanwhile is served by the sync that follows the check.
+        while not run.done.is_set() and not self._stop.is_set() and time.monotonic() < deadline:
+            self._wake.wait(deadline - time.monotonic())
+            self._wake.clear()
+        if self._stop.is_set():
+            return
+        if not run.done.is_set():
             self._hung.append(run)  # left to end in its own thread; its late answer is ignored
             self._record(False, f"the check did not return within {health.timeout:g}s")
         elif run.error is not None:

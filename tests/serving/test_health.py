@@ -309,3 +309,26 @@ def test_a_maintenance_key_names_an_instance_by_version_and_id_or_by_address() -
     assert not names(mine, prefix, prefix + "v2/a", value("10.0.0.1:80"))  # another version
     assert not names(mine, prefix, prefix + "v1/b", value("10.0.0.2:80"))  # another instance
     assert not names(mine, prefix, prefix + "v1/b", b"not json")
+
+
+def test_stop_does_not_wait_for_a_slow_check_to_reach_its_timeout(store: MemoryStore) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow() -> bool:
+        entered.set()
+        release.wait(60)
+        return True
+
+    with MemoryRegistry(store=store) as registry:
+        registration = ServingRegistration(registry, InstanceSpec("slow", address="127.0.0.1:9"), wait_ready=False,
+                                           health_check=HealthCheck(slow, interval=INTERVAL, timeout=30))
+        registration.start()
+        try:
+            assert entered.wait(5)
+            began = time.monotonic()
+            registration.stop()
+            assert time.monotonic() - began < 2.0, "stop() waited for the check's 30 s timeout"
+            assert not any(t.name == "fyerreg-health-slow" for t in threading.enumerate())
+        finally:
+            release.set()
