@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from .. import _fork, _signals
 from .._log import instance_extra
@@ -17,6 +17,7 @@ from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port
 from ..serving.http_probes import WSGIProbes
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, Probes, check_path
+from ..serving.health import as_health_check
 from ._app import DEFAULT_MAX_BODY, ServiceApp
 from ._http import HttpServer, WsgiApp
 
@@ -42,6 +43,8 @@ class ServerOptions:
     With ``probes`` the server also answers ``GET healthz_path`` and ``GET readyz_path``
     (:mod:`fyerreg.serving.probes`), and a stop fails readiness ``unready_delay`` seconds
     (default 1 s with probes, 0 without) before it deregisters.
+    ``health_check`` (a :class:`~fyerreg.serving.health.HealthCheck` or a callable) gates
+    the advertised status while registered.
     """
 
     address: str = ":8000"
@@ -64,6 +67,7 @@ class ServerOptions:
     healthz_path: str = DEFAULT_HEALTHZ_PATH
     readyz_path: str = DEFAULT_READYZ_PATH
     unready_delay: Optional[float] = None
+    health_check: Any = None
 
     def __post_init__(self) -> None:
         spec = self.spec  # a malformed address or drain_delay raises here
@@ -90,6 +94,7 @@ class ServerOptions:
             except InvalidInstanceError as exc:
                 option = _OPTION_OF_FIELD.get(exc.field or "", exc.field)
                 raise InvalidInstanceError(f"{option}: {exc}", field=option) from None
+        object.__setattr__(self, "health_check", as_health_check(self.health_check))
 
     @property
     def spec(self) -> InstanceSpec:
@@ -182,7 +187,7 @@ class Server:
                 DEFAULT_UNREADY_DELAY if opts.probes else 0.0
             registration = ServingRegistration(opts.registry, spec, bound_port=http.port, wait_ready=False,
                                                deregister_at_exit=False, timeout=opts.register_timeout,
-                                               unready_delay=unready)
+                                               unready_delay=unready, health_check=opts.health_check)
             try:
                 registration.start()
             except BaseException:
@@ -222,6 +227,13 @@ class Server:
         if registration is None or not registration.registered:
             raise RegistryClosedError("the server is not registered")
         registration.set_status(status)
+
+    def maintenance(self, on: bool) -> None:
+        """Advertise the instance disabled while ``on``, whatever its health check says; off, the check decides."""
+        registration = self._registration
+        if registration is None:
+            raise RegistryClosedError("the server is not registered")
+        registration.maintenance(on)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server has stopped or ``timeout`` passed; True when stopped."""

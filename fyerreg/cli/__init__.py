@@ -22,7 +22,7 @@ from ..errors import (
     RegistryError,
     RegistryUnavailableError,
 )
-from . import _doctor, _etcd, _query, _sidecar, _ui, _watch
+from . import _doctor, _etcd, _maint, _query, _sidecar, _ui, _watch
 from ._errors import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._parser import AddParser, apply_environment, build_parser
 
@@ -37,6 +37,7 @@ _COMMANDS: List[Tuple[AddParser, bool]] = [
     (_etcd.add_parser, False),
     (_doctor.add_parser, True),
     (_ui.add_parser, True),
+    (_maint.add_parser, True),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
@@ -12,6 +13,7 @@ from ..naming import Instance
 from ..registry.base import MAX_TTL
 from ..serving import InstanceSpec, ServingRegistration
 from ..serving.address import advertise_address, is_unspecified, split_host_port
+from ..serving.health import HealthCheck, command_check, http_check
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from ._json import add_json_option
@@ -19,7 +21,7 @@ from ._output import emit, emit_json, instance_dict
 from ._signals import ignore_interrupts, interrupt_on_sigterm
 
 __all__ = ["add_register_parser", "add_deregister_parser", "run_register", "run_deregister", "parse_metadata",
-           "advertised_address"]
+           "advertised_address", "health_from_args"]
 
 _SHUTDOWN_TIMEOUT = 10.0
 
@@ -66,7 +68,51 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
     parser.add_argument("--ttl", type=_lease_ttl, default=None,
                         help=f"lease TTL in seconds, 2 to {MAX_TTL} (default 30)")
     add_json_option(parser, 'one JSON object per line: {"event": "registered" or "deregistered", "instance": ...}')
+    _add_health_options(parser)
     parser.set_defaults(func=run_register, default_log_level="info")
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _add_health_options(parser: argparse.ArgumentParser) -> None:
+    from ._parser import positive_float
+
+    group = parser.add_argument_group(
+        "health", "advertise the instance disabled while its health check fails (and while "
+        "'fyerreg maint on' holds it), enabled again once it passes")
+    checks = group.add_mutually_exclusive_group()
+    checks.add_argument("--health-url", metavar="URL", help="healthy when an HTTP GET of URL answers 2xx")
+    checks.add_argument("--health-cmd", metavar="CMD",
+                        help="healthy when CMD exits 0 (split like a shell line, run without a shell; "
+                        "killed at --health-timeout)")
+    group.add_argument("--health-interval", type=positive_float, default=5.0, metavar="SECONDS",
+                       help="seconds between checks (default 5)")
+    group.add_argument("--health-timeout", type=positive_float, default=2.0, metavar="SECONDS",
+                       help="a check taking longer fails (default 2)")
+    group.add_argument("--health-failures", type=_positive_int, default=3, metavar="K",
+                       help="consecutive failures that disable the instance (default 3)")
+    group.add_argument("--health-successes", type=_positive_int, default=2, metavar="M",
+                       help="consecutive successes that enable it again (default 2)")
+
+
+def health_from_args(args: argparse.Namespace) -> Optional[HealthCheck]:
+    """The health check ``--health-url`` / ``--health-cmd`` describe (None without either)."""
+    try:
+        if args.health_url:
+            check = http_check(args.health_url, args.health_timeout)
+        elif args.health_cmd:
+            check = command_check(shlex.split(args.health_cmd), args.health_timeout)
+        else:
+            return None
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    return HealthCheck(check, interval=args.health_interval, timeout=args.health_timeout,
+                       failures=args.health_failures, successes=args.health_successes)
 
 
 def add_deregister_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
@@ -120,6 +166,7 @@ def run_register(args: argparse.Namespace) -> int:
     spec = InstanceSpec(args.service, args.version, advertised_address(args.address), instance_id=args.id,
                         drain_delay=0.0, **options)
     spec.validate()  # before connecting: bad input is a usage error
+    health = health_from_args(args)
     instance = spec.instance()
     extra = {"ttl": args.ttl} if args.ttl is not None else {}
     name = f"{instance.service}/{instance.version}/{instance.id}"
@@ -131,7 +178,7 @@ def run_register(args: argparse.Namespace) -> int:
         with interrupt_on_sigterm():
             registry = open_registry(args, **extra)
             registration = ServingRegistration(registry, spec, wait_ready=False, deregister_at_exit=False,
-                                               deregister_timeout=_SHUTDOWN_TIMEOUT)
+                                               deregister_timeout=_SHUTDOWN_TIMEOUT, health_check=health)
             registration.start()
             registered = True
             if args.json:

@@ -24,6 +24,7 @@ from ..serving.probes import (
     ProbeSource,
     check_path,
 )
+from ..serving.health import as_health_check
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -57,7 +58,10 @@ class Settings:
 
     ``spec`` is the instance the app registers (from ``SERVICE_NAME``, ``SERVICE_VERSION``,
     ``ADDRESS``, ``ADVERTISE_ADDRESS``, ``INSTANCE_ID``, ``WEIGHT``, ``METADATA`` and
-    ``DRAIN_DELAY``); the other fields say how to register and discover.
+    ``DRAIN_DELAY``); the other fields say how to register and discover. ``HEALTH_CHECK``
+    (a callable or ``"module:callable"``) gates the advertised status, run every
+    ``HEALTH_INTERVAL`` seconds within ``HEALTH_TIMEOUT``, disabling after
+    ``HEALTH_FAILURES`` failures and enabling after ``HEALTH_SUCCESSES`` successes.
     """
 
     spec: InstanceSpec
@@ -76,6 +80,12 @@ class Settings:
     healthz_path: str = DEFAULT_HEALTHZ_PATH
     readyz_path: str = DEFAULT_READYZ_PATH
     unready_delay: Optional[float] = None
+    # Health-gated registration: HEALTH_CHECK (a callable or "module:callable") and how it runs.
+    health_check: Any = None
+    health_interval: Optional[float] = None
+    health_timeout: Optional[float] = None
+    health_failures: Optional[int] = None
+    health_successes: Optional[int] = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, prefix: str, source: str, **defaults: Any) -> Settings:
@@ -103,7 +113,21 @@ class Settings:
         if unready is not None and (not isinstance(unready, (int, float)) or not unready >= 0):
             raise ValueError(f"{source}{prefix}UNREADY_DELAY must be a number >= 0, got {unready!r}")
         described = {_SPEC_SETTINGS[name]: values.pop(name) for name in list(values) if name in _SPEC_SETTINGS}
-        return cls(InstanceSpec(**described), **values)
+        settings = cls(InstanceSpec(**described), **values)
+        settings.health(source=source, prefix=prefix)  # a bad HEALTH_* value fails here, naming the setting
+        return settings
+
+    def health(self, *, source: str = "", prefix: str = "") -> Any:
+        """The :class:`~fyerreg.serving.health.HealthCheck` of the ``HEALTH_*`` settings (None without one)."""
+        try:
+            return as_health_check(self.health_check, interval=self.health_interval, timeout=self.health_timeout,
+                                   failures=self.health_failures, successes=self.health_successes)
+        except (TypeError, ValueError) as exc:
+            text = str(exc)
+            for field in ("interval", "timeout", "failures", "successes", "check"):
+                text = text.replace(f"health_check.{field}", f"{source}[{prefix}HEALTH_{field.upper()}]")
+            text = text.replace("health_check ", f"{source}[{prefix}HEALTH_CHECK] ")
+            raise type(exc)(text) from None
 
 
 class Integration:
@@ -122,7 +146,7 @@ class Integration:
         if register:
             self.registration = ServingRegistration(
                 self.registry, settings.spec, ready_timeout=settings.ready_timeout,
-                handle_signals=settings.handle_signals, deregister_at_exit=False,
+                handle_signals=settings.handle_signals, deregister_at_exit=False, health_check=settings.health(),
                 unready_delay=unready_delay(settings.probes, settings.unready_delay),
             )
         atexit.register(self.close)

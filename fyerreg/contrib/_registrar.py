@@ -25,6 +25,8 @@ from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import InstanceSpec, ServingRegistration
 from ..serving.probes import Probes
+from ..serving.address import join_host_port
+from ..serving.health import HealthCheck, http_check
 from ._integration import build_registry
 from ._probe_relay import ProbeRelay
 
@@ -93,7 +95,8 @@ def run(config: Dict[str, Any]) -> int:
         try:
             registration = ServingRegistration(registry, spec, ready_probe="http",
                                                ready_timeout=config["ready_timeout"], deregister_at_exit=False,
-                                               unready_delay=float(config.get("unready_delay", 0.0)))
+                                               unready_delay=float(config.get("unready_delay", 0.0)),
+                                               health_check=_health(spec, config.get("health")))
             holder.append(registration)
             registration.start()
             lifetime.wait(None)
@@ -104,6 +107,18 @@ def run(config: Dict[str, Any]) -> int:
         if relay is not None:
             relay.close()
     return 0
+
+
+def _health(spec: InstanceSpec, config: Optional[Dict[str, Any]]) -> Optional[HealthCheck]:
+    """The health check of the config: a path is a GET on the bound address, else ``module:callable``."""
+    if config is None:
+        return None
+    options = dict(config)
+    check: Any = options.pop("check")
+    if check.startswith("/"):
+        host, port = spec.probe_address()
+        check = http_check(f"http://{join_host_port(host, port)}{check}", options["timeout"])
+    return HealthCheck(check, **options)
 
 
 def main() -> int:

@@ -34,6 +34,7 @@ from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port, split_host_port
 from ..serving.http_probes import ASGIProbes
+from ..serving.health import Check, HealthCheck, as_health_check
 from ..serving.listeners import Listener, listening, wait_for_new_listener
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, Probes, check_path
 from ._integration import build_registry
@@ -99,6 +100,7 @@ class ASGIRegistration:
         healthz_path: str = DEFAULT_HEALTHZ_PATH,
         readyz_path: str = DEFAULT_READYZ_PATH,
         unready_delay: Optional[float] = None,
+        health_check: Union[HealthCheck, Check, str, None] = None,
     ) -> None:
         if not (registry is None or isinstance(registry, (Registry, str, Mapping)) or callable(registry)):
             raise TypeError("registry must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry "
@@ -122,6 +124,7 @@ class ASGIRegistration:
         self._unready_delay = _unready_delay(probes, unready_delay)
         self.probes = Probes(lambda: self.registration)
         """``healthz()``/``readyz()`` of the current instance's registration ("starting" before it exists)."""
+        self._health_check = as_health_check(health_check)
         # Reentrant: a signal handler may take it in the main thread while startup() holds it there.
         self._lock = threading.RLock()
         self._run: Optional[_Run] = None
@@ -241,7 +244,8 @@ class ASGIRegistration:
                 late = False
                 run.registry, run.owns_registry = registry, not isinstance(self._source, Registry)
                 run.registration = ServingRegistration(registry, spec, ready_timeout=self._ready_timeout,
-                                                       timeout=self._timeout, unready_delay=self._unready_delay)
+                                                       timeout=self._timeout, unready_delay=self._unready_delay,
+                                                       health_check=self._health_check)
                 run.registration.start()
         if late and not isinstance(self._source, Registry):
             registry.close()

@@ -15,9 +15,11 @@ listens; default from ``FLASK_RUN_HOST``/``FLASK_RUN_PORT`` or ``127.0.0.1:5000`
 register unless ``TESTING``, a reloader's parent process, or a gunicorn master registers it),
 ``REGISTRY`` (a Registry or a factory; default an ``EtcdRegistry`` from ``ENDPOINTS``,
 ``NAMESPACE``, ``TTL`` and ``REGISTRY_OPTIONS``), ``BALANCER``, ``DISCOVERY_OPTIONS``,
-``HANDLE_SIGNALS``, ``DRAIN_DELAY``, ``READY_TIMEOUT``; Kubernetes probes: ``PROBES``
-(default False: the app answers ``HEALTHZ_PATH`` and ``READYZ_PATH``, default ``/healthz``
-and ``/readyz``, itself otherwise) and ``UNREADY_DELAY`` (see :mod:`fyerreg.serving.probes`).
+``HANDLE_SIGNALS``, ``DRAIN_DELAY``, ``READY_TIMEOUT``; the health check gating the
+advertised status: ``HEALTH_CHECK`` (a callable or ``"module:callable"``),
+``HEALTH_INTERVAL``, ``HEALTH_TIMEOUT``, ``HEALTH_FAILURES``, ``HEALTH_SUCCESSES``; Kubernetes
+probes: ``PROBES`` (default False: the app answers ``HEALTHZ_PATH`` and ``READYZ_PATH``, default
+``/healthz`` and ``/readyz``, itself otherwise) and ``UNREADY_DELAY`` (see :mod:`fyerreg.serving.probes`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ In ``gunicorn.conf.py``::
     post_worker_init = fyerreg.post_worker_init  # with probes=True: /healthz and /readyz
 
 ``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``.
+``health_check`` gates the advertised status: a path (``"/healthz"``: healthy when a GET
+of it on the bound address answers 2xx) or ``"module:callable"`` (called in the registrar
+process, not in a worker), run every ``health_interval`` seconds within
+``health_timeout``; ``health_failures`` failures disable the instance,
+``health_successes`` successes enable it again.
 
 How it works, and why: gunicorn forks its workers from the master, at start and again
 whenever one is replaced. gRPC is not fork-safe: a process forked while its parent
@@ -50,6 +55,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 from ..naming import DEFAULT_WEIGHT
 from ..serving.address import join_host_port
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
+from ..serving.health import HealthCheck
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
 from ._integration import registered_by_server
 from ._probe_relay import RegistrarProbes
@@ -86,6 +92,11 @@ class GunicornRegistration:
         healthz_path: str = DEFAULT_HEALTHZ_PATH,
         readyz_path: str = DEFAULT_READYZ_PATH,
         unready_delay: Optional[float] = None,
+        health_check: Optional[str] = None,
+        health_interval: float = 5.0,
+        health_timeout: float = 2.0,
+        health_failures: int = 3,
+        health_successes: int = 2,
     ) -> None:
         source: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
         if isinstance(source, str) and ":" not in source:
@@ -114,6 +125,14 @@ class GunicornRegistration:
             socket_path = os.path.join(self._probe_dir, "probes.sock")
             self._config.update(probe_socket=socket_path, unready_delay=unready)
             self.probes = RegistrarProbes(socket_path)
+        if health_check is not None:
+            if not isinstance(health_check, str) or not (health_check.startswith("/") or ":" in health_check):
+                raise ValueError(f"health_check {health_check!r} must be a path such as '/healthz' or "
+                                 "'module:callable'")
+            health = {"interval": health_interval, "timeout": health_timeout, "failures": health_failures,
+                      "successes": health_successes}
+            HealthCheck(bool, **health)  # type: ignore[arg-type]  # the options fail here, each named
+            self._config["health"] = {"check": health_check, **health}
         json.dumps(self._config)  # fail now, in the config file, if an option cannot reach the registrar
         self.registrar: Optional[subprocess.Popen[bytes]] = None
         registered_by_server("the gunicorn master", probes=self.probes)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 from ..naming import DEFAULT_WEIGHT
 from ..registry.base import Registry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
+from ..serving.health import Check, HealthCheck
 
 __all__ = ["ServiceRegistration"]
 
@@ -19,6 +20,7 @@ class ServiceRegistration(ServingRegistration):
     :class:`~fyerreg.serving.InstanceSpec` as keyword arguments. ``address`` is where the
     app listens (``":8000"``, ``"0.0.0.0:8000"``); ``advertise_address`` what others dial
     (by default the outbound IP when the app listens on every interface).
+    ``health_check`` gates the advertised status (see :class:`~fyerreg.serving.health.HealthCheck`).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class ServiceRegistration(ServingRegistration):
         drain_delay: float = DEFAULT_DRAIN_DELAY,
         deregister_at_exit: bool = True,
         timeout: Optional[float] = None,
+        health_check: Union[HealthCheck, Check, str, None] = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
@@ -47,4 +50,5 @@ class ServiceRegistration(ServingRegistration):
                             drain_delay=drain_delay)
         super().__init__(registry, spec, wait_ready=wait_ready, ready_probe=ready_probe,
                          ready_timeout=ready_timeout, handle_signals=handle_signals,
-                         deregister_at_exit=deregister_at_exit, timeout=timeout)
+                         deregister_at_exit=deregister_at_exit, timeout=timeout,
+                         health_check=health_check)

@@ -8,12 +8,13 @@ sidecar all run it.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 from .. import _fork, _signals
 from .._log import instance_extra as _extra
@@ -22,6 +23,7 @@ from ..errors import RegistryClosedError, RegistryError
 from ..naming import Instance, Status
 from ..registry.base import Registry
 from ..retry import Retry
+from .health import Check, HealthCheck, StatusGate, as_health_check
 from .spec import InstanceSpec
 
 __all__ = ["ServingRegistration"]
@@ -64,6 +66,13 @@ class ServingRegistration:
     Probes (:mod:`fyerreg.serving.probes`): :attr:`draining` is True from the first thing
     :meth:`stop` does, so a readiness probe fails at once; ``unready_delay`` seconds later
     (default 0: without probes nobody needs to see it) the instance is deregistered.
+
+    ``health_check`` (a :class:`~fyerreg.serving.health.HealthCheck`, or a callable or
+    ``"module:callable"`` with its defaults) gates the advertised status: after its
+    ``failures`` consecutive failures the instance is set ``DISABLED`` in its record, after
+    ``successes`` good runs ``ENABLED`` again. :meth:`maintenance` and the instance's
+    maintenance key (``fyerreg maint``) disable it whatever the health says. A write that
+    fails (etcd down) is retried at the next tick.
     """
 
     def __init__(
@@ -84,6 +93,7 @@ class ServingRegistration:
         after_stop: Optional[Callable[[], None]] = None,
         # Kubernetes probes (fyerreg.serving.probes)
         unready_delay: float = 0.0,
+        health_check: Union[HealthCheck, Check, str, None] = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
@@ -132,6 +142,11 @@ class ServingRegistration:
         self._after_stop_hook = after_stop
         self.last_error: Optional[RegistryError] = None
         """The error of the last failed deregistration, if any."""
+        # Health-gated status: the gate decides, _advertise writes.
+        self._gate = StatusGate(as_health_check(health_check), self.instance.service, self._advertise, self._intend)
+        self._status_written = True
+        self._status_failing = False
+        self._status_listeners: List[Callable[[Status], None]] = []
 
     @property
     def registered(self) -> bool:
@@ -163,6 +178,7 @@ class ServingRegistration:
             atexit.register(self._exit)
         if self._handle_signals:
             self._restore_signals = _signals.install(lambda signum: self.stop())
+        self._gate.start()
         if self._wait_ready:
             self._thread = start_thread(f"register-{self.instance.service}", self._register_when_ready)
         else:
@@ -188,6 +204,7 @@ class ServingRegistration:
         self._draining = True
         self._run_hook("on_stop", self._on_stop_hook)
         self._stop.set()
+        self._gate.stop(self._stop_wait)
         deadline = time.monotonic() + self._stop_wait  # one bound for both waits below
         if threading.get_ident() != self._attempt_owner:
             self._attempt_idle.wait(self._stop_wait)
@@ -254,13 +271,62 @@ class ServingRegistration:
         self._restore_signals = _signals.install(lambda signum: self.stop())
 
     def set_status(self, status: Status) -> None:
-        """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""
+        """Advertise the instance as enabled or disabled (disabled instances get no new calls).
+
+        With a health check (or maintenance) the status is theirs: their next run sets it
+        again. Use :meth:`maintenance` to hold an instance disabled.
+        """
         with self._lock:
             if not self._registered:
                 raise RegistryClosedError(f"{self.instance.service} is not registered")
             self.instance = self.instance.replace(status=status)
             instance = self.instance
         self.registry.update_service(instance, timeout=self._timeout)
+
+    def maintenance(self, on: bool) -> None:
+        """Maintenance from code: ``DISABLED`` while on, whatever the health check says; off, the health decides."""
+        self._gate.set_maintenance(on)
+
+    @property
+    def healthy(self) -> bool:
+        """The health check's verdict (True without a check)."""
+        return self._gate.monitor.healthy
+
+    def add_status_listener(self, listener: Callable[[Status], None]) -> None:
+        """Call ``listener(status)`` each time the advertised status changes (in the thread changing it)."""
+        self._status_listeners.append(listener)
+
+    def _intend(self, status: Status) -> None:
+        """Advertise ``status`` from now on (:attr:`instance`); the monitor writes it to the registry."""
+        with self._lock:
+            if not self._registered or self.instance.status == status:
+                return
+            self.instance = self.instance.replace(status=status)
+            self._status_written = False
+        for listener in list(self._status_listeners):
+            self._run_hook("status listener", functools.partial(listener, status))
+
+    def _advertise(self, status: Status) -> bool:
+        """Advertise ``status``; False when the registry could not be told (tried again later)."""
+        self._intend(status)
+        with self._lock:
+            if not self._registered or self._status_written:
+                return True
+            instance = self.instance
+        try:
+            self.registry.update_service(instance, timeout=self._timeout)
+        except RegistryError as exc:
+            if not self._status_failing:
+                logger.warning("could not advertise %s as %s (%s); retrying", instance.service, status.name, exc,
+                               extra=_extra(instance))
+            self._status_failing = True
+            return False
+        with self._lock:
+            self._status_written = self.instance == instance
+        if self._status_failing:
+            logger.info("%s advertised as %s", instance.service, status.name, extra=_extra(instance))
+        self._status_failing = False
+        return True
 
     def _deregister(self) -> None:
         try:
@@ -291,6 +357,7 @@ class ServingRegistration:
                 return
         succeeded = False
         try:
+            self.instance = self.instance.replace(status=self._gate.desired())
             self.registry.register(self.instance, timeout=self._timeout)
             succeeded = True
         finally:
@@ -304,6 +371,7 @@ class ServingRegistration:
             return
         logger.info("registered %s %s at %s", self.instance.service, self.instance.version, self.instance.address,
                     extra=_extra(self.instance))
+        self._gate.registered(self.registry, self.instance, self._timeout)
         hook, instance = self._on_registered_hook, self.instance
         if hook is not None:
             self._run_hook("on_registered", lambda: hook(instance))

@@ -9,10 +9,18 @@ from typing import Iterator
 
 import pytest
 
-from fyerreg import MemoryRegistry
+from fyerreg import MemoryRegistry, Status
 from tests.helpers import free_port, fyerreg_threads, wait_until
 
 django = pytest.importorskip("django")
+
+
+HEALTH = {"ok": True}
+
+
+def site_healthy() -> bool:
+    """The site's HEALTH_CHECK: what the test says."""
+    return HEALTH["ok"]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,9 @@ def test_django_site_registers_when_serving_and_disappears_when_stopped(registry
         DEBUG=False, ALLOWED_HOSTS=["*"], SECRET_KEY="test", ROOT_URLCONF=__name__, DATABASES={},
         INSTALLED_APPS=["fyerreg.contrib.django"], MIDDLEWARE=[],
         FYERREG={"SERVICE_NAME": "hello-django", "ADDRESS": f"127.0.0.1:{port}", "REGISTRY": registry,
-                 "REGISTER": True, "DRAIN_DELAY": 0, "METADATA": {"framework": "django"}},
+                 "REGISTER": True, "DRAIN_DELAY": 0, "METADATA": {"framework": "django"},
+                 "HEALTH_CHECK": f"{__name__}:site_healthy", "HEALTH_INTERVAL": 0.1, "HEALTH_FAILURES": 2,
+                 "HEALTH_SUCCESSES": 1},
     )
     django.setup()
     from django.core.wsgi import get_wsgi_application
@@ -49,6 +59,12 @@ def test_django_site_registers_when_serving_and_disappears_when_stopped(registry
         assert inst.address == f"127.0.0.1:{port}" and dict(inst.metadata) == {"framework": "django"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/peers", timeout=5) as resp:
             assert json.load(resp) == [inst.address]
+        HEALTH["ok"] = False  # the HEALTH_CHECK setting gates the advertised status
+        wait_until(lambda: [i.status for i in registry.list_services("hello-django")] == [Status.DISABLED],
+                   timeout=0.1 * 2 + 1)
+        HEALTH["ok"] = True
+        wait_until(lambda: [i.status for i in registry.list_services("hello-django")] == [Status.ENABLED],
+                   timeout=0.1 + 1)
         integration.close()  # what the interpreter's exit runs
         assert registry.list_services("hello-django") == []
     finally:

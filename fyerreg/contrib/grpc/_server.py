@@ -9,9 +9,10 @@ from typing import Any, Optional, Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ...naming import Instance
+from ...naming import Instance, Status
 from ...registry.base import Registry
 from ...serving import InstanceSpec, ServingRegistration
+from ...serving.health import as_health_check
 from ._status import ENDPOINT
 
 __all__ = ["ServerRegistration", "AsyncServerRegistration"]
@@ -24,7 +25,7 @@ DEFAULT_GRACE = 5.0
 class _Base:
     def __init__(self, server: Any, registry: Registry, spec: InstanceSpec, *, grace: float,
                  health_services: Sequence[str], timeout: Optional[float], deregister_timeout: Optional[float],
-                 deregister_at_exit: bool, servicer: Any) -> None:
+                 deregister_at_exit: bool, servicer: Any, health_check: Any = None) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
         if not isinstance(spec, InstanceSpec):
@@ -43,6 +44,7 @@ class _Base:
         self._timeout = timeout
         self._deregister_timeout = deregister_timeout
         self._at_exit = deregister_at_exit
+        self._health_check = as_health_check(health_check)
         self.registration: Optional[ServingRegistration] = None
         """The serving registration, once :meth:`start` made it."""
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -50,8 +52,21 @@ class _Base:
     def _lifecycle(self, port: Optional[int], **hooks: Any) -> ServingRegistration:
         self.registration = ServingRegistration(self.registry, _grpc_spec(self.spec, port), bound_port=port,
                                                 timeout=self._timeout, deregister_timeout=self._deregister_timeout,
-                                                deregister_at_exit=self._at_exit, **hooks)
+                                                deregister_at_exit=self._at_exit, health_check=self._health_check,
+                                                **hooks)
+        self.registration.add_status_listener(self._status_changed)
         return self.registration
+
+    def _serving(self, instance: Instance) -> None:
+        self._status_changed(instance.status)
+
+    def _status_changed(self, status: Status) -> None:
+        """A disabled instance says NOT_SERVING on ``grpc.health.v1`` too; enabled, SERVING again."""
+        self._set_health(SERVING if status == Status.ENABLED else NOT_SERVING)
+
+    def _set_health(self, state: Any) -> None:
+        for name in self.health_services:
+            self.health.set(name, state)  # ignored once shutdown has begun
 
     @property
     def registered(self) -> bool:
@@ -81,14 +96,18 @@ class ServerRegistration(_Base):
     ``""`` and each of ``health_services``) turns SERVING then. :meth:`stop` (or a
     handled SIGTERM/SIGINT, before its previous effect) turns it NOT_SERVING, deregisters,
     waits the spec's ``drain_delay``, then stops the server with ``grace`` seconds for
-    the calls in flight. The other options are :class:`~fyerreg.serving.ServingRegistration`'s.
+    the calls in flight. While ``health_check`` (or maintenance) disables the instance, the
+    health service says NOT_SERVING. The other options are
+    :class:`~fyerreg.serving.ServingRegistration`'s.
     """
 
     def __init__(self, server: grpc.Server, registry: Registry, spec: InstanceSpec, *, grace: float = DEFAULT_GRACE,
                  health_services: Sequence[str] = (), handle_signals: bool = False, deregister_at_exit: bool = True,
-                 timeout: Optional[float] = None, deregister_timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, deregister_timeout: Optional[float] = None,
+                 health_check: Any = None) -> None:
         super().__init__(server, registry, spec, grace=grace, health_services=health_services, timeout=timeout,
                          deregister_timeout=deregister_timeout, deregister_at_exit=deregister_at_exit,
+                         health_check=health_check,
                          servicer=health.HealthServicer(experimental_non_blocking=True))
         self._handle_signals = handle_signals
         self._stop_grace = grace
@@ -112,10 +131,6 @@ class ServerRegistration(_Base):
         else:
             self.registration.stop()
 
-    def _serving(self, _instance: Instance) -> None:
-        for name in self.health_services:
-            self.health.set(name, SERVING)  # ignored once shutdown has begun
-
     def _stop_server(self) -> None:
         self.server.stop(self._stop_grace).wait(self._stop_grace + 5.0)
 
@@ -137,9 +152,11 @@ class AsyncServerRegistration(_Base):
 
     def __init__(self, server: Any, registry: Registry, spec: InstanceSpec, *, grace: float = DEFAULT_GRACE,
                  health_services: Sequence[str] = (), handle_signals: bool = False, deregister_at_exit: bool = True,
-                 timeout: Optional[float] = None, deregister_timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, deregister_timeout: Optional[float] = None,
+                 health_check: Any = None) -> None:
         super().__init__(server, registry, spec, grace=grace, health_services=health_services, timeout=timeout,
                          deregister_timeout=deregister_timeout, deregister_at_exit=deregister_at_exit,
+                         health_check=health_check,
                          servicer=_AsyncHealth(("", *health_services)))
         self._handle_signals = handle_signals
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -181,16 +198,16 @@ class AsyncServerRegistration(_Base):
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self.stop())
 
-    def _serving(self, _instance: Instance) -> None:
+    def _set_health(self, state: Any) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
 
-        async def serving() -> None:
+        async def set_all() -> None:
             for name in self.health_services:
-                await self.health.set(name, SERVING)  # ignored once shutdown has begun
+                await self.health.set(name, state)  # ignored once shutdown has begun
 
-        asyncio.run_coroutine_threadsafe(serving(), loop)
+        asyncio.run_coroutine_threadsafe(set_all(), loop)
 
     async def __aenter__(self) -> AsyncServerRegistration:
         return self
