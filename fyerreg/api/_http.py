@@ -39,6 +39,7 @@ class _Input(io.RawIOBase):
         self._stream = stream
         self.remaining = length
         self.timed_out = False
+        self.truncated = False  # the connection ended before Content-Length bytes came
 
     def readable(self) -> bool:
         return True
@@ -47,22 +48,24 @@ class _Input(io.RawIOBase):
         if self.remaining <= 0:
             return 0
         data = self._read(self._stream.read, min(len(buffer), self.remaining))
+        self.truncated = self.truncated or not data
         buffer[: len(data)] = data
         self.remaining -= len(data)
         return len(data)
 
     def read(self, size: Optional[int] = -1) -> bytes:
-        return self._take(self._stream.read, size)
+        return self._take(self._stream.read, size, whole=True)
 
     def readline(self, size: Optional[int] = -1) -> bytes:
-        return self._take(self._stream.readline, size)
+        return self._take(self._stream.readline, size, whole=False)
 
-    def _take(self, reader: Callable[[int], bytes], size: Optional[int]) -> bytes:
+    def _take(self, reader: Callable[[int], bytes], size: Optional[int], *, whole: bool) -> bytes:
         size = self.remaining if size is None or size < 0 else min(size, self.remaining)
         if size <= 0:
             return b""
         data = self._read(reader, size)
         self.remaining -= len(data)
+        self.truncated = self.truncated or not data or (whole and len(data) < size)
         return data
 
     def _read(self, reader: Callable[[int], bytes], size: int) -> bytes:
@@ -100,16 +103,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         reader = self._reader
         if self._served:
             reader.deadline = None
-            try:
-                started = bool(self._buffered.peek(1))
-            except OSError:  # idle_timeout passed (socket.timeout), or the peer reset
-                started = False
-            if not started:
-                self.close_connection = True
-                return
+        try:
+            started = bool(self._buffered.peek(1))
+        except OSError:  # request_timeout or idle_timeout passed (socket.timeout), or the peer reset
+            started = False
+        # A request that starts once close() has begun is not read: close() ends idle
+        # connections, and leaves the ones with a request under way to finish it.
+        if not started or not self.server.begin_request(self.connection):
+            self.close_connection = True
+            return
+        if self._served:
             reader.deadline = time.monotonic() + self.server.request_timeout
         self._served = True
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.end_request(self.connection)
 
     def _run_wsgi(self) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -141,6 +150,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if close is not None:
                     close()
         except Exception:
+            if body_in.truncated:
+                self._unanswered()
+                return
             if body_in.timed_out:
                 logger.debug("request body of %s %s not received within %.1fs", self.command, self.path,
                              self.server.request_timeout)
@@ -153,7 +165,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif body_in.remaining:
             body_in.read()
+        if body_in.truncated:
+            self._unanswered()
+            return
         self._respond(state["status"], state["headers"], body)
+
+    def _unanswered(self) -> None:
+        # The app saw only part of the body: whatever it answered is not the answer to the
+        # request the client sent. Hanging up tells the client the call broke (it may retry).
+        logger.debug("request body of %s %s ended early; closing without an answer", self.command, self.path)
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _run_wsgi
 
@@ -236,6 +257,7 @@ class HttpServer(socketserver.TCPServer):
         self.draining = False
         self._closing = False
         self._conns: Set[socket.socket] = set()
+        self._busy: Set[socket.socket] = set()  # connections with a request under way
         self._threads: Set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._slot_free = threading.Condition(self._lock)
@@ -295,6 +317,19 @@ class HttpServer(socketserver.TCPServer):
                 self._threads.discard(threading.current_thread())
                 self._slot_free.notify()
 
+    def begin_request(self, conn: socket.socket) -> bool:
+        """A request starts on ``conn``; False once :meth:`close` has begun (it is not served)."""
+        with self._lock:
+            if self._closing:
+                return False
+            self._busy.add(conn)
+            return True
+
+    def end_request(self, conn: socket.socket) -> None:
+        """The request on ``conn`` was answered (or given up)."""
+        with self._lock:
+            self._busy.discard(conn)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("connection from %s failed", client_address, exc_info=True)
 
@@ -315,12 +350,22 @@ class HttpServer(socketserver.TCPServer):
         self._wake_r.close()
         self._wake_w.close()
         with self._lock:
-            conns, threads = list(self._conns), list(self._threads)
-        for conn in conns:
-            try:
-                # A handler waiting for the next request reads EOF and ends; one writing a response finishes it.
-                conn.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
+            idle, threads = [c for c in self._conns if c not in self._busy], list(self._threads)
+        # A handler waiting for a request reads EOF and ends; one serving a request finishes it
+        # (its answer says Connection: close) until the deadline, when its connection is cut.
+        _shut(idle, socket.SHUT_RD)
         for thread in threads:
-            join_thread(thread, max(deadline - time.monotonic(), 0.05))
+            join_thread(thread, max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            late, threads = list(self._conns), list(self._threads)
+        _shut(late, socket.SHUT_RDWR)
+        for thread in threads:
+            join_thread(thread, 0.05)
+
+
+def _shut(conns: List[socket.socket], how: int) -> None:
+    for conn in conns:
+        try:
+            conn.shutdown(how)
+        except OSError:
+            pass
