@@ -15,9 +15,9 @@ from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port
+from ..serving.health import as_health_check
 from ..serving.http_probes import WSGIProbes
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, Probes, check_path
-from ..serving.health import as_health_check
 from ._app import DEFAULT_MAX_BODY, ServiceApp
 from ._http import HttpServer, WsgiApp
 

@@ -16,6 +16,7 @@ from .. import _fork
 from ..errors import RegistryClosedError
 from ..registry.base import Registry
 from ..serving import InstanceSpec, ServingRegistration
+from ..serving.health import as_health_check
 from ..serving.probes import (
     DEFAULT_HEALTHZ_PATH,
     DEFAULT_READYZ_PATH,
@@ -24,7 +25,6 @@ from ..serving.probes import (
     ProbeSource,
     check_path,
 )
-from ..serving.health import as_health_check
 
 if TYPE_CHECKING:
     from ..discovery import Discovery

@@ -24,9 +24,9 @@ from ..errors import RegistryUnavailableError
 from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import InstanceSpec, ServingRegistration
-from ..serving.probes import Probes
 from ..serving.address import join_host_port
 from ..serving.health import HealthCheck, http_check
+from ..serving.probes import Probes
 from ._integration import build_registry
 from ._probe_relay import ProbeRelay
 

@@ -33,8 +33,8 @@ from ..registry.base import Registry
 from ..retry import Retry
 from ..serving import DEFAULT_DRAIN_DELAY, InstanceSpec, ServingRegistration
 from ..serving.address import join_host_port, split_host_port
-from ..serving.http_probes import ASGIProbes
 from ..serving.health import Check, HealthCheck, as_health_check
+from ..serving.http_probes import ASGIProbes
 from ..serving.listeners import Listener, listening, wait_for_new_listener
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, Probes, check_path
 from ._integration import build_registry

@@ -54,8 +54,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 from ..naming import DEFAULT_WEIGHT
 from ..serving.address import join_host_port
-from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
 from ..serving.health import HealthCheck
+from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
 from ._integration import registered_by_server
 from ._probe_relay import RegistrarProbes
