@@ -16,6 +16,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 from .. import logging as fyerreg_logging
 from ..errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidInstanceError,
     PermissionDeniedError,
     RegistryError,
@@ -55,6 +56,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         return code
     except CommandError as exc:
         return _fail(str(exc), exc.code)
+    except ConfigurationError as exc:  # an environment variable read after parsing (an advertise address)
+        return _fail(str(exc), EXIT_USAGE)
     except AuthenticationError as exc:
         return _fail(f"etcd rejected the credentials: {exc}", EXIT_UNAVAILABLE)
     except PermissionDeniedError as exc:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..config import advertise_address_from_env, node_ip_from_env
 from ..logging import escape_control
 from ..naming import Instance
 from ..registry.base import MAX_TTL
@@ -92,15 +94,27 @@ def parse_metadata(groups: List[List[str]]) -> Dict[str, str]:
 
 
 def advertised_address(address: str) -> str:
-    """``--address`` as others dial it: an unspecified host (``0.0.0.0``, ``::``, empty) becomes the outbound IP."""
+    """``--address`` as others dial it.
+
+    An unspecified host (``0.0.0.0``, ``::``, empty) becomes ``FYERREG_ADVERTISE_ADDRESS``,
+    else ``POD_IP``, else ``HOST_IP``, else the outbound IP (said on stderr).
+    """
     try:
         host, port = split_host_port(address, field="--address")
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    advertised = advertise_address(host, port, None)
-    if is_unspecified(host):
-        sys.stderr.write(f"fyerreg: note: --address {address} cannot be dialled; advertising {advertised} "
-                         "(this host's outbound address) instead\n")
+    if not is_unspecified(host):
+        return advertise_address(host, port, None)
+    source, advertise = "this host's outbound address", advertise_address_from_env()
+    if advertise is not None:
+        source = "$FYERREG_ADVERTISE_ADDRESS"
+    else:
+        advertise = node_ip_from_env()
+        if advertise is not None:
+            source = "$POD_IP" if os.environ.get("POD_IP", "").strip() else "$HOST_IP"
+    advertised = advertise_address(host, port, advertise)
+    sys.stderr.write(f"fyerreg: note: --address {address} cannot be dialled; advertising {advertised} "
+                     f"({source}) instead\n")
     return advertised
 
 
@@ -114,7 +128,8 @@ def run_register(args: argparse.Namespace) -> int:
     if args.weight is not None:
         options["weight"] = args.weight
     # The address given is the one clients dial: nothing to drain, the process is not ours.
-    spec = InstanceSpec(args.service, args.version, advertised_address(args.address), instance_id=args.id,
+    advertised = advertised_address(args.address)
+    spec = InstanceSpec(args.service, args.version, advertised, advertise_address=advertised, instance_id=args.id,
                         drain_delay=0.0, **options)
     spec.validate()  # before connecting: bad input is a usage error
     instance = spec.instance()

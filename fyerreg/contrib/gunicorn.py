@@ -8,7 +8,9 @@ In ``gunicorn.conf.py``::
     when_ready = fyerreg.when_ready
     on_exit = fyerreg.on_exit
 
-``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``.
+``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``; the options a
+dict does not give come from the ``FYERREG_*`` environment variables (the registrar
+inherits the master's environment: :mod:`fyerreg.config`), checked in the config file.
 
 How it works, and why: gunicorn forks its workers from the master, at start and again
 whenever one is replaced. gRPC is not fork-safe: a process forked while its parent
@@ -37,7 +39,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 from ..naming import DEFAULT_WEIGHT
 from ..serving.address import join_host_port
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
-from ._integration import registered_by_server
+from ._integration import check_registry_source, registered_by_server
 
 __all__ = ["GunicornRegistration"]
 
@@ -64,6 +66,7 @@ class GunicornRegistration:
         source: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
         if isinstance(source, str) and ":" not in source:
             raise ValueError(f"registry {source!r} must be 'module:factory' or a dict of EtcdRegistry options")
+        check_registry_source(source)  # a malformed FYERREG_* variable fails in the master, not the registrar
         if ready_timeout <= 0 or stop_timeout <= 0:
             raise ValueError("ready_timeout and stop_timeout must be > 0")
         # The address is gunicorn's bound one, known in when_ready.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import socket
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -51,15 +52,29 @@ def test_defaults_without_environment() -> None:
     assert args.layout == "fyer-rpc"
 
 
-def test_environment_variables_fill_every_connection_option() -> None:
+def _pem_files(tmp_path: Path) -> Dict[str, str]:
+    paths = {}
+    for name in ("ca", "c", "k"):
+        (tmp_path / f"{name}.pem").write_text("not checked before connecting\n")
+        paths[name] = str(tmp_path / f"{name}.pem")
+    return paths
+
+
+@pytest.mark.parametrize("names", [
+    ("FYERREG_USERNAME", "FYERREG_TLS_CA", "FYERREG_TLS_CERT", "FYERREG_TLS_KEY"),
+    ("FYERREG_USER", "FYERREG_CACERT", "FYERREG_CERT", "FYERREG_KEY"),  # the deprecated names, still read
+], ids=["names", "deprecated-names"])
+def test_environment_variables_fill_every_connection_option(names: Tuple[str, ...], tmp_path: Path) -> None:
+    pem = _pem_files(tmp_path)
+    user, ca, cert, key = names
     env = {
         "FYERREG_ENDPOINTS": "10.0.0.1:2379,10.0.0.2:2379",
         "FYERREG_NAMESPACE": "prod",
-        "FYERREG_USER": "ops",
+        user: "ops",
         "FYERREG_PASSWORD": "s3cret",
-        "FYERREG_CACERT": "/ca.pem",
-        "FYERREG_CERT": "/c.pem",
-        "FYERREG_KEY": "/k.pem",
+        ca: pem["ca"],
+        cert: pem["c"],
+        key: pem["k"],
         "FYERREG_DIAL_TIMEOUT": "1.5",
         "FYERREG_LOG_FORMAT": "json",
         "FYERREG_LOG_LEVEL": "DEBUG",
@@ -75,8 +90,27 @@ def test_environment_variables_fill_every_connection_option() -> None:
         "dial_timeout": 1.5,
         "username": "ops",
         "password": "s3cret",
-        "tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"},
+        "tls": {"ca": pem["ca"], "cert": pem["c"], "key": pem["k"]},
     }
+
+
+def test_the_new_variable_names_win_over_the_deprecated_ones(tmp_path: Path) -> None:
+    pem = _pem_files(tmp_path)
+    args = _parse(["services"], {"FYERREG_USERNAME": "new", "FYERREG_USER": "old", "FYERREG_TLS_CA": pem["ca"],
+                                 "FYERREG_CACERT": "/nonexistent.pem"})
+    assert args.user == "new" and args.cacert == pem["ca"]
+
+
+def test_a_password_file_and_the_register_ttl_come_from_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("file s3cret\n")
+    args = _parse(["register", "--service", "s", "--version", "v", "--address", "h:1"],
+                  {"FYERREG_USERNAME": "ops", "FYERREG_PASSWORD_FILE": str(secret), "FYERREG_TTL": "12"})
+    assert connection_options(args)["password"] == "file s3cret"
+    assert args.ttl == 12
+    explicit = _parse(["register", "--service", "s", "--version", "v", "--address", "h:1", "--ttl", "7"],
+                      {"FYERREG_TTL": "not even a number"})  # the option given: the variable is not read
+    assert explicit.ttl == 7
 
 
 def test_command_line_wins_over_environment_before_or_after_the_command() -> None:
@@ -96,7 +130,11 @@ def test_command_line_wins_over_environment_before_or_after_the_command() -> Non
         (["register", "--service", "s"], {}, "--version"),
         (["list", "s", "--log-format", "xml"], {}, "xml"),
         (["list", "s", "--dial-timeout", "-1"], {}, "--dial-timeout"),
-        (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "--dial-timeout"),
+        (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "FYERREG_DIAL_TIMEOUT='soon'"),
+        (["list", "s"], {"FYERREG_TLS_CA": "/nonexistent/ca.pem"}, "FYERREG_TLS_CA='/nonexistent/ca.pem'"),
+        (["list", "s"], {"FYERREG_PASSWORD_FILE": "/nonexistent/pw"}, "FYERREG_PASSWORD_FILE='/nonexistent/pw'"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1"], {"FYERREG_TTL": "abc"},
+         "FYERREG_TTL='abc'"),
         (["list", "s"], {"FYERREG_LOG_LEVEL": "loud"}, "FYERREG_LOG_LEVEL"),
         (["--layout", "consul", "services"], {}, "consul"),
         (["services"], {"FYERREG_LAYOUT": "consul"}, "FYERREG_LAYOUT"),
