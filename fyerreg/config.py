@@ -258,6 +258,8 @@ def advertise_address_from_env(environ: Optional[Environ] = None) -> Optional[st
 def node_ip_from_env(environ: Optional[Environ] = None) -> Optional[str]:
     """The IP in ``POD_IP``, else in ``HOST_IP`` (Kubernetes' downward API), or None when neither is set.
 
+    It is returned as the host of an address: an IPv6 address in brackets (``[fd00::7]``).
+
     Raises ConfigurationError naming the variable when its value is not an IP address.
     """
     env: Environ = os.environ if environ is None else environ
@@ -271,5 +273,5 @@ def node_ip_from_env(environ: Optional[Environ] = None) -> Optional[str]:
             raise _bad(name, value, "an IP address") from None
         if ip.is_unspecified:
             raise _bad(name, value, "an IP address others can dial")
-        return str(ip)
+        return f"[{ip}]" if ip.version == 6 else str(ip)
     return None
