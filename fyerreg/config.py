@@ -207,11 +207,21 @@ def read_environment(environ: Optional[Environ] = None, *, skip: Collection[str]
 def registry_options(environ: Optional[Environ] = None, **overrides: Any) -> Dict[str, Any]:
     """The ``EtcdRegistry`` keyword arguments: ``overrides``, then the environment for the rest.
 
-    ``tls`` given as an argument replaces all three ``FYERREG_TLS_*`` variables; the
-    other options are taken one by one. Nothing connects; see :func:`read_environment`
-    for the errors.
+    ``tls`` given as an argument replaces all three ``FYERREG_TLS_*`` variables, and
+    ``options`` (an ``EtcdOptions``) every variable; the other options are taken one by
+    one. Nothing connects; see :func:`read_environment` for the errors, and a user name
+    without a password (or a password without a user name) from the environment is one.
     """
+    if "options" in overrides:  # a whole EtcdOptions given: nothing is left to the environment
+        return dict(overrides)
     found = read_environment(environ, skip=overrides)
+    if "username" in found and "password" not in found and "password" not in overrides:
+        raise ConfigurationError(f"FYERREG_USERNAME is set but neither FYERREG_PASSWORD nor {PASSWORD_FILE}",
+                                 variable="FYERREG_USERNAME")
+    if "password" in found and "username" not in found and "username" not in overrides:
+        source = PASSWORD_FILE if (os.environ if environ is None else environ).get(PASSWORD_FILE, "").strip() \
+            else "FYERREG_PASSWORD"
+        raise ConfigurationError(f"{source} is set but not FYERREG_USERNAME", variable=source)
     options: Dict[str, Any] = {}
     tls = {key.partition(".")[2]: found.pop(key) for key in list(found) if key.startswith("tls.")}
     if tls:

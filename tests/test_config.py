@@ -294,6 +294,32 @@ def test_a_malformed_variable_is_an_error_naming_it_before_anything_is_written(
     assert keys(etcd_client, f"/{namespace}/") == []
 
 
+def test_a_user_name_without_a_password_or_a_password_without_a_user_name_is_an_error_naming_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FYERREG_USERNAME", "root")
+    with pytest.raises(ConfigurationError, match="^FYERREG_USERNAME is set but neither FYERREG_PASSWORD nor"):
+        fyerreg.connect()
+    assert fyerreg.config.registry_options(password="given")["username"] == "root"  # the other one given: fine
+    monkeypatch.delenv("FYERREG_USERNAME")
+    secret = tmp_path / "password"
+    secret.write_text("root pw")
+    monkeypatch.setenv("FYERREG_PASSWORD_FILE", str(secret))
+    with pytest.raises(ConfigurationError, match="^FYERREG_PASSWORD_FILE is set but not FYERREG_USERNAME") as raised:
+        fyerreg.connect()
+    assert "root pw" not in str(raised.value)
+
+
+def test_an_etcd_options_object_given_leaves_nothing_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch, etcd_endpoints: List[str], etcd_client: Any, namespace: str
+) -> None:
+    monkeypatch.setenv("FYERREG_TTL", "abc")
+    monkeypatch.setenv("FYERREG_NAMESPACE", "not-this-one")
+    with fyerreg.connect(options=fyerreg.EtcdOptions(endpoints=etcd_endpoints, namespace=namespace)) as registry:
+        registry.register(INSTANCE)
+        assert keys(etcd_client, f"/{namespace}/") == [f"/{namespace}{KEY}"]
+
+
 @pytest.fixture
 def hostile_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"FYERREG_ENDPOINTS": "127.0.0.1:1", "FYERREG_TTL": "abc", "FYERREG_USERNAME": "nobody",
