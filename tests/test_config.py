@@ -298,14 +298,14 @@ def test_a_user_name_without_a_password_or_a_password_without_a_user_name_is_an_
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("FYERREG_USERNAME", "root")
-    with pytest.raises(ConfigurationError, match="^FYERREG_USERNAME is set but neither FYERREG_PASSWORD nor"):
+    with pytest.raises(ConfigurationError, match=r"^FYERREG_USERNAME is set but neither FYERREG_PASSWORD nor"):
         fyerreg.connect()
     assert fyerreg.config.registry_options(password="given")["username"] == "root"  # the other one given: fine
     monkeypatch.delenv("FYERREG_USERNAME")
     secret = tmp_path / "password"
     secret.write_text("root pw")
     monkeypatch.setenv("FYERREG_PASSWORD_FILE", str(secret))
-    with pytest.raises(ConfigurationError, match="^FYERREG_PASSWORD_FILE is set but not FYERREG_USERNAME") as raised:
+    with pytest.raises(ConfigurationError, match=r"^FYERREG_PASSWORD_FILE is set but not FYERREG_USERNAME") as raised:
         fyerreg.connect()
     assert "root pw" not in str(raised.value)
 
