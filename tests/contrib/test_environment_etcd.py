@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import sys
 import threading
@@ -230,3 +231,18 @@ def test_asgi_and_gunicorn_registrations_with_a_malformed_variable_fail_when_mad
         else:
             GunicornRegistration("orders")  # in gunicorn.conf.py, in the master: not later in the registrar
     assert raised.value.variable == variable
+
+
+@pytest.mark.slow
+def test_gunicorn_registers_where_the_environment_says(environment: pytest.MonkeyPatch, etcd_client: Any,
+                                                       namespace: str, procs: List[Any]) -> None:
+    port = free_port()
+    master = Proc([sys.executable, "-m", "gunicorn", "-c", str(PROGS / "gunicorn_env.conf.py")],
+                  env={"PORT": str(port)})
+    procs.append(master)
+    found = wait_until(lambda: record(etcd_client, namespace, "env-app"), timeout=30,
+                       message=f"the registrar's record\n{master.output()}")
+    assert found == (f"orders.internal:{port}", lease_seconds(5))
+    master.signal(signal.SIGTERM)
+    assert master.wait(30) == 0, master.output()
+    assert record(etcd_client, namespace, "env-app") is None
