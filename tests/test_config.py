@@ -203,8 +203,9 @@ def test_fyerreg_tls_ca_alone_is_refused_by_an_etcd_wanting_a_client_certificate
 ) -> None:
     monkeypatch.setenv("FYERREG_ENDPOINTS", tls_server.tls_endpoint)
     monkeypatch.setenv("FYERREG_TLS_CA", certs.ca)
-    with pytest.raises((AuthenticationError, RegistryUnavailableError)):
+    with pytest.raises((AuthenticationError, RegistryUnavailableError)) as refused:
         fyerreg.connect(dial_timeout=2)
+    assert f":{tls_server.tls_port}" in str(refused.value)  # that etcd refused it, over TLS
 
 
 def test_fyerreg_advertise_address_is_what_a_server_registers(environment: pytest.MonkeyPatch,
