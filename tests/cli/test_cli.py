@@ -207,6 +207,22 @@ def test_readme_operating_section_shows_every_command_and_variable() -> None:
         assert flag in help_text and f"`{flag}" in section, flag
 
 
+def test_readme_has_one_table_of_every_configuration_variable() -> None:
+    from fyerreg.config import NODE_IP_VARIABLES, VARIABLES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("\n### Configuration from the environment\n")
+    section = readme[start:readme.index("\n### ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    for variable in VARIABLES:
+        assert any(f"`{variable.name}`" in row.split("|")[1] for row in rows), variable.name
+        for alias in variable.aliases:
+            assert f"`{alias}`" in section, alias
+    for name in (*NODE_IP_VARIABLES, "FYERREG_ADVERTISE_ADDRESS", "FYERREG_LOG_FORMAT", "FYERREG_LOG_LEVEL"):
+        assert any(f"`{name}`" in row.split("|")[1] for row in rows), name
+    assert readme.count("| Variable |") == 1  # one table of variables in the whole README
+
+
 def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"], {}) == 0
     assert capsys.readouterr().out.strip() == f"fyerreg {importlib.metadata.version('fyerreg')}"
