@@ -59,13 +59,14 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
     )
     required.add_argument("--address", required=True, metavar="HOST:PORT",
                           help="where clients dial the instance; a 0.0.0.0, :: or empty host is replaced "
-                          "by this host's outbound address (printed)")
+                          "by $FYERREG_ADVERTISE_ADDRESS, $POD_IP, $HOST_IP or this host's outbound address "
+                          "(printed)")
     parser.add_argument("--id", help="instance id (default: a random one, printed)")
     parser.add_argument("--weight", type=_non_negative_int, default=None, help="weight (default 100)")
     parser.add_argument("--meta", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                         help="metadata entries (repeatable)")
     parser.add_argument("--ttl", type=_lease_ttl, default=None,
-                        help=f"lease TTL in seconds, 2 to {MAX_TTL} (default 30)")
+                        help=f"lease TTL in seconds, 2 to {MAX_TTL} [$FYERREG_TTL, default 30]")
     parser.set_defaults(func=run_register, default_log_level="info")
 
 
