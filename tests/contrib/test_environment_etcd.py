@@ -26,7 +26,7 @@ from fyerreg.contrib.asgi import ASGIRegistration
 from fyerreg.contrib.flask import FyerReg
 from fyerreg.contrib.gunicorn import GunicornRegistration
 from fyerreg.registry.etcd.registry import lease_seconds
-from tests.helpers import Proc, free_port, fyerreg_threads, wait_until
+from tests.helpers import HEAVY_MODULES, Proc, free_port, fyerreg_threads, imports_in_fresh_interpreter, wait_until
 
 pytestmark = pytest.mark.etcd
 
@@ -246,3 +246,10 @@ def test_gunicorn_registers_where_the_environment_says(environment: pytest.Monke
     master.signal(signal.SIGTERM)
     assert master.wait(30) == 0, master.output()
     assert record(etcd_client, namespace, "env-app") is None
+
+
+def test_a_gunicorn_master_checking_the_environment_loads_no_grpc(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("FYERREG_LAYOUT", "kratos")  # every variable set is parsed, none opens a channel
+    loaded = imports_in_fresh_interpreter("from fyerreg.contrib.gunicorn import GunicornRegistration\n"
+                                          "GunicornRegistration('orders')")
+    assert not loaded.intersection({"grpc", "pyetcd"}), sorted(loaded.intersection(HEAVY_MODULES))
