@@ -13,6 +13,7 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from . import logging
     from .api import Client, ClientOptions, Server, ServerOptions
+    from .config import connect
     from .discovery import (
         Balancer,
         Discovery,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         CallConnectionError,
         CallError,
         CallTimeoutError,
+        ConfigurationError,
         FyerregError,
         InvalidInstanceError,
         NoInstanceAvailableError,
@@ -51,14 +53,15 @@ __version__ = "0.1.0"
 
 _EXPORTS: Dict[str, str] = {
     "logging": ".logging",
+    "connect": ".config",
     **dict.fromkeys(("Client", "ClientOptions", "Server", "ServerOptions"), ".api"),
     **dict.fromkeys(("Balancer", "Discovery", "Ejection", "InstanceFilter", "balancer_names", "chain",
                      "match_metadata", "prefer_metadata", "prefer_zone", "register_balancer", "where"),
                     ".discovery"),
     **dict.fromkeys(("AlreadyRegisteredError", "AuthenticationError", "CallConnectionError", "CallError",
-                     "CallTimeoutError", "FyerregError", "InvalidInstanceError", "NoInstanceAvailableError",
-                     "NotRegisteredError", "PermissionDeniedError", "RegistryClosedError", "RegistryError",
-                     "RegistryUnavailableError", "RemoteError"), ".errors"),
+                     "CallTimeoutError", "ConfigurationError", "FyerregError", "InvalidInstanceError",
+                     "NoInstanceAvailableError", "NotRegisteredError", "PermissionDeniedError", "RegistryClosedError",
+                     "RegistryError", "RegistryUnavailableError", "RemoteError"), ".errors"),
     **dict.fromkeys(("Endpoint", "Instance", "Status"), ".naming"),
     **dict.fromkeys(("MemoryRegistry", "MemoryStore", "RegistrationState", "Registry", "Snapshot",
                      "Subscription"), ".registry"),
@@ -77,6 +80,7 @@ __all__ = [
     "CallTimeoutError",
     "Client",
     "ClientOptions",
+    "ConfigurationError",
     "Discovery",
     "Ejection",
     "Endpoint",
@@ -108,6 +112,7 @@ __all__ = [
     "logging",
     "balancer_names",
     "chain",
+    "connect",
     "match_metadata",
     "prefer_metadata",
     "prefer_zone",

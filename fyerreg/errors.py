@@ -10,7 +10,8 @@
     │   └── NoInstanceAvailableError
     ├── CallError                calling an instance (fyerreg.api.Client, fyerreg.contrib.requests)
     │   └── RemoteError, CallTimeoutError, CallConnectionError
-    └── EtcdServerError          the test harness (fyerreg.testing.errors)
+    ├── EtcdServerError          the test harness (fyerreg.testing.errors)
+    └── ConfigurationError       a FYERREG_* environment variable is malformed (also a ValueError)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "RemoteError",
     "CallTimeoutError",
     "CallConnectionError",
+    "ConfigurationError",
 ]
 
 
@@ -119,3 +121,15 @@ class CallTimeoutError(CallError):
 
 class CallConnectionError(CallError):
     """The call could not be delivered, or its answer was lost, on every attempt allowed."""
+
+
+# Configuration from the environment (fyerreg.config).
+class ConfigurationError(FyerregError, ValueError):
+    """An environment variable (``FYERREG_*``, ``POD_IP``, ``HOST_IP``) holds a value fyerreg cannot use.
+
+    ``variable`` names it; the message names it too, and never holds a password.
+    """
+
+    def __init__(self, message: str, *, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable

@@ -1,5 +1,6 @@
 """Shared pytest configuration. The etcd fixtures come from fyerreg's own plugin (entry point)."""
 
+import os
 import signal
 from typing import Any, Iterator, List
 
@@ -21,3 +22,11 @@ def procs() -> Iterator[List[Any]]:
     yield started
     for proc in reversed(started):
         proc.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own FYERREG_*, POD_IP and HOST_IP never configure a test (the FYERREG_TEST_* stay)."""
+    for name in list(os.environ):
+        if (name.startswith("FYERREG_") and not name.startswith("FYERREG_TEST_")) or name in ("POD_IP", "HOST_IP"):
+            monkeypatch.delenv(name)

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from .. import _fork, _signals
 from .._log import instance_extra
+from ..config import connect, registry_options
 from ..errors import InvalidInstanceError, RegistryClosedError
 from ..naming import DEFAULT_WEIGHT, Instance, Status
 from ..registry.base import Registry
@@ -31,11 +32,14 @@ class ServerOptions:
     """How a :class:`Server` listens and registers (the Go ``api.ServerOptions``, plus a few).
 
     ``address`` is where to bind (``":8000"`` = every interface, port 0 = any free
-    port). ``advertise_address`` is what others dial; when binding every interface and
-    none is given, the host's outbound IP is advertised, never ``0.0.0.0``. With
-    ``enable_registry`` the server registers ``service_name``/``service_version`` in
-    ``registry`` once it answers. ``drain_delay`` is how long a stopping server keeps
-    serving after deregistering, so that clients see the removal before it closes.
+    port). ``advertise_address`` is what others dial (default ``FYERREG_ADVERTISE_ADDRESS``);
+    when binding every interface and none is given, ``POD_IP``, ``HOST_IP`` or the host's
+    outbound IP is advertised, never ``0.0.0.0``. With ``enable_registry`` the server
+    registers ``service_name``/``service_version`` in ``registry`` once it answers; without
+    a ``registry`` it connects one with :func:`fyerreg.connect` (configured by the
+    ``FYERREG_*`` environment variables) on start and closes it on stop. ``drain_delay`` is
+    how long a stopping server keeps serving after deregistering, so that clients see the
+    removal before it closes.
     At most ``max_connections`` connections are served at once (more wait in the listen
     backlog until one ends); each request must arrive whole, head and body, within
     ``request_timeout`` seconds (else 408 or the connection is closed), and a kept-alive
@@ -87,8 +91,11 @@ class ServerOptions:
         if self.unready_delay is not None and not self.unready_delay >= 0:
             raise ValueError(f"unready_delay must be >= 0, got {self.unready_delay!r}")
         if self.enable_registry:
-            if not isinstance(self.registry, Registry):
-                raise ValueError("registry must be a fyerreg Registry when enable_registry is True")
+            if self.registry is None:
+                registry_options()  # a malformed FYERREG_* variable fails here, before anything is bound
+            elif not isinstance(self.registry, Registry):
+                raise ValueError("registry must be a fyerreg Registry (or None: from the environment) "
+                                 "when enable_registry is True")
             try:
                 spec.validate()
             except InvalidInstanceError as exc:
@@ -125,6 +132,7 @@ class Server:
         self._http: Optional[HttpServer] = None
         self._instance: Optional[Instance] = None
         self._registration: Optional[ServingRegistration] = None
+        self._owned_registry: Optional[Registry] = None  # connected from the environment: closed on stop
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
         self._was_stopped = False
@@ -182,18 +190,23 @@ class Server:
             self._instance = spec.instance(http.port)
         logger.info("serving %s on %s", ", ".join(self._app.methods) or "nothing", self.address,
                     extra=instance_extra(self._instance))
-        if opts.enable_registry and opts.registry is not None:
+        if opts.enable_registry:
             unready = opts.unready_delay if opts.unready_delay is not None else \
                 DEFAULT_UNREADY_DELAY if opts.probes else 0.0
-            registration = ServingRegistration(opts.registry, spec, bound_port=http.port, wait_ready=False,
-                                               deregister_at_exit=False, timeout=opts.register_timeout,
-                                               unready_delay=unready, health_check=opts.health_check)
             try:
+                if opts.registry is None:
+                    self._owned_registry = connect()
+                registry = opts.registry or self._owned_registry
+                assert registry is not None
+                registration = ServingRegistration(registry, spec, bound_port=http.port, wait_ready=False,
+                                                   deregister_at_exit=False, timeout=opts.register_timeout,
+                                                   unready_delay=unready, health_check=opts.health_check)
                 registration.start()
             except BaseException:
                 with self._lock:
                     self._http = None
                 http.close(1.0)
+                self._close_owned_registry()
                 raise
             self._registration = registration
 
@@ -210,6 +223,7 @@ class Server:
         if registration is not None:
             # Clients still holding the old instance set may send a few more calls: the drain serves them.
             registration.stop(max_drain=grace)
+        self._close_owned_registry()
         if http is not None:
             http.draining = True
             if not self._app.wait_idle(max(deadline - time.monotonic(), 0.0)):
@@ -220,6 +234,11 @@ class Server:
                         extra=self._extra())
         self._stopped.set()
         self._stop_requested.set()
+
+    def _close_owned_registry(self) -> None:
+        registry, self._owned_registry = self._owned_registry, None
+        if registry is not None:
+            registry.close()
 
     def set_status(self, status: Status) -> None:
         """Advertise the instance as enabled or disabled (disabled instances get no new calls)."""

@@ -17,6 +17,7 @@ from .. import logging as fyerreg_logging
 from .._grpc_quiet import quiet_grpc
 from ..errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidInstanceError,
     PermissionDeniedError,
     RegistryError,
@@ -60,6 +61,8 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         return code
     except CommandError as exc:
         return _fail(str(exc), exc.code)
+    except ConfigurationError as exc:  # an environment variable read after parsing (an advertise address)
+        return _fail(str(exc), EXIT_USAGE)
     except AuthenticationError as exc:
         return _fail(f"etcd rejected the credentials: {exc}", EXIT_UNAVAILABLE)
     except PermissionDeniedError as exc:

@@ -27,7 +27,7 @@ def connection_options(args: argparse.Namespace) -> Dict[str, Any]:
         options["username"] = args.user
         options["password"] = password or ""
     elif args.password:
-        raise CommandError("--password needs --user (or $FYERREG_USER)", EXIT_USAGE)
+        raise CommandError("--password needs --user (or $FYERREG_USERNAME)", EXIT_USAGE)
     if args.cert or args.key or args.cacert:
         if bool(args.cert) != bool(args.key):
             raise CommandError("--cert and --key go together", EXIT_USAGE)

@@ -11,6 +11,8 @@ import importlib.metadata
 import sys
 from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
+from ..config import read_environment
+from ..errors import ConfigurationError
 from ..registry.layouts import LAYOUTS
 from ._errors import EXIT_USAGE
 
@@ -21,21 +23,28 @@ __all__ = [
 
 Command = Callable[[argparse.Namespace], int]
 
-# dest -> (environment variable, default, help)
+# dest -> (environment variable, default, help). The connection options' variables are
+# read by fyerreg.config, as every integration reads them; the old names FYERREG_USER,
+# FYERREG_CACERT, FYERREG_CERT and FYERREG_KEY still work (deprecated).
 ENV_DEFAULTS: Dict[str, Tuple[str, Any, str]] = {
     "endpoints": ("FYERREG_ENDPOINTS", "127.0.0.1:2379",
                   "etcd endpoints, host:port or http(s)://host:port, comma-separated or repeated"),
     "namespace": ("FYERREG_NAMESPACE", "fyerrpc", "key namespace: keys are /NAMESPACE/services/..."),
     "layout": ("FYERREG_LAYOUT", "fyer-rpc", "how records sit in etcd (see fyerreg.registry.layouts)"),
-    "user": ("FYERREG_USER", None, "etcd user name"),
-    "password": ("FYERREG_PASSWORD", None, "etcd password (prefer the environment variable: argv is visible)"),
-    "cacert": ("FYERREG_CACERT", None, "CA certificate file: connect with TLS and verify the server"),
-    "cert": ("FYERREG_CERT", None, "client certificate file (TLS client authentication)"),
-    "key": ("FYERREG_KEY", None, "client private key file (TLS client authentication)"),
+    "user": ("FYERREG_USERNAME", None, "etcd user name"),
+    "password": ("FYERREG_PASSWORD", None, "etcd password (prefer the environment variable, or "
+                 "$FYERREG_PASSWORD_FILE: argv is visible)"),
+    "cacert": ("FYERREG_TLS_CA", None, "CA certificate file: connect with TLS and verify the server"),
+    "cert": ("FYERREG_TLS_CERT", None, "client certificate file (TLS client authentication)"),
+    "key": ("FYERREG_TLS_KEY", None, "client private key file (TLS client authentication)"),
     "dial_timeout": ("FYERREG_DIAL_TIMEOUT", "5", "seconds to wait for etcd before giving up"),
     "log_format": ("FYERREG_LOG_FORMAT", "text", "log lines on stderr as text or JSON"),
     "log_level": ("FYERREG_LOG_LEVEL", None, "debug, info, warning or error (default: per command)"),
 }
+# The fyerreg.config option each connection dest is read from.
+_OPTION_OF = {"endpoints": "endpoints", "namespace": "namespace", "layout": "layout", "user": "username",
+              "password": "password", "cacert": "tls.ca", "cert": "tls.cert", "key": "tls.key",
+              "dial_timeout": "dial_timeout"}
 _CONNECTION = ("endpoints", "namespace", "layout", "user", "password", "cacert", "cert", "key", "dial_timeout")
 _LOGGING = ("log_format", "log_level")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -133,19 +142,29 @@ def build_parser(commands: Sequence[Tuple[AddParser, bool]]) -> argparse.Argumen
 def apply_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     """Fill every shared option not given on the command line from its variable, then its default.
 
+    The connection options' variables are read by :func:`fyerreg.config.read_environment`
+    (so are ``FYERREG_TTL`` for a command's ``--ttl`` and ``FYERREG_PASSWORD_FILE``).
     Raises ``argparse.ArgumentTypeError`` naming the variable when its value is invalid.
     """
-    for dest in _CONNECTION + _LOGGING:
+    given = {_OPTION_OF[dest] for dest in _CONNECTION if hasattr(args, dest)}
+    if getattr(args, "ttl", None) is not None:
+        given.add("ttl")
+    try:
+        found = read_environment(environ, skip=given)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    for dest in _CONNECTION:
+        if not hasattr(args, dest):
+            setattr(args, dest, found.get(_OPTION_OF[dest], ENV_DEFAULTS[dest][1]))
+    if hasattr(args, "ttl") and args.ttl is None:
+        args.ttl = found.get("ttl")
+    for dest in _LOGGING:
         if hasattr(args, dest):
             continue
         env, default, _ = ENV_DEFAULTS[dest]
         value: Any = environ.get(env) or None
         if value is None:
             value = default
-        elif dest == "endpoints":
-            value = [value]
-        elif dest == "layout" and value not in LAYOUTS:
-            raise argparse.ArgumentTypeError(f"${env}={value!r}: expected one of {', '.join(sorted(LAYOUTS))}")
         elif dest == "log_format" and value not in ("text", "json"):
             raise argparse.ArgumentTypeError(f"${env}={value!r}: expected text or json")
         elif dest == "log_level" and value.lower() not in _LOG_LEVELS:

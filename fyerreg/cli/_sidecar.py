@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..config import advertise_address_from_env, node_ip_from_env
 from ..logging import escape_control
 from ..naming import Instance
 from ..registry.base import MAX_TTL
@@ -60,13 +62,14 @@ def add_register_parser(subparsers: Any, parents: List[argparse.ArgumentParser])
     )
     required.add_argument("--address", required=True, metavar="HOST:PORT",
                           help="where clients dial the instance; a 0.0.0.0, :: or empty host is replaced "
-                          "by this host's outbound address (printed)")
+                          "by $FYERREG_ADVERTISE_ADDRESS, $POD_IP, $HOST_IP or this host's outbound address "
+                          "(printed)")
     parser.add_argument("--id", help="instance id (default: a random one, printed)")
     parser.add_argument("--weight", type=_non_negative_int, default=None, help="weight (default 100)")
     parser.add_argument("--meta", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                         help="metadata entries (repeatable)")
     parser.add_argument("--ttl", type=_lease_ttl, default=None,
-                        help=f"lease TTL in seconds, 2 to {MAX_TTL} (default 30)")
+                        help=f"lease TTL in seconds, 2 to {MAX_TTL} [$FYERREG_TTL, default 30]")
     add_json_option(parser, 'one JSON object per line: {"event": "registered" or "deregistered", "instance": ...}')
     _add_health_options(parser)
     parser.set_defaults(func=run_register, default_log_level="info")
@@ -141,15 +144,27 @@ def parse_metadata(groups: List[List[str]]) -> Dict[str, str]:
 
 
 def advertised_address(address: str) -> str:
-    """``--address`` as others dial it: an unspecified host (``0.0.0.0``, ``::``, empty) becomes the outbound IP."""
+    """``--address`` as others dial it.
+
+    An unspecified host (``0.0.0.0``, ``::``, empty) becomes ``FYERREG_ADVERTISE_ADDRESS``,
+    else ``POD_IP``, else ``HOST_IP``, else the outbound IP (said on stderr).
+    """
     try:
         host, port = split_host_port(address, field="--address")
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    advertised = advertise_address(host, port, None)
-    if is_unspecified(host):
-        sys.stderr.write(f"fyerreg: note: --address {address} cannot be dialled; advertising {advertised} "
-                         "(this host's outbound address) instead\n")
+    if not is_unspecified(host):
+        return advertise_address(host, port, None)
+    source, advertise = "this host's outbound address", advertise_address_from_env()
+    if advertise is not None:
+        source = "$FYERREG_ADVERTISE_ADDRESS"
+    else:
+        advertise = node_ip_from_env()
+        if advertise is not None:
+            source = "$POD_IP" if os.environ.get("POD_IP", "").strip() else "$HOST_IP"
+    advertised = advertise_address(host, port, advertise)
+    sys.stderr.write(f"fyerreg: note: --address {address} cannot be dialled; advertising {advertised} "
+                     f"({source}) instead\n")
     return advertised
 
 
@@ -163,7 +178,8 @@ def run_register(args: argparse.Namespace) -> int:
     if args.weight is not None:
         options["weight"] = args.weight
     # The address given is the one clients dial: nothing to drain, the process is not ours.
-    spec = InstanceSpec(args.service, args.version, advertised_address(args.address), instance_id=args.id,
+    advertised = advertised_address(args.address)
+    spec = InstanceSpec(args.service, args.version, advertised, advertise_address=advertised, instance_id=args.id,
                         drain_delay=0.0, **options)
     spec.validate()  # before connecting: bad input is a usage error
     health = health_from_args(args)

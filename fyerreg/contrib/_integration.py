@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .. import _fork
+from ..config import connect, registry_options
 from ..errors import RegistryClosedError
 from ..registry.base import Registry
 from ..serving import InstanceSpec, ServingRegistration
@@ -58,7 +59,10 @@ class Settings:
 
     ``spec`` is the instance the app registers (from ``SERVICE_NAME``, ``SERVICE_VERSION``,
     ``ADDRESS``, ``ADVERTISE_ADDRESS``, ``INSTANCE_ID``, ``WEIGHT``, ``METADATA`` and
-    ``DRAIN_DELAY``); the other fields say how to register and discover. ``HEALTH_CHECK``
+    ``DRAIN_DELAY``); the other fields say how to register and discover. ``ENDPOINTS``,
+    ``NAMESPACE``, ``TTL`` and ``REGISTRY_OPTIONS`` not set fall back to the ``FYERREG_*``
+    environment variables (:mod:`fyerreg.config`), then to the defaults; so does
+    ``ADVERTISE_ADDRESS`` (:class:`~fyerreg.serving.InstanceSpec`). ``HEALTH_CHECK``
     (a callable or ``"module:callable"``) gates the advertised status, run every
     ``HEALTH_INTERVAL`` seconds within ``HEALTH_TIMEOUT``, disabling after
     ``HEALTH_FAILURES`` failures and enabling after ``HEALTH_SUCCESSES`` successes.
@@ -67,8 +71,8 @@ class Settings:
     spec: InstanceSpec
     register: Union[bool, str] = "auto"
     registry: Any = None
-    endpoints: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1:2379"])
-    namespace: str = "fyerrpc"
+    endpoints: Optional[List[str]] = None
+    namespace: Optional[str] = None
     ttl: Optional[float] = None
     registry_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     balancer: str = "round_robin"
@@ -143,6 +147,8 @@ class Integration:
         self._pid = os.getpid()
         self._closed = False
         self.registration: Optional[ServingRegistration] = None
+        # A malformed FYERREG_* variable fails here, when the app starts, not at first use.
+        check_registry_source(_options(settings) if settings.registry is None else settings.registry)
         if register:
             self.registration = ServingRegistration(
                 self.registry, settings.spec, ready_timeout=settings.ready_timeout,
@@ -218,10 +224,7 @@ def _build_registry(settings: Settings) -> Tuple[Registry, bool]:
     if isinstance(source, Registry):
         return source, False
     if source is None:
-        options: Dict[str, Any] = {"endpoints": list(settings.endpoints), "namespace": settings.namespace}
-        if settings.ttl is not None:
-            options["ttl"] = settings.ttl
-        source = {**options, **settings.registry_options}
+        source = _options(settings)
     elif callable(source):
         built = source()
         if not isinstance(built, Registry):
@@ -230,17 +233,35 @@ def _build_registry(settings: Settings) -> Tuple[Registry, bool]:
     return build_registry(source), True
 
 
+def _options(settings: Settings) -> Dict[str, Any]:
+    """The registry options the settings give; the environment fills in the others."""
+    options: Dict[str, Any] = {}
+    if settings.endpoints is not None:
+        options["endpoints"] = list(settings.endpoints)
+    for name in ("namespace", "ttl"):
+        if getattr(settings, name) is not None:
+            options[name] = getattr(settings, name)
+    return {**options, **settings.registry_options}
+
+
+def check_registry_source(spec: Any) -> None:
+    """Raise ConfigurationError now when ``spec`` (a dict of options, or None) meets a malformed ``FYERREG_*``."""
+    if spec is None or isinstance(spec, Mapping):
+        registry_options(os.environ, **dict(spec or {}))
+
+
 def build_registry(spec: Any) -> Registry:
-    """A registry from ``"module:factory"`` (called with no arguments) or a dict of ``EtcdRegistry`` options."""
+    """A registry from ``"module:factory"`` (called with no arguments) or a dict of ``EtcdRegistry`` options.
+
+    The options a dict does not give come from the environment (:func:`fyerreg.connect`).
+    """
     if isinstance(spec, str):
         module, _, name = spec.partition(":")
         if not module or not name:
             raise ValueError(f"registry {spec!r} must be 'module:factory'")
         registry = getattr(importlib.import_module(module), name)()
     elif isinstance(spec, Mapping):
-        from ..registry.etcd import EtcdRegistry
-
-        registry = EtcdRegistry(**dict(spec))
+        registry = connect(**dict(spec))
     else:
         raise TypeError("REGISTRY must be a Registry, a factory, 'module:factory' or a dict of EtcdRegistry options")
     if not isinstance(registry, Registry):

@@ -37,7 +37,7 @@ from ..serving.health import Check, HealthCheck, as_health_check
 from ..serving.http_probes import ASGIProbes
 from ..serving.listeners import Listener, listening, wait_for_new_listener
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, Probes, check_path
-from ._integration import build_registry
+from ._integration import build_registry, check_registry_source
 from ._integration import unready_delay as _unready_delay
 
 __all__ = ["ASGIRegistration", "RegistrationMiddleware"]
@@ -60,13 +60,16 @@ class ASGIRegistration:
     """Keeps one instance of an ASGI app registered while its server serves it, in this process.
 
     ``registry`` is a :class:`~fyerreg.registry.base.Registry` (yours: not closed here), a
-    factory, ``"module:factory"`` or a dict of ``EtcdRegistry`` options (default
-    ``{"endpoints": ["127.0.0.1:2379"]}``), built in a thread at startup and retried with
-    backoff while etcd does not answer; those are closed at shutdown. ``address`` is where
+    factory, ``"module:factory"`` or a dict of ``EtcdRegistry`` options (default ``{}``;
+    options not given come from the ``FYERREG_*`` environment variables, as in
+    :func:`fyerreg.connect`, and a malformed one raises ConfigurationError here), built in
+    a thread at startup and retried with backoff while etcd does not answer; those are
+    closed at shutdown. ``address`` is where
     the server listens (``":8000"``, ``"0.0.0.0:8000"``); without it, or with port 0, it is
     the TCP socket the server starts listening on after the lifespan startup, read from this
     process's sockets. The advertised address follows :class:`~fyerreg.serving.InstanceSpec`
-    (``advertise_address``, or the outbound IP for every interface; never ``0.0.0.0``).
+    (``advertise_address``, else ``FYERREG_ADVERTISE_ADDRESS``; for every interface
+    ``POD_IP``, ``HOST_IP`` or the outbound IP; never ``0.0.0.0``).
     With ``handle_signals`` (the default) SIGTERM/SIGINT deregister and drain
     ``drain_delay`` seconds in a thread while the server keeps serving, then reach the
     server's own handler. ``endpoints`` names other ports the process serves, as in
@@ -112,7 +115,8 @@ class ASGIRegistration:
                                  drain_delay=drain_delay, endpoints=endpoints or {})
         self.spec.validate()
         self._find_port = split_host_port(self.spec.address, field="address")[1] == 0
-        self._source: RegistrySource = {"endpoints": ["127.0.0.1:2379"]} if registry is None else registry
+        self._source: RegistrySource = {} if registry is None else registry
+        check_registry_source(self._source)
         self._ready_timeout = ready_timeout
         self._handle_signals = handle_signals
         self._timeout = timeout

@@ -14,7 +14,8 @@ listens; default from ``FLASK_RUN_HOST``/``FLASK_RUN_PORT`` or ``127.0.0.1:5000`
 ``ADVERTISE_ADDRESS``, ``INSTANCE_ID``, ``WEIGHT``, ``METADATA``, ``REGISTER`` (``"auto"``:
 register unless ``TESTING``, a reloader's parent process, or a gunicorn master registers it),
 ``REGISTRY`` (a Registry or a factory; default an ``EtcdRegistry`` from ``ENDPOINTS``,
-``NAMESPACE``, ``TTL`` and ``REGISTRY_OPTIONS``), ``BALANCER``, ``DISCOVERY_OPTIONS``,
+``NAMESPACE``, ``TTL`` and ``REGISTRY_OPTIONS``, then the ``FYERREG_*`` environment
+variables: :mod:`fyerreg.config`), ``BALANCER``, ``DISCOVERY_OPTIONS``,
 ``HANDLE_SIGNALS``, ``DRAIN_DELAY``, ``READY_TIMEOUT``; the health check gating the
 advertised status: ``HEALTH_CHECK`` (a callable or ``"module:callable"``),
 ``HEALTH_INTERVAL``, ``HEALTH_TIMEOUT``, ``HEALTH_FAILURES``, ``HEALTH_SUCCESSES``; Kubernetes

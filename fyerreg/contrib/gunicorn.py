@@ -9,7 +9,9 @@ In ``gunicorn.conf.py``::
     on_exit = fyerreg.on_exit
     post_worker_init = fyerreg.post_worker_init  # with probes=True: /healthz and /readyz
 
-``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``.
+``registry`` is a dict of ``EtcdRegistry`` options or ``"module:factory"``; the options a
+dict does not give come from the ``FYERREG_*`` environment variables (the registrar
+inherits the master's environment: :mod:`fyerreg.config`), checked in the config file.
 ``health_check`` gates the advertised status: a path (``"/healthz"``: healthy when a GET
 of it on the bound address answers 2xx) or ``"module:callable"`` (called in the registrar
 process, not in a worker), run every ``health_interval`` seconds within
@@ -57,7 +59,7 @@ from ..serving.address import join_host_port
 from ..serving.health import HealthCheck
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
-from ._integration import registered_by_server
+from ._integration import check_registry_source, registered_by_server
 from ._probe_relay import RegistrarProbes
 
 __all__ = ["GunicornRegistration"]
@@ -101,6 +103,7 @@ class GunicornRegistration:
         source: Union[str, Dict[str, Any]] = dict(registry or {}) if not isinstance(registry, str) else registry
         if isinstance(source, str) and ":" not in source:
             raise ValueError(f"registry {source!r} must be 'module:factory' or a dict of EtcdRegistry options")
+        check_registry_source(source)  # a malformed FYERREG_* variable fails in the master, not the registrar
         if ready_timeout <= 0 or stop_timeout <= 0:
             raise ValueError("ready_timeout and stop_timeout must be > 0")
         # The address is gunicorn's bound one, known in when_ready.

@@ -19,7 +19,8 @@ class ServiceRegistration(ServingRegistration):
     address answers, deregister and drain first on stop); this spells its
     :class:`~fyerreg.serving.InstanceSpec` as keyword arguments. ``address`` is where the
     app listens (``":8000"``, ``"0.0.0.0:8000"``); ``advertise_address`` what others dial
-    (by default the outbound IP when the app listens on every interface).
+    (by default ``FYERREG_ADVERTISE_ADDRESS``, else when the app listens on every interface
+    ``POD_IP``, ``HOST_IP`` or the outbound IP).
     ``health_check`` gates the advertised status (see :class:`~fyerreg.serving.health.HealthCheck`).
     """
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from ..config import advertise_address_from_env, node_ip_from_env
 from ..naming import DEFAULT_WEIGHT, Endpoint, Instance
 from .address import advertise_address, is_unspecified, join_host_port, split_host_port
 
@@ -20,14 +22,16 @@ class InstanceSpec:
 
     ``address`` is where the process binds (``":8000"``, ``"0.0.0.0:8000"``; port 0: any
     free port, known once bound); ``advertise_address`` is what others dial (its port
-    defaults to the bound one). Without it, an unspecified bind host is advertised as the
-    host's outbound IP, never ``0.0.0.0``. ``drain_delay`` is how long the process keeps
+    defaults to the bound one). Without it, ``FYERREG_ADVERTISE_ADDRESS`` is taken (when
+    set); else an unspecified bind host is advertised as ``POD_IP``, else ``HOST_IP``
+    (when set), else the host's outbound IP, never ``0.0.0.0``. ``drain_delay`` is how long the process keeps
     serving after deregistering. ``endpoints`` names the other ports the process serves,
     one per protocol (``{"grpc": ":50051"}``: a ``host:port`` str or an
     :class:`~fyerreg.naming.Endpoint`); an empty or unspecified host there means the
     advertised host. Without ``instance_id`` the spec draws a random one, so
     every :meth:`instance` it yields is the same instance. Malformed addresses and a negative ``drain_delay`` raise
-    ValueError at construction; :meth:`validate` checks the instance's own fields.
+    ValueError at construction (ConfigurationError, naming the variable, for one from the
+    environment); :meth:`validate` checks the instance's own fields.
     """
 
     service: str
@@ -42,8 +46,12 @@ class InstanceSpec:
 
     def __post_init__(self) -> None:
         split_host_port(self.address, field="address")
+        if self.advertise_address is None:
+            object.__setattr__(self, "advertise_address", advertise_address_from_env(os.environ))
         if self.advertise_address is not None:
             advertise_address("127.0.0.1", 1, self.advertise_address)
+        elif is_unspecified(self.bind[0]):
+            node_ip_from_env(os.environ)  # a malformed POD_IP/HOST_IP fails here, not when registering
         if not self.drain_delay >= 0:
             raise ValueError(f"drain_delay must be >= 0, got {self.drain_delay!r}")
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
@@ -69,7 +77,10 @@ class InstanceSpec:
     def instance(self, bound_port: Optional[int] = None) -> Instance:
         """The ``Instance`` others dial, once the port is bound (``bound_port`` when ``address`` had port 0)."""
         host = self.bind[0]
-        address = advertise_address(host, self.port(bound_port), self.advertise_address)
+        advertise = self.advertise_address
+        if advertise is None and is_unspecified(host):
+            advertise = node_ip_from_env(os.environ)
+        address = advertise_address(host, self.port(bound_port), advertise)
         advertised_host = split_host_port(address, field="address")[0]
         endpoints = {}
         for name, endpoint in _endpoints(self.endpoints).items():

@@ -157,7 +157,13 @@ def test_options_name_the_bad_field() -> None:
     with pytest.raises(ValueError, match="address"):
         ServerOptions(address="no-port")
     with pytest.raises(ValueError, match="registry"):
-        ServerOptions(enable_registry=True, service_name="greeter")
+        ServerOptions(enable_registry=True, service_name="greeter", registry="127.0.0.1:2379")  # type: ignore[arg-type]
+    # No registry: the server connects one from the FYERREG_* environment (tests/test_config.py); a
+    # malformed variable is refused here already.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FYERREG_TTL", "abc")
+        with pytest.raises(ValueError, match="FYERREG_TTL"):
+            ServerOptions(enable_registry=True, service_name="greeter")
     with pytest.raises(ValueError, match="advertise_address"):
         ServerOptions(advertise_address="0.0.0.0:80")
 

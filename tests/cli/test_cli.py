@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import socket
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -51,15 +52,29 @@ def test_defaults_without_environment() -> None:
     assert args.layout == "fyer-rpc"
 
 
-def test_environment_variables_fill_every_connection_option() -> None:
+def _pem_files(tmp_path: Path) -> Dict[str, str]:
+    paths = {}
+    for name in ("ca", "c", "k"):
+        (tmp_path / f"{name}.pem").write_text("not checked before connecting\n")
+        paths[name] = str(tmp_path / f"{name}.pem")
+    return paths
+
+
+@pytest.mark.parametrize("names", [
+    ("FYERREG_USERNAME", "FYERREG_TLS_CA", "FYERREG_TLS_CERT", "FYERREG_TLS_KEY"),
+    ("FYERREG_USER", "FYERREG_CACERT", "FYERREG_CERT", "FYERREG_KEY"),  # the deprecated names, still read
+], ids=["names", "deprecated-names"])
+def test_environment_variables_fill_every_connection_option(names: Tuple[str, ...], tmp_path: Path) -> None:
+    pem = _pem_files(tmp_path)
+    user, ca, cert, key = names
     env = {
         "FYERREG_ENDPOINTS": "10.0.0.1:2379,10.0.0.2:2379",
         "FYERREG_NAMESPACE": "prod",
-        "FYERREG_USER": "ops",
+        user: "ops",
         "FYERREG_PASSWORD": "s3cret",
-        "FYERREG_CACERT": "/ca.pem",
-        "FYERREG_CERT": "/c.pem",
-        "FYERREG_KEY": "/k.pem",
+        ca: pem["ca"],
+        cert: pem["c"],
+        key: pem["k"],
         "FYERREG_DIAL_TIMEOUT": "1.5",
         "FYERREG_LOG_FORMAT": "json",
         "FYERREG_LOG_LEVEL": "DEBUG",
@@ -75,8 +90,27 @@ def test_environment_variables_fill_every_connection_option() -> None:
         "dial_timeout": 1.5,
         "username": "ops",
         "password": "s3cret",
-        "tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"},
+        "tls": {"ca": pem["ca"], "cert": pem["c"], "key": pem["k"]},
     }
+
+
+def test_the_new_variable_names_win_over_the_deprecated_ones(tmp_path: Path) -> None:
+    pem = _pem_files(tmp_path)
+    args = _parse(["services"], {"FYERREG_USERNAME": "new", "FYERREG_USER": "old", "FYERREG_TLS_CA": pem["ca"],
+                                 "FYERREG_CACERT": "/nonexistent.pem"})
+    assert args.user == "new" and args.cacert == pem["ca"]
+
+
+def test_a_password_file_and_the_register_ttl_come_from_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("file s3cret\n")
+    args = _parse(["register", "--service", "s", "--version", "v", "--address", "h:1"],
+                  {"FYERREG_USERNAME": "ops", "FYERREG_PASSWORD_FILE": str(secret), "FYERREG_TTL": "12"})
+    assert connection_options(args)["password"] == "file s3cret"
+    assert args.ttl == 12
+    explicit = _parse(["register", "--service", "s", "--version", "v", "--address", "h:1", "--ttl", "7"],
+                      {"FYERREG_TTL": "not even a number"})  # the option given: the variable is not read
+    assert explicit.ttl == 7
 
 
 def test_command_line_wins_over_environment_before_or_after_the_command() -> None:
@@ -96,7 +130,11 @@ def test_command_line_wins_over_environment_before_or_after_the_command() -> Non
         (["register", "--service", "s"], {}, "--version"),
         (["list", "s", "--log-format", "xml"], {}, "xml"),
         (["list", "s", "--dial-timeout", "-1"], {}, "--dial-timeout"),
-        (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "--dial-timeout"),
+        (["list", "s"], {"FYERREG_DIAL_TIMEOUT": "soon"}, "FYERREG_DIAL_TIMEOUT='soon'"),
+        (["list", "s"], {"FYERREG_TLS_CA": "/nonexistent/ca.pem"}, "FYERREG_TLS_CA='/nonexistent/ca.pem'"),
+        (["list", "s"], {"FYERREG_PASSWORD_FILE": "/nonexistent/pw"}, "FYERREG_PASSWORD_FILE='/nonexistent/pw'"),
+        (["register", "--service", "s", "--version", "v", "--address", "h:1"], {"FYERREG_TTL": "abc"},
+         "FYERREG_TTL='abc'"),
         (["list", "s"], {"FYERREG_LOG_LEVEL": "loud"}, "FYERREG_LOG_LEVEL"),
         (["--layout", "consul", "services"], {}, "consul"),
         (["services"], {"FYERREG_LAYOUT": "consul"}, "FYERREG_LAYOUT"),
@@ -167,6 +205,22 @@ def test_readme_operating_section_shows_every_command_and_variable() -> None:
     for flag in ("--endpoints", "--namespace", "--user", "--password", "--cacert", "--cert", "--key",
                  "--dial-timeout", "--log-format", "--log-level"):
         assert flag in help_text and f"`{flag}" in section, flag
+
+
+def test_readme_has_one_table_of_every_configuration_variable() -> None:
+    from fyerreg.config import NODE_IP_VARIABLES, VARIABLES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("\n### Configuration from the environment\n")
+    section = readme[start:readme.index("\n### ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    for variable in VARIABLES:
+        assert any(f"`{variable.name}`" in row.split("|")[1] for row in rows), variable.name
+        for alias in variable.aliases:
+            assert f"`{alias}`" in section, alias
+    for name in (*NODE_IP_VARIABLES, "FYERREG_ADVERTISE_ADDRESS", "FYERREG_LOG_FORMAT", "FYERREG_LOG_LEVEL"):
+        assert any(f"`{name}`" in row.split("|")[1] for row in rows), name
+    assert readme.count("| Variable |") == 1  # one table of variables in the whole README
 
 
 def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
