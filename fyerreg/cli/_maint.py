@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Tuple
 from ..naming import Instance, Status
 from ._connect import open_registry
 from ._errors import EXIT_NOT_FOUND, EXIT_OK, CommandError
-from ._output import emit_line
+from ._json import add_json_option
+from ._output import emit_json, emit_line, instance_dict
 
 __all__ = ["add_parser", "run"]
 
@@ -53,6 +54,9 @@ def add_parser(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
     parser.add_argument("--reason", default="", help="why (stored in the key, for whoever reads it)")
     parser.add_argument("--wait", type=_wait_seconds, default=_DEFAULT_WAIT, metavar="SECONDS",
                         help=f"on: how long to wait for the owners to apply it (default {_DEFAULT_WAIT:g}; 0: no wait)")
+    add_json_option(parser, 'one JSON array: off, {"key": ...} per key deleted; on, {"instance": ..., '
+                    '"disabled": true, false or null without a wait} per instance, after the wait '
+                    '([] when nothing matched)')
     parser.set_defaults(func=run)
 
 
@@ -65,25 +69,33 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "off":
             keys = delete_maintenance(registry, args.service, args.version, args.id)
+            if args.json:
+                emit_json([{"key": key} for key in keys])
             if not keys:
                 raise CommandError(f"no maintenance key matched {_selected(args)}", EXIT_NOT_FOUND)
-            for key in keys:
-                emit_line(f"maintenance off: {key}")
+            if not args.json:
+                for key in keys:
+                    emit_line(f"maintenance off: {key}")
             return EXIT_OK
         instances = [record.instance for record in list_records(registry, args.service, args.version)
                      if args.id is None or record.instance.id == args.id]
         if not instances:
+            if args.json:
+                emit_json([])
             raise CommandError(f"no instance matched {_selected(args)}", EXIT_NOT_FOUND)
         for instance in instances:
             put_maintenance(registry, instance, args.reason)
-            emit_line(f"maintenance on: {_name(instance)} ({instance.address})")
-        if args.wait > 0:
-            pending = _wait_disabled(registry, args.service, args.version, instances, args.wait)
-            if pending:
-                raise CommandError(
-                    f"{', '.join(sorted(pending))} did not turn disabled within {args.wait:g}s: its process does "
-                    "not apply maintenance keys (not a fyerreg serving registration?); the key stays set "
-                    "('fyerreg maint off' removes it)", EXIT_NOT_FOUND)
+            if not args.json:
+                emit_line(f"maintenance on: {_name(instance)} ({instance.address})")
+        pending = _wait_disabled(registry, args.service, args.version, instances, args.wait) if args.wait > 0 else []
+        if args.json:
+            emit_json([{"instance": instance_dict(i), "disabled": _name(i) not in pending if args.wait > 0 else None}
+                       for i in instances])
+        if pending:
+            raise CommandError(
+                f"{', '.join(sorted(pending))} did not turn disabled within {args.wait:g}s: its process does "
+                "not apply maintenance keys (not a fyerreg serving registration?); the key stays set "
+                "('fyerreg maint off' removes it)", EXIT_NOT_FOUND)
         return EXIT_OK
     finally:
         registry.close()

@@ -143,6 +143,27 @@ def test_maint_on_or_off_matching_nothing_exits_1_with_one_line(env: Dict[str, s
         assert "nobody-here" in assert_one_line_error(result)
 
 
+def test_maint_json_prints_one_array_whether_the_owners_applied_it_or_not(
+        env: Dict[str, str], registry: Any, procs: List[Proc], namespace: str) -> None:
+    procs.append(sidecar(env, "jsonned", "--ttl", "3"))
+    foreign = Instance.new("jsonned", "v1", "127.0.0.1:7300", id="go-2")
+    registry.register(foreign)  # its owner does not apply maintenance keys
+    try:
+        on = run_cli("maint", "on", "jsonned", "--wait", "2", "--json", env=env)
+        assert on.returncode == 1  # go-2 stayed enabled; stdout still says what was done
+        done = {entry["instance"]["id"]: entry["disabled"] for entry in json.loads(on.stdout)}
+        assert done == {"side-1": True, "go-2": False}
+        off = run_cli("maint", "off", "jsonned", "--json", env=env)
+        assert off.returncode == 0, off.stderr
+        assert sorted(entry["key"] for entry in json.loads(off.stdout)) == [
+            f"/{namespace}/maintenance/jsonned/v1/go-2", f"/{namespace}/maintenance/jsonned/v1/side-1"]
+        for action in ("on", "off"):
+            nothing = run_cli("maint", action, "nobody-here", "--json", env=env)
+            assert (nothing.returncode, json.loads(nothing.stdout)) == (1, [])
+    finally:
+        registry.deregister(foreign)
+
+
 @pytest.mark.parametrize("layout", ["kratos", "etcd-naming"])
 def test_maint_on_and_off_work_the_same_on_other_layouts(
         layout: str, env: Dict[str, str], etcd_endpoints: List[str], namespace: str, procs: List[Proc]) -> None:

@@ -18,7 +18,7 @@ from .support import cli_env, cli_process, run_cli
 
 ORDERS = Instance.new("orders", "v1", "10.0.0.1:8080", id="a", metadata={"zone": "eu-1"})
 # Commands that print no data of their own (a web page, a switch) are not in this list.
-DATA_COMMANDS = ("services", "list", "watch", "register", "deregister", "etcd", "doctor")
+DATA_COMMANDS = ("services", "list", "watch", "register", "deregister", "etcd", "doctor", "maint")
 
 
 def test_every_data_command_accepts_json() -> None:
