@@ -25,7 +25,8 @@ DEFAULT_GRACE = 5.0
 class _Base:
     def __init__(self, server: Any, registry: Registry, spec: InstanceSpec, *, grace: float,
                  health_services: Sequence[str], timeout: Optional[float], deregister_timeout: Optional[float],
-                 deregister_at_exit: bool, servicer: Any, health_check: Any = None) -> None:
+                 deregister_at_exit: bool, servicer: Any, health_check: Any = None,
+                 unready_delay: float = 0.0) -> None:
         if not isinstance(registry, Registry):
             raise TypeError(f"registry must be a fyerreg Registry, got {type(registry).__name__}")
         if not isinstance(spec, InstanceSpec):
@@ -45,6 +46,9 @@ class _Base:
         self._deregister_timeout = deregister_timeout
         self._at_exit = deregister_at_exit
         self._health_check = as_health_check(health_check)
+        if not unready_delay >= 0:
+            raise ValueError(f"unready_delay must be >= 0, got {unready_delay!r}")
+        self._unready_delay = unready_delay
         self.registration: Optional[ServingRegistration] = None
         """The serving registration, once :meth:`start` made it."""
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -53,7 +57,7 @@ class _Base:
         self.registration = ServingRegistration(self.registry, _grpc_spec(self.spec, port), bound_port=port,
                                                 timeout=self._timeout, deregister_timeout=self._deregister_timeout,
                                                 deregister_at_exit=self._at_exit, health_check=self._health_check,
-                                                **hooks)
+                                                unready_delay=self._unready_delay, **hooks)
         self.registration.add_status_listener(self._status_changed)
         return self.registration
 
@@ -96,18 +100,19 @@ class ServerRegistration(_Base):
     ``""`` and each of ``health_services``) turns SERVING then. :meth:`stop` (or a
     handled SIGTERM/SIGINT, before its previous effect) turns it NOT_SERVING, deregisters,
     waits the spec's ``drain_delay``, then stops the server with ``grace`` seconds for
-    the calls in flight. While ``health_check`` (or maintenance) disables the instance, the
-    health service says NOT_SERVING. The other options are
+    the calls in flight; ``unready_delay`` seconds between NOT_SERVING and the deregistration
+    (default 0) let a load balancer's gRPC health check see it first. While ``health_check``
+    (or maintenance) disables the instance, the health service says NOT_SERVING. The other options are
     :class:`~fyerreg.serving.ServingRegistration`'s.
     """
 
     def __init__(self, server: grpc.Server, registry: Registry, spec: InstanceSpec, *, grace: float = DEFAULT_GRACE,
                  health_services: Sequence[str] = (), handle_signals: bool = False, deregister_at_exit: bool = True,
                  timeout: Optional[float] = None, deregister_timeout: Optional[float] = None,
-                 health_check: Any = None) -> None:
+                 health_check: Any = None, unready_delay: float = 0.0) -> None:
         super().__init__(server, registry, spec, grace=grace, health_services=health_services, timeout=timeout,
                          deregister_timeout=deregister_timeout, deregister_at_exit=deregister_at_exit,
-                         health_check=health_check,
+                         health_check=health_check, unready_delay=unready_delay,
                          servicer=health.HealthServicer(experimental_non_blocking=True))
         self._handle_signals = handle_signals
         self._stop_grace = grace
@@ -153,10 +158,10 @@ class AsyncServerRegistration(_Base):
     def __init__(self, server: Any, registry: Registry, spec: InstanceSpec, *, grace: float = DEFAULT_GRACE,
                  health_services: Sequence[str] = (), handle_signals: bool = False, deregister_at_exit: bool = True,
                  timeout: Optional[float] = None, deregister_timeout: Optional[float] = None,
-                 health_check: Any = None) -> None:
+                 health_check: Any = None, unready_delay: float = 0.0) -> None:
         super().__init__(server, registry, spec, grace=grace, health_services=health_services, timeout=timeout,
                          deregister_timeout=deregister_timeout, deregister_at_exit=deregister_at_exit,
-                         health_check=health_check,
+                         health_check=health_check, unready_delay=unready_delay,
                          servicer=_AsyncHealth(("", *health_services)))
         self._handle_signals = handle_signals
         self._loop: Optional[asyncio.AbstractEventLoop] = None

@@ -5,10 +5,12 @@ check needs to see first on SIGTERM)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent import futures
 from typing import List, Optional, Tuple
 
 import grpc
+import pytest
 
 from fyerreg import MemoryRegistry
 from fyerreg.contrib.grpc import AsyncServerRegistration, ServerRegistration
@@ -63,3 +65,32 @@ def test_an_aio_grpc_server_is_not_serving_before_its_record_is_removed() -> Non
     with WatchedRegistry() as registry, no_fyerreg_thread_left("stop"):
         port = asyncio.run(run(registry))
     assert registry.at_deregister == [(NOT_SERVING, [f"127.0.0.1:{port}"])]
+
+
+def test_unready_delay_keeps_the_record_while_the_health_service_already_says_not_serving() -> None:
+    with WatchedRegistry() as registry, no_fyerreg_thread_left("stop"):
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        registration = ServerRegistration(server, registry, InstanceSpec("greeter", address="127.0.0.1:0",
+                                                                         drain_delay=0.0),
+                                          grace=1.0, deregister_at_exit=False, unready_delay=1.5)
+        registry.port = port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        registration.start(port)
+        wait_until(lambda: health_of(port) == SERVING, timeout=10)
+        stopper = threading.Thread(target=registration.stop)
+        stopper.start()
+        try:
+            wait_until(lambda: health_of(port) == NOT_SERVING, timeout=5)
+            # A health check polling now sees NOT_SERVING while clients still find the record.
+            assert [i.address for i in registry.list_services("greeter")] == [f"127.0.0.1:{port}"]
+            assert registry.at_deregister == []
+        finally:
+            stopper.join(10)
+    assert registry.at_deregister == [(NOT_SERVING, [f"127.0.0.1:{port}"])]
+
+
+def test_unready_delay_is_validated() -> None:
+    with MemoryRegistry() as registry:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        with pytest.raises(ValueError, match="unready_delay"):
+            ServerRegistration(server, registry, InstanceSpec("greeter", address="127.0.0.1:0"), unready_delay=-1)
