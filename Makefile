@@ -52,3 +52,13 @@ soak: $(VENV)/.test-installed
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: test-container
+# The containerized etcd on the Docker engine of DOCKER_HOST (default: the local socket; as root,
+# `eval "$$(tools/dockerd.sh start)"` starts one): the container tests, then a slice of the etcd
+# tests (the contract on the etcd layout, and etcd registration) against the container.
+CONTAINER_SLICE := tests/registry/contract tests/registry/etcd/test_registration.py \
+	-k 'etcd and not naming and not kratos and not zero and not proxy'
+test-container: $(VENV)/.test-installed
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest tests/testing/test_container.py -q -rs $(PYTEST_ARGS)
+	TESTCONTAINERS_RYUK_DISABLED=true FYERREG_TEST_ETCD=container $(PY) -m pytest $(CONTAINER_SLICE) -q -rs $(PYTEST_ARGS)
