@@ -199,12 +199,15 @@ def test_containers_of_sessions_that_are_gone_are_removed(docker_client: Any, mo
                                             labels={LABEL: "etcd", LABEL_OWNER: f"{host}:{gone}"})
     alive = docker_client.containers.create(tag, command=["/usr/local/bin/etcd"], network_mode="host",
                                             labels={LABEL: "etcd", LABEL_OWNER: f"{host}:{os.getpid()}"})
+    elsewhere = docker_client.containers.create(tag, command=["/usr/local/bin/etcd"], network_mode="host",
+                                                labels={LABEL: "etcd", LABEL_OWNER: f"not-{host}:{gone}"})
     try:
         assert remove_stale_containers(docker_client) == [stale.name]
         names = [c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})]
-        assert stale.name not in names and alive.name in names
+        assert stale.name not in names and alive.name in names and elsewhere.name in names
     finally:
         alive.remove(force=True)
+        elsewhere.remove(force=True)
 
 
 def test_the_plugin_runs_the_session_etcd_in_a_container_and_removes_it(
