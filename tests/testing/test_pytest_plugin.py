@@ -73,8 +73,9 @@ def user_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> py
 
 
 def test_local_etcd_serves_a_user_suite_and_is_gone_after_it(
-    user_suite: pytest.Pytester, fake_docker: _FakeDockerEngine
+    user_suite: pytest.Pytester, fake_docker: _FakeDockerEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("FYERREG_TEST_ETCD", "process")
     user_suite.makepyfile(test_user="""
         import json, os
         from fy_helpers import etcd_pids, process_cmdline
@@ -107,7 +108,7 @@ def test_local_etcd_serves_a_user_suite_and_is_gone_after_it(
         assert not process_alive(info["pid"]), f"{name} etcd outlived the session"
         assert not os.path.exists(info["data_dir"])
         assert not os.path.exists(os.path.dirname(info["data_dir"]))
-    assert fake_docker.requests == 0, "without FYERREG_TEST_ETCD=container Docker must not even be probed"
+    assert fake_docker.requests == 0, "with FYERREG_TEST_ETCD=process Docker must not even be probed"
 
 
 def test_user_suite_uses_the_endpoints_it_is_given(
@@ -190,11 +191,20 @@ def test_docker_probe_without_an_engine_says_no(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(
-    ("value", "selected"), [("container", True), (" Container ", True), ("", False), ("process", False), ("1", False)]
+    ("value", "selected"), [("container", True), (" Container ", True), ("process", False), ("1", False)]
 )
 def test_container_switch(monkeypatch: pytest.MonkeyPatch, value: str, selected: bool) -> None:
     monkeypatch.setenv("FYERREG_TEST_ETCD", value)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     assert container_selected() is selected
+
+
+@pytest.mark.parametrize("value", ["", "auto"])
+def test_by_default_no_container_when_no_docker_engine_answers(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    # (With an engine answering, tests/testing/test_container.py checks that the default picks the container.)
+    monkeypatch.setenv("FYERREG_TEST_ETCD", value)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert container_selected() is False
 
 
 def test_endpoints_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
