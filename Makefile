@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean
+.PHONY: test lint demo bench bench-quick soak clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.dev-installed: $(PY) setup.cfg setup.py
 
 $(VENV)/.bench-installed: $(PY) setup.cfg setup.py
 	$(PIP) install -e '.[bench]'
+	@touch $@
+
+$(VENV)/.docs-installed: $(PY) setup.cfg setup.py
+	$(PIP) install -e '.[docs]'
 	@touch $@
 
 $(VENV)/.demo-installed: $(PY) setup.cfg setup.py
@@ -49,6 +53,11 @@ bench-quick: $(VENV)/.bench-installed
 soak: $(VENV)/.test-installed
 	$(PY) tools/soak.py $(SOAK_ARGS)
 
+# The site, from docs/ and mkdocs.yml, into site/; --strict: any warning fails the build.
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
