@@ -22,8 +22,10 @@ $(VENV)/.bench-installed: $(PY) setup.cfg setup.py
 	$(PIP) install -e '.[bench]'
 	@touch $@
 
+# --no-build-isolation: the venv has setuptools and wheel; a build environment of its own would add
+# ten seconds to re-install fyerreg (editable, as make test has it) beside the docs tools.
 $(VENV)/.docs-installed: $(PY) setup.cfg setup.py
-	$(PIP) install -e '.[docs]'
+	$(PIP) install --no-build-isolation -e '.[docs]'
 	@touch $@
 
 $(VENV)/.demo-installed: $(PY) setup.cfg setup.py
