@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean
+.PHONY: test lint demo bench bench-quick soak clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(VENV)/.dev-installed: $(PY) setup.cfg setup.py
 
 $(VENV)/.bench-installed: $(PY) setup.cfg setup.py
 	$(PIP) install -e '.[bench]'
+	@touch $@
+
+# --no-build-isolation: the venv has setuptools and wheel; a build environment of its own would add
+# ten seconds to re-install fyerreg (editable, as make test has it) beside the docs tools.
+$(VENV)/.docs-installed: $(PY) setup.cfg setup.py
+	$(PIP) install --no-build-isolation -e '.[docs]'
 	@touch $@
 
 $(VENV)/.demo-installed: $(PY) setup.cfg setup.py
@@ -49,8 +55,13 @@ bench-quick: $(VENV)/.bench-installed
 soak: $(VENV)/.test-installed
 	$(PY) tools/soak.py $(SOAK_ARGS)
 
+# The site, from docs/ and mkdocs.yml, into site/; --strict: any warning fails the build.
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about its successor, printed on every build.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: test-container

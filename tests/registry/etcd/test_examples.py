@@ -1,4 +1,4 @@
-"""The etcd demo and the README's etcd snippet run against a real etcd."""
+"""The etcd demo and the getting-started page's etcd snippet run against a real etcd."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def test_etcd_demo_shows_workers_joining_and_leaving():
     assert result.stdout.rstrip().endswith("etcd stopped; demo done")
 
 
-def test_readme_etcd_snippet_runs(etcd_endpoints):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("\n## The etcd backend\n"):]
+def test_getting_started_etcd_snippet_runs(etcd_endpoints):
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page[page.index("\n## The etcd backend\n"):]
     snippet = re.search(r"^```python\n(.*?)^```$", section, re.M | re.S).group(1)
     assert '"127.0.0.1:2379"' in snippet
     result = _run("-c", snippet.replace('"127.0.0.1:2379"', repr(etcd_endpoints[0])))
