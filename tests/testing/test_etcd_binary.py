@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,11 @@ def test_a_binary_that_prints_no_version_is_unknown(tmp_path: Path) -> None:
     assert version_tuple("unknown") == ()
     assert version_tuple("3.4.23") == (3, 4, 23)
     assert version_tuple("v3.6.0-alpha.0") == (3, 6, 0)
+
+
+def test_a_servers_version_is_the_one_it_serves(etcd_server: EtcdServer) -> None:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            etcd_server.client_url + "/version", timeout=10) as page:
+        served = json.loads(page.read())["etcdserver"]
+    assert etcd_server.version == served
+    assert etcd_server.version_info == tuple(int(part) for part in served.split("."))
