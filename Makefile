@@ -56,7 +56,7 @@ clean:
 # An sdist, then a wheel built from that sdist, in dist/ (what a release uploads).
 dist: $(VENV)/.dev-installed
 	rm -rf dist
-	$(PY) -m build --outdir dist .
+	$(PY) -m build --quiet --outdir dist .
 
 # Installs the wheel into a fresh venv in a temp dir and runs the quickstart, `fyerreg --version`,
 # the no-gRPC import and the LICENSE check; then the same for `pip install .` of a clean export of HEAD.
