@@ -52,7 +52,8 @@ def test_the_version_has_one_source_and_the_installed_metadata_and_changelog_agr
 def test_classifiers_name_each_python_from_3_9_to_3_13_and_the_frameworks() -> None:
     classifiers = PROJECT["classifiers"]
     assert PROJECT["requires-python"] == ">=3.9"
-    pythons = sorted(int(c.rsplit(".", 1)[1]) for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c))
+    minors = [c.rsplit(".", 1)[1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    pythons = sorted(map(int, minors))
     assert pythons == [9, 10, 11, 12, 13]
     for framework in ("Flask", "Django", "FastAPI", "Pytest"):
         assert f"Framework :: {framework}" in classifiers
@@ -75,7 +76,7 @@ def test_every_extra_users_are_told_about_exists_and_test_brings_no_plotting() -
 
 def test_dependencies_carry_the_floors_the_etcd_client_needs_and_cap_it_below_0_1() -> None:
     dependencies = PROJECT["dependencies"]
-    assert "grpcio>=1.66.2" in dependencies
+    assert "grpcio>=1.69.0" in dependencies
     assert "protobuf>=5.27.2" in dependencies
     assert "etcd-sdk-python>=0.0.7,<0.1" in dependencies
     assert requirement_names(dependencies) == ["etcd-sdk-python", "protobuf", "grpcio", "python-json-logger"]
@@ -111,12 +112,13 @@ def test_the_wheel_of_this_version_builds_and_carries_the_license_and_py_typed(t
     assert result.returncode == 0, result.stderr
     [wheel] = list((tmp_path / "dist").glob("*.whl"))
     assert wheel.name == f"fyerreg-{fyerreg.__version__}-py3-none-any.whl"
+    info = f"fyerreg-{fyerreg.__version__}.dist-info"
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-        assert f"fyerreg-{fyerreg.__version__}.dist-info/licenses/LICENSE" in names, names
-        assert "END OF TERMS AND CONDITIONS" in zf.read(f"fyerreg-{fyerreg.__version__}.dist-info/licenses/LICENSE").decode()
+        assert f"{info}/licenses/LICENSE" in names, names
+        assert "END OF TERMS AND CONDITIONS" in zf.read(f"{info}/licenses/LICENSE").decode()
         assert "fyerreg/py.typed" in names
-        metadata = zf.read(f"fyerreg-{fyerreg.__version__}.dist-info/METADATA").decode()
+        metadata = zf.read(f"{info}/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata
     assert "License-File: LICENSE" in metadata
-    assert "Requires-Dist: grpcio>=1.66.2" in metadata
+    assert "Requires-Dist: grpcio>=1.69.0" in metadata
