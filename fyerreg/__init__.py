@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .registry.etcd import EtcdOptions, EtcdRegistry
     from .retry import Failover, Retry
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS: Dict[str, str] = {
     "logging": ".logging",
