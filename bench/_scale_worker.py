@@ -145,9 +145,10 @@ def idle_cost(conn: Connection, endpoints: List[str], namespace: str, kind: str,
     """
     settle = min(1.0, window)
     if kind == "registrations":
-        # Past one keepalive interval, so every lease has had its first heartbeat (the one that
-        # reads the record and starts watching its key) and the window sees the steady state.
-        settle = default_ttl() / 3.0 + 2.0
+        # Past one keepalive interval (for windows as long), so every lease has had its first
+        # heartbeat (the one that reads the record and starts watching its key) and the window
+        # sees the steady state.
+        settle = max(settle, min(window, default_ttl() / 3.0 + 2.0))
     client: Any = raw_client(endpoints, timeout=30.0)
     client.get("/warm-up")
     registry: Any = None
