@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean
+.PHONY: test lint demo bench bench-quick soak clean test-py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ bench-quick: $(VENV)/.bench-installed
 soak: $(VENV)/.test-installed
 	$(PY) tools/soak.py $(SOAK_ARGS)
 
+# The suite on another interpreter from pyenv, in its own venv: `make test-py PYTHON_VERSION=3.9`
+# (.venv-3.9) or 3.13 (.venv-3.13), PYTEST_ARGS as for `make test`. Without that interpreter it says
+# so and succeeds (nothing to run).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYTHON_VERSION ?= 3.13
+test-py:
+	@py=$$(ls -d $(PYENV_ROOT)/versions/$(PYTHON_VERSION).*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	if [ -z "$$py" ]; then echo "test-py: no Python $(PYTHON_VERSION) under $(PYENV_ROOT)/versions: skipped"; exit 0; fi; \
+	$(MAKE) --no-print-directory test PYTHON="$$py" VENV=.venv-$(PYTHON_VERSION) PYTEST_ARGS='$(PYTEST_ARGS)'
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) .venv-3.* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
