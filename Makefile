@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean test-py
+.PHONY: test lint demo bench bench-quick soak clean test-py test-py-core
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,18 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 PYTHON_VERSION ?= 3.13
 test-py:
 	@py=$$(ls -d $(PYENV_ROOT)/versions/$(PYTHON_VERSION).*/bin/python 2>/dev/null | sort -V | tail -n 1); \
-	if [ -z "$$py" ]; then echo "test-py: no Python $(PYTHON_VERSION) under $(PYENV_ROOT)/versions: skipped"; exit 0; fi; \
+	if [ -z "$$py" ]; then echo "test-py: no Python $(PYTHON_VERSION) under $(PYENV_ROOT)/versions: skipped" >&2; exit 0; fi; \
 	$(MAKE) --no-print-directory test PYTHON="$$py" VENV=.venv-$(PYTHON_VERSION) PYTEST_ARGS='$(PYTEST_ARGS)'
+
+# What CI runs on each interpreter (about 560 tests): every module imported, the warning filters, values,
+# configuration, retries, balancers and discovery, the CLI, the TLS helpers and an HTTPS client, and the
+# registry contract (registration, subscriptions) on the memory backend and on etcd.
+PY_CORE_TESTS := tests/test_imports.py tests/test_warnings.py tests/test_errors.py tests/test_naming.py \
+	tests/test_config.py tests/test_retry.py tests/discovery/test_balancers.py tests/discovery/test_discovery.py \
+	tests/cli/test_cli.py tests/testing/test_tls_and_auth_helpers.py tests/contrib/test_httpx.py \
+	tests/registry/contract/test_registration.py tests/registry/contract/test_subscriptions.py
+test-py-core:
+	@$(MAKE) --no-print-directory test-py PYTHON_VERSION=$(PYTHON_VERSION) PYTEST_ARGS='-q -m "not slow" $(PY_CORE_TESTS)'
 
 clean:
 	rm -rf $(VENV) .venv-3.* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
