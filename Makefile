@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: test lint demo bench bench-quick soak clean docs dist smoke
+.PHONY: test lint demo bench bench-quick soak clean docs dist smoke test-py test-py-core
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,8 +60,28 @@ soak: $(VENV)/.test-installed
 docs: $(VENV)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
+# The suite on another interpreter from pyenv, in its own venv: `make test-py PYTHON_VERSION=3.9`
+# (.venv-3.9) or 3.13 (.venv-3.13), PYTEST_ARGS as for `make test`. Without that interpreter it says
+# so and succeeds (nothing to run).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYTHON_VERSION ?= 3.13
+test-py:
+	@py=$$(ls -d $(PYENV_ROOT)/versions/$(PYTHON_VERSION).*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	if [ -z "$$py" ]; then echo "test-py: no Python $(PYTHON_VERSION) under $(PYENV_ROOT)/versions: skipped" >&2; exit 0; fi; \
+	$(MAKE) --no-print-directory test PYTHON="$$py" VENV=.venv-$(PYTHON_VERSION) PYTEST_ARGS='$(PYTEST_ARGS)'
+
+# What CI runs on each interpreter (about 560 tests): every module imported, the warning filters, values,
+# configuration, retries, balancers and discovery, the CLI, the TLS helpers and an HTTPS client, and the
+# registry contract (registration, subscriptions) on the memory backend and on etcd.
+PY_CORE_TESTS := tests/test_imports.py tests/test_warnings.py tests/test_errors.py tests/test_naming.py \
+	tests/test_config.py tests/test_retry.py tests/discovery/test_balancers.py tests/discovery/test_discovery.py \
+	tests/cli/test_cli.py tests/testing/test_tls_and_auth_helpers.py tests/contrib/test_httpx.py \
+	tests/registry/contract/test_registration.py tests/registry/contract/test_subscriptions.py
+test-py-core:
+	@$(MAKE) --no-print-directory test-py PYTHON_VERSION=$(PYTHON_VERSION) PYTEST_ARGS='-q -m "not slow" $(PY_CORE_TESTS)'
+
 clean:
-	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) .venv-3.* build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # An sdist, then a wheel built from that sdist, in dist/ (what a release uploads).

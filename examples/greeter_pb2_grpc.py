@@ -5,7 +5,7 @@ import warnings
 
 import greeter_pb2 as greeter__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.80.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class GreeterStub:
+class GreeterStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -46,7 +46,7 @@ class GreeterStub:
                 _registered_method=True)
 
 
-class GreeterServicer:
+class GreeterServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def SayHello(self, request, context):
@@ -84,7 +84,7 @@ def add_GreeterServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Greeter:
+class Greeter(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

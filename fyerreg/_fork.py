@@ -74,7 +74,7 @@ def _kind(cls: type) -> int:
             kind = _METHOD
         elif issubclass(cls, types.FunctionType):
             kind = _FUNCTION
-        elif any(getattr(base, "__module__", "").partition(".")[0] == _PACKAGE for base in cls.__mro__):
+        elif any(_module_of(base).partition(".")[0] == _PACKAGE for base in cls.__mro__):
             kind = _OURS
             names: List[str] = []
             for base in cls.__mro__:
@@ -86,6 +86,12 @@ def _kind(cls: type) -> int:
             kind = _LEAF  # someone else's object: never entered
         _kinds[cls] = kind
     return kind
+
+
+def _module_of(cls: type) -> str:
+    # Not always a str: on Python 3.9 some classes' __module__ is a slot descriptor.
+    module = getattr(cls, "__module__", "")
+    return module if isinstance(module, str) else ""
 
 
 def _referents(obj: Any, kind: int) -> Iterable[Any]:

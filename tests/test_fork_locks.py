@@ -45,7 +45,8 @@ def test_every_lock_of_every_fyerreg_object_is_free_in_a_forked_child(etcd_endpo
 
 
 def _is_fyerreg(cls: type) -> bool:
-    return any(getattr(base, "__module__", "").split(".")[0] == "fyerreg" for base in cls.__mro__)
+    # On Python 3.9 some classes' __module__ is a slot descriptor, not a str.
+    return any(str(getattr(base, "__module__", "")).split(".")[0] == "fyerreg" for base in cls.__mro__)
 
 
 def _attributes(obj: Any) -> Iterator[Tuple[str, Any]]:

@@ -68,6 +68,11 @@ def make_certificates(
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + valid_for)
         )
+        # Key identifiers: Python 3.13's default TLS context (VERIFY_X509_STRICT) refuses certificates without them.
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        if issuer_cert is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(issuer_key, hashes.SHA256()), key

@@ -237,8 +237,9 @@ def test_help_of_register_and_deregister_explains_each_required_option(
     assert main([command, "--help"], {}) == 0
     out = capsys.readouterr().out
     assert "are required" in out
+    options = out.split("\n\n", 1)[1]  # past the usage, which each Python version wraps its own way
     for option in required:
-        [line] = [line for line in out.splitlines() if line.lstrip().startswith(f"{option} ")]
+        [line] = [line for line in options.splitlines() if line.lstrip().startswith(f"{option} ")]
         words = line.split()
         assert len(words) > 2, f"{option} has no help text: {line!r}"  # option, metavar, then its help
 

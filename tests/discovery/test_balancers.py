@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import random
+import warnings
 from typing import Counter, List, Optional, Sequence
 
 import pytest
@@ -72,6 +73,84 @@ def test_every_builtin_balancer_works_as_a_template(name: str) -> None:
     assert clone.select("k").id in {"i000", "i001", "i002"}
     template.update(insts(2))  # the template stays usable and separate from its clone
     assert template.select("k").id in {"i000", "i001"}
+
+
+@pytest.mark.parametrize("name", balancer_names())
+def test_cloning_a_used_builtin_balancer_warns_of_nothing(name: str) -> None:
+    # Deep-copying an itertools.count warns on Python 3.12 and 3.13 and fails on 3.14.
+    template = make_balancer(name)
+    template.update(insts(3))
+    template.select("k")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clone = template.clone()
+        clone.update(insts(3))
+        assert clone.select("k").id in {"i000", "i001", "i002"}
+
+
+def test_round_robin_clones_keep_counters_of_their_own() -> None:
+    template = RoundRobinBalancer()
+    first, second = template.clone(), template.clone()
+    for balancer in (template, first, second):
+        balancer.update(insts(4))
+    seen: dict = {"first": [], "second": []}
+    for _ in range(8):
+        seen["first"].append(int(first.select().id[1:]))
+        template.select()
+        seen["second"].append(int(second.select().id[1:]))
+        second.select()
+    start = seen["first"][0]
+    assert seen["first"] == [(start + k) % 4 for k in range(8)]
+    start = seen["second"][0]
+    assert seen["second"] == [(start + 2 * k) % 4 for k in range(8)]
+
+
+def test_a_clone_starts_without_the_in_flight_counts_of_its_template() -> None:
+    template = LeastRequestsBalancer(rng=random.Random(5))
+    template.update(insts(2))
+    for _ in range(3):
+        template.begin(inst(0))
+    clone = template.clone()
+    clone.update(insts(2))
+    assert set(counts(clone, picks=200)) == {"i000", "i001"}
+    assert set(counts(template, picks=200)) == {"i001"}
+
+
+def test_a_clone_starts_without_the_latencies_of_its_template() -> None:
+    template = FastestBalancer(rng=random.Random(5))
+    template.update(insts(2))
+    for _ in range(5):
+        template.observe(inst(0), 1.0, failed=False)
+        template.observe(inst(1), 0.01, failed=False)
+    clone = template.clone()
+    clone.update(insts(2))
+    assert clone.share(inst(0)) == pytest.approx(0.5)
+    assert template.share(inst(0)) < 0.2
+
+
+def test_clones_of_a_seeded_balancer_repeat_its_sequence_and_unseeded_ones_do_not() -> None:
+    seeded = RandomBalancer(rng=random.Random(11))
+    first, second = seeded.clone(), seeded.clone()
+    first.update(insts(50))
+    second.update(insts(50))
+    assert [first.select().id for _ in range(20)] == [second.select().id for _ in range(20)]
+    unseeded = RandomBalancer()
+    first, second = unseeded.clone(), unseeded.clone()
+    first.update(insts(50))
+    second.update(insts(50))
+    assert [first.select().id for _ in range(20)] != [second.select().id for _ in range(20)]
+
+
+def test_a_round_robin_template_gives_each_service_its_own_rotation() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with MemoryRegistry() as registry, Discovery(registry, balancer=RoundRobinBalancer()) as discovery:
+            for n in range(3):
+                registry.register(inst(n, service="a"))
+                registry.register(inst(n, service="b"))
+            for service in ("a", "b"):
+                seq = [int(discovery.select(service, "1.0.0").id[1:]) for _ in range(6)]
+                assert seq == [(seq[0] + k) % 3 for k in range(6)], (service, seq)
 
 
 def test_discovery_takes_a_configured_balancer_instance_as_the_readme_shows() -> None:

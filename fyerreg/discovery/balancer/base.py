@@ -59,7 +59,16 @@ class Balancer(abc.ABC):
         return None
 
     def clone(self) -> Balancer:
-        """A fresh balancer configured like this one (a deep copy by default)."""
+        """A new balancer configured like this one, with state of its own from the start.
+
+        ``Discovery`` clones a template balancer for each (service, version). The clone
+        shares nothing with this one: no candidates, rotation position, in-flight counts
+        or measurements. The built-in balancers build it from their configuration (their
+        constructor arguments). The default, for balancers that do not override it, is a
+        deep copy with fresh locks: override it when yours holds state that a copy must
+        not share or that cannot be copied (itertools iterators, threads, connections),
+        and in a subclass of a built-in balancer whose constructor takes other arguments.
+        """
         # Locks cannot be deep-copied: the clone gets fresh ones of its own.
         memo: Dict[int, Any] = {id(value): fresh_lock_like(value) for value in vars(self).values()
                                 if fresh_lock_like(value) is not None}
@@ -144,6 +153,10 @@ class RandomSource:
     def _init_rng(self, rng: Optional[_random.Random]) -> None:
         self._seeded = rng is not None
         self._rng = rng if rng is not None else _random.Random()
+
+    def _rng_for_clone(self) -> Optional[_random.Random]:
+        """The ``rng`` to build a clone with: a copy of a given one (same sequence), else None."""
+        return copy.deepcopy(self._rng) if self._seeded else None
 
     def _reseed_clone(self, clone: RandomSource) -> None:
         if not self._seeded:

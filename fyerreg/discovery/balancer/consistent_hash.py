@@ -52,6 +52,9 @@ class ConsistentHashBalancer(Balancer):
         self._free: List[int] = []
         self._table: Tuple[List[int], List[Optional[Instance]]] = ([], [])
 
+    def clone(self) -> ConsistentHashBalancer:
+        return type(self)(replicas=self._replicas)
+
     def update(self, instances: Sequence[Instance]) -> None:
         with self._lock:
             old = self._states.by_key

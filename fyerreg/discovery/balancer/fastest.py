@@ -51,6 +51,9 @@ class FastestBalancer(RandomSource, Balancer):
         self._table: Tuple[List[Instance], List[float], float] = ([], [], 0.0)
         self._pending = 0
 
+    def clone(self) -> FastestBalancer:
+        return type(self)(alpha=self._alpha, max_ratio=self._max_ratio, rng=self._rng_for_clone())
+
     def update(self, instances: Sequence[Instance]) -> None:
         with self._lock:
             self._slots = self._states.carry(instances)

@@ -38,6 +38,9 @@ class LeastRequestsBalancer(RandomSource, Balancer):
         self._buckets: Dict[int, List[_Slot]] = {}
         self._min = 0
 
+    def clone(self) -> LeastRequestsBalancer:
+        return type(self)(rng=self._rng_for_clone())
+
     def update(self, instances: Sequence[Instance]) -> None:
         with self._lock:
             slots = self._states.carry(instances)

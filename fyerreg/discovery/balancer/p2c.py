@@ -62,6 +62,10 @@ class P2CBalancer(RandomSource, Balancer):
         self._states: StateTable[_Slot] = StateTable(_Slot)
         self._slots: List[_Slot] = []
 
+    def clone(self) -> P2CBalancer:
+        return type(self)(alpha=self._alpha, initial_latency=self._initial, probe_after=self._probe_after,
+                          rng=self._rng_for_clone(), clock=self._clock)
+
     def update(self, instances: Sequence[Instance]) -> None:
         with self._lock:
             slots = self._states.carry(instances)

@@ -20,6 +20,9 @@ class RandomBalancer(RandomSource, Balancer):
         self._init_rng(rng)
         self._items: List[Instance] = []
 
+    def clone(self) -> RandomBalancer:
+        return type(self)(rng=self._rng_for_clone())
+
     def update(self, instances: Sequence[Instance]) -> None:
         self._items = list(instances)
 

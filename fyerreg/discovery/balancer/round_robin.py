@@ -28,6 +28,9 @@ class RoundRobinBalancer(Balancer):
         self._counter: Iterator[int] = itertools.count()
         self._update_lock = threading.Lock()
 
+    def clone(self) -> RoundRobinBalancer:
+        return type(self)()
+
     def update(self, instances: Sequence[Instance]) -> None:
         items = list(instances)
         with self._update_lock:

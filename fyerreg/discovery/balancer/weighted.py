@@ -24,6 +24,9 @@ class WeightedRandomBalancer(RandomSource, Balancer):
         self._init_rng(rng)
         self._table: Tuple[List[Instance], List[int], int] = ([], [], 0)
 
+    def clone(self) -> WeightedRandomBalancer:
+        return type(self)(rng=self._rng_for_clone())
+
     def update(self, instances: Sequence[Instance]) -> None:
         items = list(instances)
         cumulative = list(itertools.accumulate(inst.weight for inst in items))
@@ -78,6 +81,9 @@ class WeightedRoundRobinBalancer(Balancer):
         self._total = 0
         self._heap: Optional[List[Tuple[float, int, _Group]]] = None
         self._now = 0.0
+
+    def clone(self) -> WeightedRoundRobinBalancer:
+        return type(self)(exact_limit=self._exact_limit)
 
     def update(self, instances: Sequence[Instance]) -> None:
         with self._lock:
