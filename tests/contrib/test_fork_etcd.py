@@ -15,7 +15,13 @@ from tests.helpers import Proc, free_port, wait_until
 
 from .procs import ask_concurrently, get_json, instances
 
-pytestmark = pytest.mark.etcd
+pytestmark = [
+    pytest.mark.etcd,
+    # A forked child that uses gRPC needs gRPC's fork support; a run that turned it off (the
+    # Python 3.9 pass, see docs/getting-started.md) cannot test that.
+    pytest.mark.skipif(os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").strip().lower() in ("0", "false"),
+                       reason="GRPC_ENABLE_FORK_SUPPORT is off: gRPC cannot be used in a forked child"),
+]
 
 HERE = Path(__file__).resolve().parent
 
