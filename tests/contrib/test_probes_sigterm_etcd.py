@@ -4,11 +4,13 @@ server stops accepting. The order is read from timestamps that polling threads t
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -150,6 +152,7 @@ def test_sigterm_to_uvicorn_fails_readiness_then_deregisters_then_stops_acceptin
 def test_a_gunicorn_worker_answers_starting_then_ready_from_the_registrar_and_fails_once_it_is_gone(
         etcd_endpoints: List[str], procs: List[Proc]) -> None:
     port = free_port()
+    started = time.time() - 1
     master = Proc([sys.executable, "-m", "gunicorn", "-c", str(PROGS / "gunicorn_probes.conf.py")],
                   env=env_for(etcd_endpoints, "probes-gunicorn-relay", PORT=str(port)))
     procs.append(master)
@@ -164,3 +167,8 @@ def test_a_gunicorn_worker_answers_starting_then_ready_from_the_registrar_and_fa
     wait_until(lambda: probe(healthz)[0] == 503, timeout=15, message=master.output())
     status, body = probe(f"http://127.0.0.1:{port}/readyz")
     assert status == 503 and body["status"] == "no-registrar"
+    # Stopped as gunicorn is, its exit hook removes the probes' socket directory.
+    probe_dirs = {path for path in glob.glob(os.path.join(tempfile.gettempdir(), "fyerreg-probes-*"))
+                  if os.stat(path).st_mtime >= started}
+    master.stop(signal.SIGTERM)
+    assert probe_dirs and not [path for path in probe_dirs if os.path.exists(path)]
