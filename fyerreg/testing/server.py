@@ -68,13 +68,12 @@ def _etcd_env() -> Dict[str, str]:
 class EtcdServer:
     """One etcd member on free loopback ports, with a temporary data dir.
 
-    Built for tests: :meth:`start` waits until the member answers; :meth:`kill`,
-    :meth:`restart`, :meth:`pause`/:meth:`resume` and :meth:`wipe` break it on demand.
-    Ports and data dir stay the same across restarts. etcd's output goes to
-    :attr:`log_path` (shown in the error when a start fails), never to stdout.
-    A data dir or log dir the caller gives is kept at :meth:`close`; the temporary
-    ones are removed. Use it as a context manager (started on enter, closed on exit).
-    Drive one server from one thread at a time.
+    Built for tests: :meth:`start` waits until the member answers; :meth:`kill`, :meth:`restart`,
+    :meth:`pause`/:meth:`resume` and :meth:`wipe` break it on demand. Ports and data dir stay
+    the same across restarts. etcd's output goes to :attr:`log_path` (shown in the error when
+    a start fails), never to stdout. A data dir or log dir the caller gives is kept at
+    :meth:`close`; the temporary ones are removed. Use it as a context manager (started on
+    enter, closed on exit). Drive one server from one thread at a time.
 
     ``initial_cluster`` / ``initial_cluster_state`` / ``initial_cluster_token`` are
     etcd's flags of those names, for members of a multi-member cluster; by default the
