@@ -3,34 +3,28 @@
 (The memory backend feeds the same local copy in the writing thread instead: ``apply``
 and ``reload`` are the doors it uses.)
 
-The state is read at revision R and watched from R+1, so nothing between the read and
-the watch is lost. Events are applied incrementally and each watch response that
-changes the state produces one snapshot. A broken stream is re-established with
-backoff (on whichever endpoint works) after reading the state again at R' and
-watching from R'+1: a snapshot is pushed when the state changed meanwhile. A
-compacted start revision makes it read the state again and push a fresh snapshot.
+The state is read at revision R and watched from R+1 (:class:`~._resumable.ResumableWatch`
+resumes it). Events are applied incrementally and each watch response that changes the
+state produces one snapshot. After a broken stream the state is read again, and a
+snapshot pushed when it changed meanwhile; after a compacted start revision a fresh
+snapshot is pushed whatever it holds.
 """
 
 from __future__ import annotations
 
 import bisect
-import logging
-import threading
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
-from ..._threads import join_thread, start_thread
-from ...errors import RegistryError
 from ...metrics import Metrics
 from ...naming import Instance
 from ...retry import Retry
 from ..subscription import Snapshot
 from ._decode import RecordDecoder
 from ._ops import Deadline, WatchBatch
-from ._surface import KVClient, KVStream
+from ._resumable import ResumableWatch
+from ._surface import KVClient
 
 __all__ = ["PrefixWatch"]
-
-log = logging.getLogger("fyerreg.registry.etcd")
 
 Sink = Callable[[Snapshot], bool]
 """Receives each new snapshot; returning False ends the watch (the consumer is gone)."""
@@ -70,11 +64,7 @@ def _order(instance: Instance) -> Tuple[str, str]:
     return (instance.id, instance.version)
 
 
-class _Resync(Exception):
-    """The local state must be read again from etcd (compaction or a rolled-back store)."""
-
-
-class PrefixWatch:
+class PrefixWatch(ResumableWatch):
     """The instances of (``service``, ``version``) kept current by a watch on a thread of its own.
 
     Each change after the first read goes to ``sink`` (a subscription's ``publish``);
@@ -84,25 +74,16 @@ class PrefixWatch:
     def __init__(self, client: KVClient, decoder: RecordDecoder, metrics: Metrics, *,
                  service: str, version: Optional[str], retry: Retry, thread_name: str,
                  read_timeout: float, sink: Optional[Sink] = None) -> None:
-        self.client = client
+        super().__init__(client, decoder.layout.prefix(service, version), retry=retry, thread_name=thread_name,
+                         metrics=metrics)
         self.read_timeout = read_timeout
         self.decoder = decoder
         self.metrics = metrics
         self.service = service
         self.version = version
-        self.prefix = decoder.layout.prefix(service, version)
-        self.retry = retry
-        self.thread_name = thread_name
         self._sink = sink
         self._state: Dict[str, Instance] = {}
         self._ordered = _Ordered()
-        self._revision = 0
-        self._connected = False
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: Optional[KVStream] = None
-        self._thread: Optional[threading.Thread] = None
-        self._updated = threading.Condition(self._lock)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -148,24 +129,7 @@ class PrefixWatch:
             self._updated.notify_all()
         return changed
 
-    # -- thread -------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start watching from the loaded revision + 1."""
-        self._thread = start_thread(self.thread_name, self._run)
-
-    def signal_stop(self) -> None:
-        """Ask the thread to end and cancel its stream, without waiting for it."""
-        self._stop.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            stream.cancel()
-
-    def stop(self, timeout: float) -> bool:
-        """End the watch and join its thread; True when it has ended."""
-        self.signal_stop()
-        return self._thread is None or join_thread(self._thread, timeout)
+    # -- the watch ----------------------------------------------------------------------------
 
     def _deliver(self) -> bool:
         sink = self._sink
@@ -176,89 +140,17 @@ class PrefixWatch:
             self.metrics.inc("snapshots_delivered")
         return delivered
 
-    def _run(self) -> None:
-        failures = 0
-        resync: Optional[str] = None
-        while not self._stop.is_set():
-            try:
-                if resync is not None:
-                    changed = self._read_state(deadline=Deadline(self.read_timeout))
-                    if (changed or resync == "compacted") and not self._deliver():
-                        break
-                    resync = None
-                self._watch_once(failures)
-                failures = 0
-            except _Resync as exc:
-                resync = str(exc)
-            except Exception as exc:  # a bug, too, must never end the watch silently
-                if self._stop.is_set():
-                    break
-                # Read the state again before watching: resuming from our last revision
-                # would miss everything if etcd came back wiped or restored from a
-                # snapshot whose revisions have since passed ours.
-                resync = "reconnect"
-                self._connected = False
-                failures += 1
-                if not isinstance(exc, (RegistryError, _Cancelled)):
-                    log.exception("watch of %s failed unexpectedly; restarting it", self.prefix,
-                                  extra=self._extra(attempt=failures))
-                elif failures == 1 and not getattr(exc, "reported", False):
-                    log.warning("watch of %s broke; reconnecting: %s", self.prefix, exc,
-                                extra=self._extra(attempt=failures))
-                else:
-                    log.debug("watch of %s still broken: %s", self.prefix, exc, extra=self._extra(attempt=failures))
-                self._stop.wait(self.retry.wait_time(failures))
-        self._connected = False
+    def _resynced(self, reason: str) -> bool:
+        changed = self._read_state(deadline=Deadline(self.read_timeout))
+        return not (changed or reason == "compacted") or self._deliver()
+
+    def _apply(self, batch: WatchBatch) -> bool:
+        return self.apply(batch)
 
     def _extra(self, **more: object) -> Dict[str, object]:
         extra: Dict[str, object] = {"service": self.service, "version": self.version or "*"}
         extra.update(more)
         return extra
-
-    def _watch_once(self, failures: int) -> None:
-        """Run one watch stream until it ends; raises _Resync, _Cancelled or a RegistryError."""
-        stream = self.client.watch(self.prefix, self._revision + 1)
-        with self._lock:
-            self._stream = stream
-        try:
-            if self._stop.is_set():
-                return
-            for batch in stream:
-                if self._stop.is_set():
-                    return
-                if not self._handle(batch, failures, stream):
-                    self._stop.set()
-                    return
-        finally:
-            stream.cancel()
-            with self._lock:
-                self._stream = None
-            self._connected = False
-
-    def _handle(self, batch: WatchBatch, failures: int, stream: KVStream) -> bool:
-        """Apply one watch response; False when the consumer is gone."""
-        if batch.compact_revision:
-            self.metrics.inc("compaction_recoveries")
-            log.warning("watch of %s: revision %d is compacted (oldest kept: %d); reading the state again",
-                        self.prefix, self._revision + 1, batch.compact_revision, extra=self._extra())
-            raise _Resync("compacted")
-        if batch.created:
-            if batch.revision < self._revision:
-                log.warning("etcd at revision %d went back before %d (restored or wiped); reading %s again",
-                            batch.revision, self._revision, self.prefix,
-                            extra=self._extra(endpoint=stream.endpoint))
-                raise _Resync("rolled back")
-            with self._updated:
-                self._connected = True
-                self._updated.notify_all()
-            if failures:
-                self.metrics.inc("watch_reconnects")
-                log.info("watch of %s resumed at revision %d", self.prefix, self._revision + 1,
-                         extra=self._extra(endpoint=stream.endpoint, attempt=failures))
-            return True
-        if batch.canceled:
-            raise _Cancelled(f"etcd cancelled the watch of {self.prefix}: {batch.cancel_reason or 'no reason given'}")
-        return self.apply(batch)
 
     def reload(self) -> None:
         """Read the state again and deliver it when it changed (a client that lost changes meanwhile)."""
@@ -293,8 +185,3 @@ class PrefixWatch:
                 self._revision = max(self._revision, batch.revision)
             self._updated.notify_all()
         return self._deliver() if changed else True
-
-
-class _Cancelled(Exception):
-    """etcd ended the watch (no leader, permissions changed): resume it after a backoff."""
-
