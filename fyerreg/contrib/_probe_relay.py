@@ -8,26 +8,84 @@ on a unix socket in a directory only this user can enter (one line in: ``healthz
 registration is right now (draining included, from the registrar's first step on
 SIGTERM) without a call to etcd, and a registrar that is gone or hung makes both probes
 fail within ``timeout``.
+
+The directory is a :class:`ProbeDirectory`: the master holds a lock on a file in it for
+as long as it (or a worker forked from it) lives, so a master that was killed leaves a
+directory that the next one started by this user removes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from typing import Optional
 
 from .._threads import join_thread, start_thread
 from ..serving.probes import ProbeAnswer, ProbeSource
 
-__all__ = ["ProbeRelay", "RegistrarProbes"]
+__all__ = ["ProbeDirectory", "ProbeRelay", "RegistrarProbes"]
 
 logger = logging.getLogger("fyerreg.contrib.gunicorn")
 
 _PROBES = ("healthz", "readyz")
 _MAX_LINE = 64 * 1024
+_PREFIX = "fyerreg-probes-"
+_LOCK = "owner.lock"
+
+
+class ProbeDirectory:
+    """A directory only this user can enter, for the probes' socket, held while this process lives.
+
+    Creating one first removes this user's directories whose holder is gone (no process
+    holds the lock in them any more: a master killed before its ``on_exit``).
+    """
+
+    def __init__(self) -> None:
+        remove_abandoned()
+        self.path = tempfile.mkdtemp(prefix=_PREFIX)  # mode 0700
+        self.socket_path = os.path.join(self.path, "probes.sock")
+        pending = os.path.join(self.path, _LOCK + ".new")
+        self._lock: Optional[int] = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        os.rename(pending, os.path.join(self.path, _LOCK))  # only ever seen under its name once held
+
+    def remove(self) -> None:
+        """Remove the directory and what is in it (idempotent)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            os.close(lock)
+
+
+def remove_abandoned(directory: Optional[str] = None) -> int:
+    """Remove this user's probe directories under ``directory`` (the temp dir) that no process holds."""
+    removed = 0
+    for path in glob.glob(os.path.join(directory or tempfile.gettempdir(), _PREFIX + "*")):
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(path, _LOCK), os.O_RDONLY)
+        except OSError:
+            continue  # not ours, being made (no lock file yet) or gone already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: its master lives
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    if removed:
+        logger.info("removed %d probe director%s left by gunicorn masters that were killed", removed,
+                    "y" if removed == 1 else "ies")
+    return removed
 
 
 class ProbeRelay:

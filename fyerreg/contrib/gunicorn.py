@@ -47,11 +47,8 @@ import dataclasses
 import inspect
 import json
 import logging
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Any, Dict, Mapping, Optional, Union
 
 from ..naming import DEFAULT_WEIGHT
@@ -60,7 +57,7 @@ from ..serving.health import HealthCheck
 from ..serving.probes import DEFAULT_HEALTHZ_PATH, DEFAULT_READYZ_PATH, DEFAULT_UNREADY_DELAY, check_path
 from ..serving.spec import DEFAULT_DRAIN_DELAY, InstanceSpec
 from ._integration import check_registry_source, registered_by_server
-from ._probe_relay import RegistrarProbes
+from ._probe_relay import ProbeDirectory, RegistrarProbes
 
 __all__ = ["GunicornRegistration"]
 
@@ -119,15 +116,14 @@ class GunicornRegistration:
         """What the workers' probes ask (None without ``probes``)."""
         self.healthz_path = check_path("healthz_path", healthz_path)
         self.readyz_path = check_path("readyz_path", readyz_path)
-        self._probe_dir: Optional[str] = None
+        self._probe_dir: Optional[ProbeDirectory] = None
         if probes:
             unready = DEFAULT_UNREADY_DELAY if unready_delay is None else unready_delay
             if not unready >= 0:
                 raise ValueError(f"unready_delay must be >= 0, got {unready_delay!r}")
-            self._probe_dir = tempfile.mkdtemp(prefix="fyerreg-probes-")  # mode 0700: this user only
-            socket_path = os.path.join(self._probe_dir, "probes.sock")
-            self._config.update(probe_socket=socket_path, unready_delay=unready)
-            self.probes = RegistrarProbes(socket_path)
+            self._probe_dir = ProbeDirectory()
+            self._config.update(probe_socket=self._probe_dir.socket_path, unready_delay=unready)
+            self.probes = RegistrarProbes(self._probe_dir.socket_path)
         if health_check is not None:
             if not isinstance(health_check, str) or not (health_check.startswith("/") or ":" in health_check):
                 raise ValueError(f"health_check {health_check!r} must be a path such as '/healthz' or "
@@ -178,7 +174,7 @@ class GunicornRegistration:
         """gunicorn ``on_exit`` hook: make sure the instance is deregistered."""
         self.deregister()
         if self._probe_dir is not None:
-            shutil.rmtree(self._probe_dir, ignore_errors=True)
+            self._probe_dir.remove()
 
     def deregister(self) -> None:
         """Have the registrar deregister (waiting ``drain_delay``) and wait for it to end. Idempotent."""
