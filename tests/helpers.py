@@ -10,12 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TypeVar, Union
 
 from fyerreg import Instance, Snapshot, Subscription
-from fyerreg.testing import _host
+from fyerreg.testing import Certificates, _host, make_certificates
+
+if typing.TYPE_CHECKING:
+    import pytest
 
 T = TypeVar("T")
 
@@ -141,6 +145,14 @@ def ids(instances: Iterable[Instance]) -> List[str]:
 def free_port() -> int:
     """A port of 127.0.0.1 nobody listens on now."""
     return _host.free_port("127.0.0.1")
+
+
+def new_certificates(tmp_path_factory: pytest.TempPathFactory, name: str) -> Certificates:
+    """A new CA and its certificates in a fresh temp directory ``name`` (the test skipped without ``cryptography``)."""
+    import pytest  # not at the top: scripts the tests run import this module too
+
+    pytest.importorskip("cryptography")
+    return make_certificates(str(tmp_path_factory.mktemp(name)))
 
 
 class Registries:

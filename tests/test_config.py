@@ -19,26 +19,13 @@ from fyerreg import AuthenticationError, ConfigurationError, Instance, RegistryU
 from fyerreg.api import Server, ServerOptions
 from fyerreg.registry.etcd.registry import lease_seconds
 from fyerreg.serving import InstanceSpec
-from fyerreg.testing import Certificates, EtcdServer, TLSEtcdServer, enable_auth, make_certificates, raw_client
+from fyerreg.testing import Certificates, EtcdServer, TLSEtcdServer, enable_auth, raw_client
 from tests.helpers import fyerreg_threads, wait_until
 
 pytestmark = pytest.mark.etcd
 
 INSTANCE = Instance.new("orders", "v1", "10.0.0.1:8080", id="a")
 KEY = "/services/orders/v1/a"
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"env-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch, etcd_endpoints: List[str], namespace: str) -> pytest.MonkeyPatch:
-    """FYERREG_ENDPOINTS and FYERREG_NAMESPACE naming the test etcd and a namespace of this test's own."""
-    monkeypatch.setenv("FYERREG_ENDPOINTS", ",".join(etcd_endpoints))
-    monkeypatch.setenv("FYERREG_NAMESPACE", namespace)
-    return monkeypatch
 
 
 def keys(etcd_client: Any, prefix: str) -> List[str]:
@@ -56,17 +43,6 @@ def auth_server() -> Iterator[EtcdServer]:
     """etcd with authentication on: ``root``/``root pw`` may do anything."""
     with EtcdServer() as server:
         enable_auth(server.endpoints, root_password="root pw")
-        yield server
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certs: Certificates) -> Iterator[TLSEtcdServer]:
-    with TLSEtcdServer(certs) as server:
         yield server
 
 

@@ -13,7 +13,8 @@ from typing import Dict, Iterator
 import pytest
 
 from fyerreg import _grpc_quiet
-from fyerreg.testing import Certificates, TLSEtcdServer, make_certificates
+from fyerreg.testing import Certificates, TLSEtcdServer
+from tests.helpers import new_certificates
 
 pytestmark = pytest.mark.etcd
 
@@ -23,20 +24,14 @@ NATIVE_LINE = "Handshake failed"
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    pytest.importorskip("cryptography")
-    return make_certificates(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
 def stranger(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """Another CA: etcd's certificate is not signed by it."""
-    pytest.importorskip("cryptography")
-    return make_certificates(str(tmp_path_factory.mktemp("stranger")))
+    return new_certificates(tmp_path_factory, "stranger")
 
 
 @pytest.fixture(scope="module")
 def tls_server(certs: Certificates) -> Iterator[TLSEtcdServer]:
+    """etcd serving TLS to any client (no client certificate asked for)."""
     with TLSEtcdServer(certs, client_cert_auth=False) as server:
         yield server
 

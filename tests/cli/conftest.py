@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -21,11 +21,6 @@ def env(etcd_endpoints: List[str], namespace: str) -> Dict[str, str]:
 
 
 @pytest.fixture
-def registry(etcd_endpoints: List[str], namespace: str) -> Iterator[Any]:
-    from fyerreg.registry.etcd import EtcdRegistry
-
-    reg = EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, ttl=10)
-    try:
-        yield reg
-    finally:
-        reg.close()
+def registry(etcd_registry: Any) -> Any:
+    """A registry writing into the commands' namespace."""
+    return etcd_registry

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from tests.helpers import Proc
 
@@ -28,6 +29,14 @@ def run_cli(*args: str, env: Dict[str, str]) -> subprocess.CompletedProcess[str]
 def cli_process(*args: str, env: Dict[str, str]) -> Proc:
     """A long-running ``fyerreg`` command; its stdout lines are waited for, its stderr lines kept in ``errors``."""
     return Proc([sys.executable, "-m", "fyerreg", *args], env=env, inherit_env=False, separate_stderr=True)
+
+
+def next_json(proc: Proc, timeout: float = TIMEOUT) -> Dict[str, Any]:
+    """The next line ``proc`` prints (a ``--json`` command), parsed: one object."""
+    line = proc.next_line(timeout)
+    value = json.loads(line)
+    assert isinstance(value, dict), line
+    return value
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -13,7 +13,7 @@ from fyerreg.serving.address import outbound_ip
 from fyerreg.testing import enable_auth
 from tests.helpers import Proc, free_port
 
-from .support import TIMEOUT, assert_one_line_error, cli_env, cli_process, run_cli
+from .support import TIMEOUT, assert_one_line_error, cli_env, cli_process, next_json, run_cli
 
 ORDERS_A = Instance.new("orders", "v1", "10.0.0.1:8080", id="a", metadata={"zone": "eu-1"})
 ORDERS_B = Instance.new("orders", "v1", "10.0.0.2:8080", id="b", status=Status.DISABLED, weight=5)
@@ -143,21 +143,21 @@ def test_watch_prints_each_change_until_ctrl_c(registry: Any, env: Dict[str, str
     watch = cli_process("watch", "orders", "--json", env=env)
     procs.append(watch)
 
-    present = json.loads(watch.next_line())
+    present = next_json(watch)
     assert (present["event"], present["instance"]["id"]) == ("present", "a")
 
     registry.register(ORDERS_C)
-    joined = json.loads(watch.next_line())
+    joined = next_json(watch)
     assert (joined["event"], joined["instance"]["id"], joined["instance"]["version"]) == ("joined", "c", "v2")
     assert joined["time"].endswith("Z") and joined["revision"] > present["revision"]
 
     registry.update_service(ORDERS_A.replace(status=Status.DISABLED, weight=7))
-    changed = json.loads(watch.next_line())
+    changed = next_json(watch)
     assert changed["event"] == "changed"
     assert changed["changes"] == {"status": ["enabled", "disabled"], "weight": [100, 7]}
 
     registry.deregister(ORDERS_C)
-    left = json.loads(watch.next_line())
+    left = next_json(watch)
     assert (left["event"], left["instance"]["id"]) == ("left", "c")
 
     assert watch.stop(signal.SIGINT) == 0

@@ -14,7 +14,7 @@ from fyerreg.cli._parser import build_parser, package_version
 from fyerreg.naming import Instance
 from tests.helpers import Proc
 
-from .support import cli_env, cli_process, run_cli
+from .support import cli_env, cli_process, next_json, run_cli
 
 ORDERS = Instance.new("orders", "v1", "10.0.0.1:8080", id="a", metadata={"zone": "eu-1"})
 # Commands that print no data of their own (a web page, a switch) are not in this list.
@@ -51,7 +51,7 @@ def test_register_json_is_one_object_per_event(registry: Any, env: Dict[str, str
     sidecar = cli_process("register", "--service", "side", "--version", "v1", "--address", "127.0.0.1:7100",
                           "--id", "s-1", "--json", env=env)
     procs.append(sidecar)
-    registered = json.loads(sidecar.next_line())
+    registered = next_json(sidecar)
     assert registered["event"] == "registered"
     assert registered["instance"]["id"] == "s-1" and registered["instance"]["address"] == "127.0.0.1:7100"
     assert [i.id for i in registry.list_services("side", "v1")] == ["s-1"]
@@ -65,10 +65,10 @@ def test_watch_json_is_one_object_per_line(registry: Any, env: Dict[str, str], p
     registry.register(ORDERS)
     watch = cli_process("watch", "orders", "--json", env=env)
     procs.append(watch)
-    present = json.loads(watch.next_line())
+    present = next_json(watch)
     assert (present["event"], present["instance"]["id"]) == ("present", "a")
     registry.deregister(ORDERS)
-    left = json.loads(watch.next_line())
+    left = next_json(watch)
     assert (left["event"], left["instance"]["id"]) == ("left", "a")
 
 
@@ -84,7 +84,7 @@ def test_doctor_json_is_an_array_of_checks(registry: Any, env: Dict[str, str]) -
 def test_etcd_json_says_where_it_listens_then_that_it_stopped(procs: List[Proc]) -> None:
     server = cli_process("etcd", "--port", "0", "--json", env=cli_env([], "unused"))
     procs.append(server)
-    listening = json.loads(server.next_line(timeout=60))
+    listening = next_json(server, timeout=60)
     assert listening["event"] == "listening"
     assert listening["client_url"] == f"http://{listening['endpoint']}"
     assert run_cli("services", "--json", env=cli_env([listening["endpoint"]], "fresh")).stdout.strip() == "[]"

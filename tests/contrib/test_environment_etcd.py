@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import pytest
 from flask import Flask
@@ -34,17 +35,11 @@ PROGS = Path(__file__).resolve().parent / "progs"
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"env-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch, etcd_endpoints: List[str], namespace: str) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("FYERREG_ENDPOINTS", ",".join(etcd_endpoints))
-    monkeypatch.setenv("FYERREG_NAMESPACE", namespace)
-    monkeypatch.setenv("FYERREG_TTL", "5")
-    monkeypatch.setenv("FYERREG_ADVERTISE_ADDRESS", "orders.internal")
-    return monkeypatch
+def environment(environment: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The test etcd and namespace (the shared fixture), a lease TTL of 5 s and the address to advertise."""
+    environment.setenv("FYERREG_TTL", "5")
+    environment.setenv("FYERREG_ADVERTISE_ADDRESS", "orders.internal")
+    return environment
 
 
 def record(etcd_client: Any, namespace: str, service: str = "orders") -> Optional[Any]:
@@ -66,47 +61,43 @@ def flask_app(port: int, **config: Any) -> Flask:
     return app
 
 
-def serve(app: Any, port: int) -> Iterator[None]:
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
+@contextmanager
+def serving_flask(**config: Any) -> Iterator[Tuple[int, Any]]:
+    """A Flask app with FyerReg (``config`` added to its settings) served on a free port: yields the port and
+    the extension's state; then the server is shut down and the state closed."""
+    port = free_port()
+    app = flask_app(port, **config)
+    FyerReg(app)
+    state = app.extensions["fyerreg"]
     try:
-        yield
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            yield port, state
+        finally:
+            server.shutdown()
+            thread.join(10)
     finally:
-        server.shutdown()
-        thread.join(10)
+        state.close()
 
 
 def test_a_flask_app_registers_where_the_environment_says(environment: pytest.MonkeyPatch, etcd_client: Any,
                                                           namespace: str) -> None:
-    port = free_port()
-    app = flask_app(port)
-    FyerReg(app)
-    state = app.extensions["fyerreg"]
-    try:
-        for _ in serve(app, port):
-            found = wait_until(lambda: record(etcd_client, namespace), timeout=10, message="the app's record")
-            assert found == (f"orders.internal:{port}", lease_seconds(5))
-            state.close()
-            assert record(etcd_client, namespace) is None
-    finally:
+    with serving_flask() as (port, state):
+        found = wait_until(lambda: record(etcd_client, namespace), timeout=10, message="the app's record")
+        assert found == (f"orders.internal:{port}", lease_seconds(5))
         state.close()
+        assert record(etcd_client, namespace) is None
     assert fyerreg_threads() == []
 
 
 def test_flask_settings_win_over_the_environment(environment: pytest.MonkeyPatch, etcd_client: Any) -> None:
     own = f"explicit-{uuid.uuid4().hex[:8]}"
     environment.setenv("FYERREG_TTL", "abc")  # malformed, but TTL is set: never read
-    port = free_port()
-    app = flask_app(port, FYERREG_NAMESPACE=own, FYERREG_TTL=7, FYERREG_ADVERTISE_ADDRESS="given")
-    FyerReg(app)
-    state = app.extensions["fyerreg"]
-    try:
-        for _ in serve(app, port):
-            found = wait_until(lambda: record(etcd_client, own), timeout=10, message="the app's record")
-            assert found == (f"given:{port}", lease_seconds(7))
-    finally:
-        state.close()
+    with serving_flask(FYERREG_NAMESPACE=own, FYERREG_TTL=7, FYERREG_ADVERTISE_ADDRESS="given") as (port, _):
+        found = wait_until(lambda: record(etcd_client, own), timeout=10, message="the app's record")
+        assert found == (f"given:{port}", lease_seconds(7))
 
 
 @pytest.mark.parametrize(("variable", "value"), [("FYERREG_TTL", "abc"), ("FYERREG_ENDPOINTS", "nohost"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, current_app
@@ -12,12 +12,6 @@ from werkzeug.serving import make_server
 from fyerreg import MemoryRegistry
 from fyerreg.contrib.flask import FyerReg
 from tests.helpers import free_port, fyerreg_threads, wait_until
-
-
-@pytest.fixture
-def registry() -> Iterator[MemoryRegistry]:
-    with MemoryRegistry() as reg:
-        yield reg
 
 
 def make_app(registry: MemoryRegistry, port: int, **config: Any) -> Flask:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 from flask import Flask
@@ -21,18 +20,6 @@ from fyerreg.serving.probes import ProbeAnswer
 from tests.helpers import Proc
 
 PROGS = Path(__file__).parent / "progs"
-
-
-@pytest.fixture
-def registry() -> Iterator[MemoryRegistry]:
-    with MemoryRegistry() as reg:
-        yield reg
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield server.getsockname()[1]
 
 
 def flask_app(registry: MemoryRegistry, port: int, **config: Any) -> Flask:

@@ -16,12 +16,6 @@ from tests.helpers import wait_until
 
 
 @pytest.fixture
-def registry() -> Iterator[MemoryRegistry]:
-    with MemoryRegistry() as reg:
-        yield reg
-
-
-@pytest.fixture
 def bound() -> Iterator[socket.socket]:
     """A socket bound to a free port that does not listen yet: connections are refused."""
     sock = socket.socket()

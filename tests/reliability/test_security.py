@@ -32,19 +32,6 @@ TOKEN_TTL = 2
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    pytest.importorskip("cryptography")
-    return make_certificates(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certs: Certificates) -> Iterator[TLSEtcdServer]:
-    """etcd serving TLS that demands a client certificate signed by ``certs``' CA."""
-    with TLSEtcdServer(certs) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def auth_server() -> Iterator[EtcdServer]:
     """etcd with auth on: ``root`` may do anything, ``alice`` only under ``/A/``; tokens expire after 2 idle s."""
     with EtcdServer(extra_args=["--auth-token-ttl", str(TOKEN_TTL)]) as server:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator, List
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
@@ -187,30 +188,45 @@ def test_an_instance_whose_maintenance_key_exists_registers_disabled_soon_after_
             delete_maintenance(other, "prekeyed")
 
 
-@pytest.mark.etcd
-def test_a_status_write_that_fails_while_etcd_is_down_is_retried_at_the_next_tick(etcd_server: EtcdServer) -> None:
-    check = Flag()
+@contextmanager
+def registered_on(etcd_server: EtcdServer, service: str, **options: Any) -> Iterator[Tuple[ServingRegistration, Any]]:
+    """A started registration of ``service`` on ``etcd_server`` (a 0.5 s timeout, ``options`` added) and another
+    registry reading the same etcd; both closed after."""
     registry = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0, ttl=60)
     other = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
-    registration = ServingRegistration(registry, InstanceSpec("retried", address="127.0.0.1:9"), wait_ready=False,
-                                       timeout=0.5,
-                                       health_check=HealthCheck(check, interval=INTERVAL, failures=1, successes=1))
+    registration = ServingRegistration(registry, InstanceSpec(service, address="127.0.0.1:9"), wait_ready=False,
+                                       timeout=0.5, **options)
     try:
         registration.start()
-        etcd_server.stop()  # refused at once: no request is held to be served late
-        try:
-            check.ok = False
-            wait_until(lambda: registration.instance.status == Status.DISABLED, timeout=5)
-            calls = check.calls
-            wait_until(lambda: check.calls >= calls + 2, timeout=10)  # writes failed meanwhile
-        finally:
-            etcd_server.start()
-        wait_until(lambda: status_in(other, "retried") == [Status.DISABLED], timeout=10,
-                   message="the write that failed to be made once etcd answers")
+        yield registration, other
     finally:
         registration.stop()
         other.close()
         registry.close()
+
+
+@contextmanager
+def etcd_stopped(etcd_server: EtcdServer) -> Iterator[None]:
+    """``etcd_server`` stopped for the block (refused at once: no request is held to be served late)."""
+    etcd_server.stop()
+    try:
+        yield
+    finally:
+        etcd_server.start()
+
+
+@pytest.mark.etcd
+def test_a_status_write_that_fails_while_etcd_is_down_is_retried_at_the_next_tick(etcd_server: EtcdServer) -> None:
+    check = Flag()
+    with registered_on(etcd_server, "retried", health_check=HealthCheck(check, interval=INTERVAL, failures=1,
+                                                                        successes=1)) as (registration, other):
+        with etcd_stopped(etcd_server):
+            check.ok = False
+            wait_until(lambda: registration.instance.status == Status.DISABLED, timeout=5)
+            calls = check.calls
+            wait_until(lambda: check.calls >= calls + 2, timeout=10)  # writes failed meanwhile
+        wait_until(lambda: status_in(other, "retried") == [Status.DISABLED], timeout=10,
+                   message="the write that failed to be made once etcd answers")
 
 
 def test_an_api_server_with_a_health_check_is_disabled_while_it_fails(store: MemoryStore) -> None:
@@ -245,30 +261,18 @@ def test_server_options_refuse_a_bad_health_check() -> None:
 
 @pytest.mark.etcd
 def test_maintenance_switched_on_while_etcd_is_down_is_written_once_it_answers(etcd_server: EtcdServer) -> None:
-    registry = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0, ttl=60)
-    other = EtcdRegistry(endpoints=etcd_server.endpoints, dial_timeout=1.0)
-    registration = ServingRegistration(registry, InstanceSpec("retried-maint", address="127.0.0.1:9"),
-                                       wait_ready=False, timeout=0.5)  # no health check: nothing else ticks
-    try:
-        registration.start()
+    with registered_on(etcd_server, "retried-maint") as (registration, other):  # no health check: nothing else ticks
         # The owner has read its maintenance key before etcd goes: its watch has nothing new to say after.
         put_maintenance(other, registration.instance, "warm-up")
         wait_until(lambda: status_in(other, "retried-maint") == [Status.DISABLED], timeout=5)
         delete_maintenance(other, "retried-maint")
         wait_until(lambda: status_in(other, "retried-maint") == [Status.ENABLED], timeout=5)
-        etcd_server.stop()  # refused at once: no request is held to be served late
-        try:
+        with etcd_stopped(etcd_server):
             registration.maintenance(True)
             assert registration.instance.status == Status.DISABLED
             wait_until(lambda: registration._status_failing, timeout=5, message="the first write to fail")
-        finally:
-            etcd_server.start()
         wait_until(lambda: status_in(other, "retried-maint") == [Status.DISABLED], timeout=10,
                    message="the write that failed to be made once etcd answers")
-    finally:
-        registration.stop()
-        other.close()
-        registry.close()
 
 
 def test_a_wsgi_service_registration_takes_a_plain_callable_as_its_health_check(store: MemoryStore) -> None:

@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -20,18 +20,6 @@ from fyerreg.serving import InstanceSpec, ServingRegistration
 from fyerreg.serving.http_probes import WSGIProbes
 from fyerreg.serving.probes import ProbeAnswer, Probes, lease_ttl
 from tests.helpers import free_port, wait_until
-
-
-@pytest.fixture
-def registry() -> Iterator[MemoryRegistry]:
-    with MemoryRegistry() as reg:
-        yield reg
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield server.getsockname()[1]
 
 
 def registration(registry: Any, port: int, **kw: Any) -> ServingRegistration:

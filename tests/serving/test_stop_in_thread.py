@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
-from typing import Iterator, List
-
-import pytest
+from typing import List
 
 from fyerreg import MemoryRegistry, _signals
 from fyerreg.serving import InstanceSpec, ServingRegistration
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def registry() -> Iterator[MemoryRegistry]:
-    with MemoryRegistry() as reg:
-        yield reg
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield server.getsockname()[1]
 
 
 def listed(registry: MemoryRegistry) -> List[str]:

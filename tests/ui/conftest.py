@@ -15,15 +15,9 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def registry(etcd_endpoints: List[str], namespace: str) -> Iterator[Any]:
+def registry(etcd_registry: Any) -> Any:
     """The registry the test registers instances with (another process, as far as the dashboard knows)."""
-    from fyerreg.registry.etcd import EtcdRegistry
-
-    reg = EtcdRegistry(endpoints=etcd_endpoints, namespace=namespace, ttl=10)
-    try:
-        yield reg
-    finally:
-        reg.close()
+    return etcd_registry
 
 
 @pytest.fixture
