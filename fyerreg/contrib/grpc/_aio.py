@@ -23,7 +23,7 @@ import grpc.aio
 
 from ...errors import NoInstanceAvailableError
 from ...naming import Endpoint, Instance
-from ._base import Routing, call_kwargs
+from ._base import Routing, call_kwargs, graded
 from ._pool import Entry
 from ._status import INSTANCE_FAILURES, NoInstanceError, time_left
 
@@ -233,14 +233,9 @@ class _UnaryUnary(_MultiCallable, grpc.aio.UnaryUnaryMultiCallable):  # type: ig
                 attempt = await routing.start(tried)
                 traced = span.attempt(self._name, tried[-1])
                 try:
-                    with traced:
-                        try:
-                            response = await attempt[1].callable(self, self._make)(
-                                request, timeout=time_left(deadline), metadata=traced.metadata(metadata), **kw)
-                        except grpc.RpcError as exc:
-                            traced.grpc_code(exc)
-                            raise
-                        traced.grpc_code(None)
+                    with traced, graded(traced):
+                        response = await attempt[1].callable(self, self._make)(
+                            request, timeout=time_left(deadline), metadata=traced.metadata(metadata), **kw)
                 except grpc.RpcError as exc:
                     routing.end(attempt, exc)
                     if not routing.policy.retry(exc, len(tried), self._method, deadline):
@@ -338,15 +333,9 @@ class _StreamUnary(_MultiCallable, grpc.aio.StreamUnaryMultiCallable):  # type: 
         with routing.call(self._method) as span:
             attempt = await routing.start(tried)
             try:
-                with span.attempt(self._name, tried[0]) as traced:
+                with span.attempt(self._name, tried[0]) as traced, graded(traced):
                     kw["metadata"] = traced.metadata(kw["metadata"])
-                    try:
-                        response = await attempt[1].callable(self, self._make)(request_iterator, timeout=timeout,
-                                                                               **kw)
-                    except grpc.RpcError as exc:
-                        traced.grpc_code(exc)
-                        raise
-                    traced.grpc_code(None)
+                    response = await attempt[1].callable(self, self._make)(request_iterator, timeout=timeout, **kw)
             except asyncio.CancelledError:
                 await routing.abandon(attempt)
                 raise

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Generic, List, Optional, Sequence, Tuple, TypeVar
+import contextlib
+from typing import TYPE_CHECKING, Any, Collection, Generic, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import grpc
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from ...discovery import Discovery
     from ...discovery._pick import Pick
 
-__all__ = ["Routing"]
+__all__ = ["Routing", "call_kwargs", "graded"]
 
 C = TypeVar("C")
 
@@ -94,6 +95,17 @@ class Routing(Generic[C]):
     @property
     def closed(self) -> bool:
         return self.pool.closed
+
+
+@contextlib.contextmanager
+def graded(traced: tracing.Attempt) -> Iterator[None]:
+    """Gives the attempt span the status of the call made in the block: its RpcError's code, or OK."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        traced.grpc_code(exc)
+        raise
+    traced.grpc_code(None)
 
 
 def call_kwargs(metadata: Any, credentials: Any, wait_for_ready: Any, compression: Any) -> dict:  # type: ignore[type-arg]

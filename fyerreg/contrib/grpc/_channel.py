@@ -11,7 +11,7 @@ import grpc
 from ... import tracing
 from ...errors import NoInstanceAvailableError
 from ...naming import Endpoint, Instance
-from ._base import Routing, call_kwargs
+from ._base import Routing, call_kwargs, graded
 from ._pool import Entry
 from ._status import INSTANCE_FAILURES, NoInstanceError, time_left
 
@@ -301,14 +301,9 @@ class _StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):  # type: igno
         with routing.call(self._method) as span:
             attempt = routing.start(tried)
             try:
-                with span.attempt(self._name, tried[0]) as traced:
+                with span.attempt(self._name, tried[0]) as traced, graded(traced):
                     kw["metadata"] = traced.metadata(kw["metadata"])
-                    try:
-                        result = invoke(attempt[1].callable(self, self._make))
-                    except grpc.RpcError as exc:
-                        traced.grpc_code(exc)
-                        raise
-                    traced.grpc_code(None)
+                    result = invoke(attempt[1].callable(self, self._make))
             except BaseException as exc:
                 routing.end(attempt, exc)
                 raise
