@@ -20,17 +20,35 @@ A version in the host arrives lowercased; name a version holding capitals in ``v
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Collection, Dict, FrozenSet, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Collection,
+    Dict,
+    FrozenSet,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from ..naming import Instance
 from ..retry import Failover
 
 if TYPE_CHECKING:
+    from .. import tracing
     from ..discovery import Discovery
 
-__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Routed", "Router", "failed_status", "target"]
+__all__ = ["ENDPOINT", "IDEMPOTENT_METHODS", "Failed", "Route", "Routed", "Router", "failed_status", "returned",
+           "sending", "target"]
 
 ENDPOINT = "http"
 """The named endpoint of an instance the HTTP adapters pick and call."""
@@ -160,6 +178,34 @@ class Failed(Exception, Generic[R]):
 def failed_status(status: int) -> bool:
     """True for an HTTP status that counts as a failed call for balancers and ejection (5xx)."""
     return status >= 500
+
+
+@contextlib.contextmanager
+def sending(attempt: tracing.Attempt,
+            errors: Union[Type[BaseException], Tuple[Type[BaseException], ...]]) -> Iterator[None]:
+    """Around sending a request on an instance: one of the transport's ``errors`` fails the
+    attempt and is raised as :class:`Failed` (the call failed on that instance)."""
+    try:
+        yield
+    except errors as exc:
+        attempt.fail(exc)
+        raise Failed(exc) from exc
+
+
+class _Response(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+Answer = TypeVar("Answer", bound=_Response)
+
+
+def returned(call: tracing.Call, response: Answer) -> Answer:
+    """``response``, the call's answer; raised as :class:`Failed` when its status counts as failed."""
+    if failed_status(response.status_code):
+        raise Failed(response)
+    call.answered(response.status_code)
+    return response
 
 
 def target(inst: Instance, scheme: str) -> Tuple[str, str]:

@@ -50,7 +50,7 @@ import httpx
 from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, failed_status, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Route, Routed, returned, sending, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -194,16 +194,10 @@ class DiscoveryTransport(_Routing, httpx.BaseTransport):
                         with span.attempt(request.method, inst) as attempt:
                             sent = self._for_instance(request, inst, once if once is not None else body)
                             attempt.inject(sent.headers)
-                            try:
+                            with sending(attempt, httpx.TransportError):
                                 response = self.transport.handle_request(sent)
-                            except httpx.TransportError as exc:
-                                attempt.fail(exc)
-                                raise Failed[httpx.Response](exc) from exc
                             attempt.answered(response.status_code)
-                        if failed_status(response.status_code):
-                            raise Failed(response)
-                        span.answered(response.status_code)
-                        return response
+                        return returned(span, response)
                 except NoInstanceAvailableError as exc:
                     raise self._no_instance(exc, route, request) from exc
                 except Failed as failed:
@@ -258,16 +252,10 @@ class AsyncDiscoveryTransport(_Routing, httpx.AsyncBaseTransport):
                         with span.attempt(request.method, inst) as attempt:
                             sent = self._for_instance(request, inst, once if once is not None else body)
                             attempt.inject(sent.headers)
-                            try:
+                            with sending(attempt, httpx.TransportError):
                                 response = await self.transport.handle_async_request(sent)
-                            except httpx.TransportError as exc:
-                                attempt.fail(exc)
-                                raise Failed[httpx.Response](exc) from exc
                             attempt.answered(response.status_code)
-                        if failed_status(response.status_code):
-                            raise Failed(response)
-                        span.answered(response.status_code)
-                        return response
+                        return returned(span, response)
                 except NoInstanceAvailableError as exc:
                     raise self._no_instance(exc, route, request) from exc
                 except Failed as failed:

@@ -39,7 +39,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from .. import tracing
 from ..errors import NoInstanceAvailableError
 from ..naming import Instance
-from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, failed_status, target
+from ._routing import ENDPOINT, IDEMPOTENT_METHODS, Failed, Routed, returned, sending, target
 
 if TYPE_CHECKING:
     from ..discovery import Discovery
@@ -90,17 +90,11 @@ class DiscoveryAdapter(Routed, HTTPAdapter):
                             scheme, address = target(inst, parts.scheme)
                             sent.url = urlunsplit((scheme, address, parts.path, parts.query, parts.fragment))
                             attempt.inject(sent.headers)
-                            try:
+                            with sending(attempt, (requests.RequestException, OSError)):
                                 response = super().send(sent, stream=stream, timeout=timeout, verify=verify,
                                                         cert=cert, proxies=proxies)
-                            except (requests.RequestException, OSError) as exc:
-                                attempt.fail(exc)
-                                raise Failed[requests.Response](exc) from exc
                             attempt.answered(response.status_code)
-                        if failed_status(response.status_code):
-                            raise Failed(response)
-                        span.answered(response.status_code)
-                        return response
+                        return returned(span, response)
                 except NoInstanceAvailableError as exc:
                     raise NoInstanceError(f"{exc}{self._router.hint(route)}", request=request) from exc
                 except Failed as failed:
