@@ -94,8 +94,8 @@ def test_internal_control_flow_exceptions_are_not_registry_errors() -> None:
     from fyerreg.api import _app, client
     from fyerreg.contrib import _routing
     from fyerreg.registry.etcd import _errors
-    from fyerreg.registry.kv import _watch
+    from fyerreg.registry.kv import _resumable
 
-    internal = [client._Undelivered, client._Lost, _routing.Failed, _app._HttpError, _watch._Resync,
-                _watch._Cancelled, _errors.TokenExpiredError]
+    internal = [client._Undelivered, client._Lost, _routing.Failed, _app._HttpError, _resumable._Resync,
+                _resumable._Cancelled, _errors.TokenExpiredError]
     assert [cls for cls in internal if issubclass(cls, FyerregError)] == []
