@@ -191,6 +191,13 @@ def make_instance(id: str, *, service: str = "svc", version: str = "v1", host: s
 _CTRL_C = signal.SIGINT  # the class below has a signal() method
 
 
+class StillRunning(subprocess.TimeoutExpired):
+    """A child that did not exit in time; its message carries what it printed."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}; its output so far:\n{self.output}"
+
+
 class Proc:
     """A child process whose output is read line by line in the background.
 
@@ -209,7 +216,8 @@ class Proc:
         self.popen = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            env={**base, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
+            env={**base, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}, cwd=cwd,
+            start_new_session=True,
         )
         self.lines: List[str] = []
         self.errors: List[str] = []
@@ -276,7 +284,20 @@ class Proc:
         self.popen.send_signal(signum)
 
     def wait(self, timeout: float = 30.0) -> int:
-        code = self.popen.wait(timeout)
+        """Its exit code. After ``timeout`` the child is aborted and :class:`StillRunning` raised,
+        with what it printed (a Python child's thread stacks included) in its message."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            # A Python child prints where each of its threads is (PYTHONFAULTHANDLER) as it aborts.
+            self.popen.send_signal(signal.SIGABRT)
+            try:
+                self.popen.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass
+            for reader in self._readers:
+                reader.join(2.0)
+            raise StillRunning(exc.cmd, exc.timeout, output=self.output()) from None
         for reader in self._readers:
             reader.join(10)
         return code
