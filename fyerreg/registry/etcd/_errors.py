@@ -19,7 +19,7 @@ from ...errors import AuthenticationError, PermissionDeniedError, RegistryError,
 from ..kv._surface import LeaseNotFoundError
 
 __all__ = ["LeaseNotFoundError", "TokenExpiredError", "ErrorType", "Rule", "RULES", "Failure", "rule_for", "classify",
-           "untrusted_server_hint"]
+           "untrusted_server_hint", "EndedCall"]
 
 
 class TokenExpiredError(Exception):
@@ -99,6 +99,32 @@ class Failure:
     error: ErrorType
     details: str
     blames_endpoint: bool
+
+
+class EndedCall(grpc.RpcError):  # type: ignore[misc]
+    """How a streaming gRPC call ended (its code and details), kept without the call.
+
+    A call raises itself as its error, and the frames of that error's traceback hold the
+    call: passed on, it would live until a garbage collection, at worst the one at
+    interpreter exit, where gRPC's finalizer of a call can wait forever for a lock that a
+    thread stopped by the exit still holds.
+    """
+
+    def __init__(self, call: grpc.RpcError) -> None:
+        super().__init__()
+        code, details = _code_and_details(call)
+        self._code = code or grpc.StatusCode.UNKNOWN
+        self._details = details
+        call.__traceback__ = None
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def __str__(self) -> str:
+        return f"{self._code.name}: {self._details}"
 
 
 def _code_and_details(exc: BaseException) -> Tuple[Optional[grpc.StatusCode], str]:

@@ -17,7 +17,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import grpc
 from pyetcd import etcdrpc
@@ -25,6 +25,7 @@ from pyetcd import etcdrpc
 from ..._threads import join_thread, start_thread
 from ...errors import RegistryClosedError, RegistryUnavailableError
 from ._endpoints import Conn
+from ._errors import EndedCall
 from ._stream import RequestSide
 
 __all__ = ["KeepAliveStream"]
@@ -56,7 +57,7 @@ class _Shared:
         self._closing = False
         self.last_answer = time.monotonic()
 
-        self._call = conn.lease.LeaseKeepAlive(iter(self._requests), metadata=metadata)
+        self._call: Optional[Any] = conn.lease.LeaseKeepAlive(iter(self._requests), metadata=metadata)
         self._thread = start_thread("etcd-keepalives", self._read)
 
     def send(self, lease_id: int) -> _Waiter:
@@ -78,7 +79,7 @@ class _Shared:
     def _read(self) -> None:
         error: BaseException
         try:
-            for resp in self._call:
+            for resp in self._call or ():
                 with self._lock:
                     self.last_answer = time.monotonic()
                     waiters = self._waiting.get(int(resp.ID))
@@ -89,7 +90,7 @@ class _Shared:
                         waiter.ttl = int(resp.TTL)
                         waiter.done.set()
         except grpc.RpcError as exc:
-            error = exc  # raised in the refreshing thread, where the client classifies it
+            error = EndedCall(exc)  # raised in the refreshing thread, where the client classifies it
         except Exception as exc:  # a bug must not leave the waiters hanging until their timeouts
             log.exception("reading the etcd lease keepalive stream failed")
             error = RegistryUnavailableError(f"reading the keepalive stream of {self.conn.netloc} failed: {exc}")
@@ -98,6 +99,7 @@ class _Shared:
         if self._closing:
             error = RegistryClosedError("the etcd client is closed")
         self.end(error)
+        self._call = None  # freed while every thread runs (see EndedCall)
 
     def end(self, error: BaseException) -> None:
         """Fail every refresh waiting on this stream with ``error``; later ones open a new stream."""
@@ -107,8 +109,10 @@ class _Shared:
             waiting: List[_Waiter] = [w for ws in self._waiting.values() for w in ws]
             self._waiting.clear()
         self._requests.close()
+        call = self._call
         try:
-            self._call.cancel()
+            if call is not None:
+                call.cancel()
         except Exception:
             log.debug("cancelling the keepalive stream failed", exc_info=True)
         for waiter in waiting:
@@ -118,7 +122,8 @@ class _Shared:
     def close(self, timeout: float) -> None:
         self._closing = True
         self.end(RegistryClosedError("the etcd client is closed"))
-        join_thread(self._thread, timeout)
+        if join_thread(self._thread, timeout):
+            self._call = None  # freed while every thread runs (see EndedCall)
 
 
 class KeepAliveStream:

@@ -26,6 +26,7 @@ from ...errors import RegistryClosedError, RegistryError, RegistryUnavailableErr
 from ..kv._ops import WatchBatch
 from ._convert import watch_batch, watch_request
 from ._endpoints import Conn
+from ._errors import EndedCall
 
 __all__ = ["Deliver", "RequestSide", "WatchHub", "WatchStream"]
 
@@ -136,6 +137,7 @@ class _Shared:
         self.broken: Optional[RegistryError] = None
         self._closing = False
 
+        self._call: Optional[Any] = None
         try:
             self._call = conn.watch.Watch(iter(self._requests), metadata=metadata)
         except ValueError as exc:
@@ -172,11 +174,12 @@ class _Shared:
     def _read(self) -> None:
         error: Optional[RegistryError] = None
         try:
-            for resp in self._call:
+            for resp in self._call or ():
                 self._dispatch(resp)
         except grpc.RpcError as exc:
+            ended = EndedCall(exc)  # not the call itself (see EndedCall)
             if not self._closing:
-                error = self._translate(exc, self.conn, "watch")
+                error = self._translate(ended, self.conn, "watch")
         except Exception as exc:  # a bug must still end every watch on the stream, never leave them silent
             log.exception("reading the etcd watch stream failed")
             error = RegistryUnavailableError(f"reading the watch stream of {self.conn.netloc} failed: {exc}")
@@ -184,6 +187,7 @@ class _Shared:
             if not self._closing:
                 error = RegistryUnavailableError(f"etcd at {self.conn.netloc} ended the watch stream")
         self._end(error or RegistryClosedError("the etcd client is closed"))
+        self._call = None  # freed while every thread runs (see EndedCall)
 
     def _dispatch(self, resp: Any) -> None:
         batch = watch_batch(resp)
@@ -232,11 +236,15 @@ class _Shared:
         """End the stream and every watch on it; join the reader."""
         self._closing = True
         self._requests.close()
+        call = self._call
+        if call is None:
+            return
         try:
-            self._call.cancel()
+            call.cancel()
         except Exception:
             log.debug("cancelling the watch stream failed", exc_info=True)
-        join_thread(self._thread, timeout)
+        if join_thread(self._thread, timeout):
+            self._call = None  # freed while every thread runs (see EndedCall)
 
 
 class WatchHub:
