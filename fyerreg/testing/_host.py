@@ -6,8 +6,9 @@ import errno
 import os
 import socket
 import time
+from typing import List, Sequence
 
-__all__ = ["free_port", "port_in_use", "wait_for_threads"]
+__all__ = ["free_port", "free_ports", "port_in_use", "wait_for_threads"]
 
 
 def free_port(host: str) -> int:
@@ -16,6 +17,26 @@ def free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(host: str, count: int, *, besides: Sequence[int] = ()) -> List[int]:
+    """``count`` different ports of ``host`` nobody listens on now, none of them in ``besides``.
+
+    (Ports asked for one at a time can come back equal: each is free again once asked.)
+    """
+    held: List[socket.socket] = []
+    try:
+        while len(held) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            if sock.getsockname()[1] in besides:
+                sock.close()
+                continue
+            held.append(sock)
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def port_in_use(host: str, port: int) -> bool:

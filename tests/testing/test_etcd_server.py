@@ -265,3 +265,18 @@ def test_a_server_nobody_closed_is_killed_when_python_exits(tmp_path: Path) -> N
     info = json.loads(result.stdout)
     assert not process_alive(info["pid"])
     assert not os.path.exists(info["data_dir"])
+
+
+def test_ports_chosen_together_differ_and_avoid_the_ones_given() -> None:
+    from fyerreg.testing._host import free_ports
+
+    taken = free_ports("127.0.0.1", 1)
+    chosen = free_ports("127.0.0.1", 40, besides=taken)
+    assert len(set(chosen)) == 40 and taken[0] not in chosen
+    for _ in range(50):
+        server = EtcdServer()
+        server.close()
+        assert server.client_port != server.peer_port
+    given = EtcdServer(client_port=taken[0])
+    given.close()
+    assert given.peer_port != taken[0]
