@@ -15,12 +15,12 @@ Each window is measured like the idle figures (``getrusage``, every thread of th
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any, Dict, List
 
+from fyerreg.registry.etcd._stream import RequestSide
 from fyerreg.registry.kv._keepalives import heartbeat_wait
 from fyerreg.testing import raw_client
 
@@ -50,23 +50,6 @@ def _thread_floor(count: int, interval: float, window: float, etcd_pid: Any) -> 
             thread.join(5.0)
 
 
-class _Requests:
-    """The request side of the keepalive stream: what is put is sent, until closed."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def put(self, item: Any) -> None:
-        self._queue.put(item)
-
-    def __iter__(self) -> Any:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            yield item
-
-
 def _renewal_floor(endpoints: List[str], count: int, interval: float, window: float,
                    etcd_pid: Any) -> Dict[str, float]:
     from pyetcd import etcdrpc
@@ -75,7 +58,7 @@ def _renewal_floor(endpoints: List[str], count: int, interval: float, window: fl
     stub = client.leasestub
     ttl = int(interval * 3)
     leases = [int(stub.LeaseGrant(etcdrpc.LeaseGrantRequest(TTL=ttl), timeout=10.0).ID) for _ in range(count)]
-    requests = _Requests()
+    requests = RequestSide()
     call = stub.LeaseKeepAlive(iter(requests))
     answered = [0]
     failed: List[str] = []
@@ -111,7 +94,7 @@ def _renewal_floor(endpoints: List[str], count: int, interval: float, window: fl
     finally:
         stop.set()
         sender.join(5.0)
-        requests.put(None)
+        requests.close()
         call.cancel()
         reader.join(5.0)
         for lease in leases:

@@ -205,6 +205,7 @@ def _explain(section: Section, data: Dict[str, Any]) -> List[str]:
     if floors and floors.get("count") == GOAL_COUNT:
         beats = GOAL_COUNT / interval
         base, thread, renewal = (floors[name]["cpu"] * 100.0 for name in ("base", "thread", "renewal"))
+        whole, floored = _fyerreg_cpu(data), thread + renewal - base
         renewals = floors["renewal"].get("renewals", 0.0) / max(floors["renewal"]["seconds"], 1e-9) or beats
         text += (
             f" The floors, measured in this run: a process that holds nothing costs {base:.2f} % of a core; "
@@ -217,18 +218,18 @@ def _explain(section: Section, data: Dict[str, Any]) -> List[str]:
             f"message on). "
             + (f"Each of the two alone is above the goal's {REGISTRATION_CPU_GOAL:g} %"
                if min(thread, renewal) > REGISTRATION_CPU_GOAL else
-               f"Together, over the base, they are {thread + renewal - base:.2f} % of a core")
-            + f"; fyerreg's whole heartbeat costs {_fyerreg_cpu(data):.2f} % "
+               f"Together, over the base, they are {floored:.2f} % of a core")
+            + f"; fyerreg's whole heartbeat costs {whole:.2f} % "
             + ("(less than the two floors' sum: in one process they overlap, gRPC's threads and the keepalive "
-               "threads waking on the same grid ticks)" if _fyerreg_cpu(data) < thread + renewal - base else
-               f"(the {_fyerreg_cpu(data) - (thread + renewal - base):.2f} % above the two floors' sum is "
+               "threads waking on the same grid ticks)" if whole < floored else
+               f"(the {whole - floored:.2f} % above the two floors' sum is "
                "fyerreg's own part: the hand-off of each answer back to the waiting keepalive thread, the "
                "record guard's check and the heartbeat's bookkeeping)")
             + ". " + ("So on this machine the design (a lease and a keepalive thread per instance, renewed "
                       "every ttl/3) over gRPC Python cannot meet the goal. What would is fewer renewals than one "
                       "per instance per ttl/3 (a lease shared by a process's instances) or a cheaper transport "
                       "than gRPC Python for the renewals: changes of the design, not tweaks."
-                      if thread + renewal - base > REGISTRATION_CPU_GOAL else
+                      if floored > REGISTRATION_CPU_GOAL else
                       "The floors leave room under the goal here: what is over it is fyerreg's own part."))
     else:
         text += (" What is left is the renewal itself: one message from Python through gRPC and back, with "

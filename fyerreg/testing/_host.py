@@ -6,34 +6,33 @@ import errno
 import os
 import socket
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
-__all__ = ["free_port", "free_ports", "port_in_use", "wait_for_threads"]
+__all__ = ["fill_ports", "free_port", "port_in_use", "wait_for_threads"]
 
 
 def free_port(host: str) -> int:
     """A port of ``host`` nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return fill_ports(host, [None])[0]
 
 
-def free_ports(host: str, count: int, *, besides: Sequence[int] = ()) -> List[int]:
-    """``count`` different ports of ``host`` nobody listens on now, none of them in ``besides``.
+def fill_ports(host: str, ports: Sequence[Optional[int]]) -> List[int]:
+    """``ports`` with each None replaced by a port of ``host`` nobody listens on now, all different.
 
     (Ports asked for one at a time can come back equal: each is free again once asked.)
     """
+    given = {port for port in ports if port is not None}
     held: List[socket.socket] = []
     try:
-        while len(held) < count:
+        while len(held) < list(ports).count(None):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
-            if sock.getsockname()[1] in besides:
+            if sock.getsockname()[1] in given:
                 sock.close()
                 continue
             held.append(sock)
-        return [sock.getsockname()[1] for sock in held]
+        chosen = iter(int(sock.getsockname()[1]) for sock in held)
+        return [port if port is not None else next(chosen) for port in ports]
     finally:
         for sock in held:
             sock.close()

@@ -23,6 +23,7 @@ import tarfile
 import time
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
+from ._host import fill_ports
 from .client import parse_endpoint
 from .errors import EtcdBinaryNotFoundError, EtcdServerError
 
@@ -233,12 +234,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class EtcdContainer:
     """One etcd member in a Docker container on host networking, listening on 127.0.0.1 only.
 
@@ -250,8 +245,7 @@ class EtcdContainer:
     def __init__(self, name: str = "fyerreg") -> None:
         self.name = name
         self.image: Optional[str] = None
-        self.client_port = _free_loopback_port()
-        self.peer_port = _free_loopback_port()
+        self.client_port, self.peer_port = fill_ports("127.0.0.1", [None, None])
         self._container: Optional[DockerContainer] = None
 
     @property

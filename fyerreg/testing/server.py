@@ -16,7 +16,7 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Dict, List, Optional, Sequence, Set, Tuple, Type
 
-from ._host import free_ports, port_in_use, wait_for_threads
+from ._host import fill_ports, port_in_use, wait_for_threads
 from .binary import find_etcd_binary, version_of, version_tuple
 from .errors import EtcdPortInUseError, EtcdServerError
 
@@ -110,10 +110,7 @@ class EtcdServer:
         self._binary = binary
         # Ports we chose ourselves may be re-chosen if another process takes them before the first start.
         self._ports_chosen = client_port is None and peer_port is None
-        chosen = iter(free_ports(host, [client_port, peer_port].count(None),
-                                 besides=[port for port in (client_port, peer_port) if port is not None]))
-        self.client_port = client_port if client_port is not None else next(chosen)
-        self.peer_port = peer_port if peer_port is not None else next(chosen)
+        self.client_port, self.peer_port = fill_ports(host, [client_port, peer_port])
         self._temp_root: Optional[str] = None
         if data_dir is None or log_dir is None:
             self._temp_root = tempfile.mkdtemp(prefix="fyerreg-etcd-")
@@ -244,7 +241,7 @@ class EtcdServer:
             if not taken:
                 return
             if self._ports_chosen and self.initial_cluster is None:
-                self.client_port, self.peer_port = free_ports(self.host, 2)
+                self.client_port, self.peer_port = fill_ports(self.host, [None, None])
                 continue
             if time.monotonic() >= deadline:
                 what, port = taken[0]

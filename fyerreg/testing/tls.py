@@ -12,7 +12,7 @@ import ipaddress
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ._host import free_ports
+from ._host import fill_ports
 from .server import EtcdServer
 
 __all__ = ["Certificates", "make_certificates", "TLSEtcdServer"]
@@ -136,7 +136,7 @@ class TLSEtcdServer(EtcdServer):
         super().__init__(**options)
         self.certificates = certificates
         self.client_cert_auth = client_cert_auth
-        self.tls_port = free_ports(self.host, 1, besides=(self.client_port, self.peer_port))[0]
+        self.tls_port = fill_ports(self.host, [self.client_port, self.peer_port, None])[2]
 
     @property
     def tls_endpoint(self) -> str:

@@ -268,11 +268,11 @@ def test_a_server_nobody_closed_is_killed_when_python_exits(tmp_path: Path) -> N
 
 
 def test_ports_chosen_together_differ_and_avoid_the_ones_given() -> None:
-    from fyerreg.testing._host import free_ports
+    from fyerreg.testing._host import fill_ports
 
-    taken = free_ports("127.0.0.1", 1)
-    chosen = free_ports("127.0.0.1", 40, besides=taken)
-    assert len(set(chosen)) == 40 and taken[0] not in chosen
+    taken = fill_ports("127.0.0.1", [None])
+    chosen = fill_ports("127.0.0.1", [taken[0], *[None] * 40])
+    assert chosen[0] == taken[0] and len(set(chosen)) == 41
     for _ in range(50):
         server = EtcdServer()
         server.close()
